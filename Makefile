@@ -1,0 +1,39 @@
+# Two commands: `make run` (set up and start the service) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# cpu (default) or gpu: which ONNX Runtime wheel to install; never both.
+RUNTIME ?= cpu
+
+.PHONY: run test lint install install-test bench models clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.run-$(RUNTIME): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e ".[$(RUNTIME)]"
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e ".[cpu,test,train]"
+	touch $@ $(VENV)/.run-cpu
+
+install: $(VENV)/.run-$(RUNTIME)
+install-test: $(VENV)/.test
+
+run: install
+	$(PY) -m service
+
+test: install-test
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+lint: install-test
+	$(PY) -m ruff check .
+
+bench: install
+	$(PY) -m bench.run_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""Shared settings: the input spec both detectors use, their sizes, and the card skeleton."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model_export import nets
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+RUNS_DIR = Path(__file__).resolve().parent / "runs"
+
+# One input spec for both detectors, so the service cuts the views once per face.
+SPEC = {
+    "face_margin": 0.2,
+    "face_size": 128,
+    "input_size": 96,
+    "crops": [[0.5, 0.5], [0.0, 0.0], [1.0, 1.0]],
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+}
+
+# Architecture settings of the shipped detectors (chosen by measured CPU training speed).
+ARCHS = {
+    "vgg16": {"arch": "vgg16", "width": 0.25, "depth": None},
+    "resnet": {"arch": "resnet", "width": 0.5, "depth": 18},
+}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_named(name: str) -> torch.nn.Module:
+    a = ARCHS[name]
+    return nets.build(a["arch"], a["width"], a["depth"] or 18)
+
+
+def arch_description(name: str) -> str:
+    a = ARCHS[name]
+    if a["arch"] == "vgg16":
+        return (
+            f"VGG16 (configuration D, 13 conv 3x3 layers) with batch norm, channel width x{a['width']}"
+            " (16-32-64-128-128), fifth max-pool replaced by identity, GAP + Linear(128, 1) head"
+        )
+    return (
+        f"ResNet-{a['depth']} (BasicBlock 2-2-2-2), channel width x{a['width']} (32-64-128-256),"
+        " GAP + Linear(256, 1) head"
+    )
+
+
+def base_card(name: str, model: torch.nn.Module, trained: bool, command: str) -> dict:
+    a = ARCHS[name]
+    return {
+        "name": name,
+        "arch": a["arch"],
+        "architecture": arch_description(name),
+        "width": a["width"],
+        **({"depth": a["depth"]} if a["depth"] else {}),
+        "trained": trained,
+        "files": {"cpu": f"{name}.int8.onnx", "gpu": f"{name}.fp32.onnx"},
+        "input_name": "image",
+        "outputs": {"logit": "logit", "cam": "cam"},
+        **SPEC,
+        "threshold": 0.5,
+        "uncertain_band": [0.4, 0.6],
+        "params": nets.count_params(model),
+        "command": command,
+        "metrics": {},
+    }
+
+
+def write_json(path: Path, obj) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,106 @@
+"""Binary classification metrics in plain NumPy (label 1 = fake, score = P(fake) or logit)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def roc_auc(y, s) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties); NaN if one class."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(s, np.float64)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), np.float64)
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def roc_curve(y, s):
+    """(fpr, tpr, thresholds) with thresholds descending; predicted fake when score >= t."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(s, np.float64)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = np.cumsum(~y)[distinct]
+    tpr = np.r_[0.0, tps / max(1, y.sum())]
+    fpr = np.r_[0.0, fps / max(1, (~y).sum())]
+    return fpr, tpr, np.r_[np.inf, s[distinct]]
+
+
+def at_threshold(y, p, t: float) -> dict:
+    """Accuracy, precision, recall, F1, FPR and the confusion matrix for ``p >= t`` -> fake."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(p) >= t
+    tp = int((pred & y).sum())
+    fp = int((pred & ~y).sum())
+    tn = int((~pred & ~y).sum())
+    fn = int((~pred & y).sum())
+    n = max(1, tp + fp + tn + fn)
+    prec = tp / (tp + fp) if tp + fp else float("nan")
+    rec = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * prec * rec / (prec + rec) if (tp + fp and tp + fn and prec + rec) else float("nan")
+    return {
+        "accuracy": (tp + tn) / n,
+        "precision": prec,
+        "recall": rec,
+        "f1": f1,
+        "fpr": fp / (fp + tn) if fp + tn else float("nan"),
+        "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+        "n": tp + fp + tn + fn,
+    }
+
+
+def threshold_at_fpr(y, p, max_fpr: float) -> float:
+    """Smallest threshold whose false-positive rate (reals called fake) is <= ``max_fpr``."""
+    y = np.asarray(y).astype(bool)
+    reals = np.sort(np.asarray(p, np.float64)[~y])[::-1]
+    k = int(np.floor(max_fpr * len(reals)))  # at most k reals may be >= t
+    if k >= len(reals):
+        return float(reals[-1])
+    return float(np.nextafter(reals[k], np.inf))
+
+
+def rounded(obj, nd: int = 4):
+    if isinstance(obj, float):
+        return None if np.isnan(obj) else round(obj, nd)
+    if isinstance(obj, dict):
+        return {k: rounded(v, nd) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [rounded(v, nd) for v in obj]
+    if isinstance(obj, np.floating):
+        return rounded(float(obj), nd)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def source_mask(y, sources, source) -> np.ndarray:
+    """Items scored for ``source``: its own when it has both classes, else its items plus every
+    item of the other class from all sources (a one-class source is ranked against them)."""
+    y = np.asarray(y)
+    own = np.asarray(sources) == source
+    classes = np.unique(y[own])
+    if len(classes) == 2:
+        return own
+    return own | (y != classes[0])
+
+
+def per_source_auc(y, s, sources) -> dict:
+    y, s, sources = np.asarray(y), np.asarray(s), np.asarray(sources)
+    out = {}
+    for src in sorted(np.unique(sources)):
+        m = source_mask(y, sources, src)
+        out[str(src)] = roc_auc(y[m], s[m])
+    return out

@@ -1,0 +1,215 @@
+"""Train one detector from scratch on the face cache (CPU), with per-epoch checkpoints.
+
+    python -m model_export.train --name resnet --epochs 12 --out model_export/runs/resnet [--resume]
+    python -m model_export.train --name resnet --exclude-source utkface ...   # leave-one-source-out
+
+An "epoch" is ``--epoch-samples`` draws with replacement, balanced per (source, label) group:
+each label gets half the draws; within a label a source gets a share proportional to the square
+root of its size (DFDC is not drowned out by UTKFace, TPDNE is not oversampled 10x). Each draw is a
+random view of a randomly degraded face (see `augment`); with ``--sbi f`` a fraction ``f`` of the
+fake draws are self-blended real faces instead. Validation each epoch is the centre view of every
+``val`` face (the service's view geometry); the best validation AUC is kept (``best.pt``), and
+training stops after ``--patience`` epochs without improvement. ``last.pt`` holds the optimiser,
+scheduler and RNG state, so ``--resume`` continues where an interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model_export import augment, common, metrics
+from model_export.data import Cache
+from service.detection import preprocess
+
+
+def group_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    w = np.zeros(len(labels), np.float64)
+    for lab in (0, 1):
+        groups = {s: np.flatnonzero((labels == lab) & (sources == s)) for s in np.unique(sources)}
+        groups = {s: ix for s, ix in groups.items() if len(ix)}
+        total = sum(math.sqrt(len(ix)) for ix in groups.values())
+        for ix in groups.values():
+            w[ix] = 0.5 * math.sqrt(len(ix)) / total / len(ix)
+    return w / w.sum()
+
+
+class Batches:
+    """Reproducible augmented batches for one epoch (seed = base seed + epoch)."""
+
+    def __init__(self, faces, labels, sources, spec, sbi: float, seed: int):
+        self.faces, self.labels, self.spec, self.sbi = faces, labels, spec, sbi
+        self.p = group_weights(labels, sources)
+        self.reals = np.flatnonzero(labels == 0)
+        self.seed = seed
+        self.mean = np.asarray(spec.mean, np.float32)
+        self.std = np.asarray(spec.std, np.float32)
+
+    def _make(self, idx, rng):
+        views, ys = [], []
+        for i in idx:
+            y = int(self.labels[i])
+            face = self.faces[i]
+            if y == 1 and self.sbi > 0 and rng.random() < self.sbi:
+                face = augment.self_blend(self.faces[rng.choice(self.reals)], rng)
+            face = augment.degrade(face, rng, self.spec.face_size)
+            views.append(augment.random_view(face, rng, self.spec.input_size))
+            ys.append(y)
+        x = preprocess.to_input(np.stack(views), self.spec)
+        return torch.from_numpy(x), torch.tensor(ys, dtype=torch.float32)
+
+    def epoch(self, epoch: int, n: int, batch: int):
+        rng = np.random.default_rng([self.seed, epoch])
+        draws = rng.choice(len(self.labels), size=n, p=self.p)
+        chunks = [draws[i : i + batch] for i in range(0, n, batch)]
+        rngs = [np.random.default_rng([self.seed, epoch, k]) for k in range(len(chunks))]
+        with ThreadPoolExecutor(1) as ex:  # prepare the next batch while the model trains
+            fut = ex.submit(self._make, chunks[0], rngs[0])
+            for k in range(len(chunks)):
+                xb = fut.result()
+                if k + 1 < len(chunks):
+                    fut = ex.submit(self._make, chunks[k + 1], rngs[k + 1])
+                yield xb
+
+
+@torch.no_grad()
+def predict_views(model, faces_serve: np.ndarray, spec, crops=None, batch: int = 128) -> np.ndarray:
+    """Per-face logit: mean over the spec's views (or ``crops``), as the service combines them."""
+    model.eval()
+    crops = spec.crops if crops is None else crops
+    origins = preprocess.crop_origins(spec.face_size, spec.input_size, crops)
+    s = spec.input_size
+    out = np.zeros((len(faces_serve), len(origins)), np.float32)
+    for i in range(0, len(faces_serve), batch):
+        f = np.asarray(faces_serve[i : i + batch])
+        for j, (x0, y0) in enumerate(origins):
+            x = preprocess.to_input(f[:, y0 : y0 + s, x0 : x0 + s], spec)
+            out[i : i + len(f), j] = model(torch.from_numpy(x))[0].numpy()
+    return out.mean(axis=1)
+
+
+def lr_lambda(total_steps: int, warmup: int):
+    def f(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total_steps - warmup)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def train(a) -> dict:
+    torch.set_num_threads(a.threads)
+    cv2.setNumThreads(1)
+    common.seed_everything(a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = preprocess.InputSpec.from_card(common.SPEC)
+    cache = Cache(common.SPEC["face_margin"], common.SPEC["face_size"])
+    tr = cache.index("train", exclude_source=a.exclude_source)
+    va = cache.index("val", exclude_source=a.exclude_source)
+    print(f"train {len(tr)} val {len(va)} (excluded: {a.exclude_source})", flush=True)
+    faces_tr = np.ascontiguousarray(cache.train[tr])
+    faces_va = np.ascontiguousarray(cache.serve[va])
+    y_va = cache.labels[va]
+    batches = Batches(faces_tr, cache.labels[tr], cache.sources[tr], spec, a.sbi, a.seed)
+
+    model = common.build_named(a.name) if a.width is None else None
+    if model is None:
+        from model_export import nets
+
+        arch = common.ARCHS[a.name]
+        model = nets.build(arch["arch"], a.width, arch["depth"] or 18)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
+    steps_per_epoch = math.ceil(a.epoch_samples / a.batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(a.epochs * steps_per_epoch, max(1, steps_per_epoch // 2))
+    )
+    state = {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0}
+    if a.resume and (out / "last.pt").exists():
+        ck = torch.load(out / "last.pt", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        state = ck["state"]
+        print(f"resumed after epoch {state['epoch']}", flush=True)
+    (out / "args.json").write_text(json.dumps(vars(a), indent=2))
+    while state["epoch"] < a.epochs:
+        ep = state["epoch"]
+        t0 = time.time()
+        model.train()
+        tot, n = 0.0, 0
+        for xb, yb in batches.epoch(ep, a.epoch_samples, a.batch):
+            logit, _ = model(xb)
+            loss = F.binary_cross_entropy_with_logits(logit, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss) * len(yb)
+            n += len(yb)
+        t_train = time.time() - t0
+        lv = predict_views(model, faces_va, spec, crops=[(0.5, 0.5)])
+        auc = metrics.roc_auc(y_va, lv)
+        per = metrics.per_source_auc(y_va, lv, cache.sources[va])
+        state["epoch"] = ep + 1
+        state["seconds"] += time.time() - t0
+        rec = {
+            "epoch": ep + 1,
+            "loss": round(tot / max(1, n), 4),
+            "val_auc": round(auc, 4),
+            "val_auc_per_source": {k: round(v, 4) for k, v in per.items()},
+            "train_s": round(t_train, 1),
+            "img_per_s": round(n / t_train, 1),
+            "lr": opt.param_groups[0]["lr"],
+        }
+        state["history"].append(rec)
+        print(json.dumps(rec), flush=True)
+        if auc > state["best_auc"]:
+            state["best_auc"], state["best_epoch"] = auc, ep + 1
+            torch.save({"model": model.state_dict(), "epoch": ep + 1, "val_auc": auc}, out / "best.pt")
+        torch.save(
+            {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+             "state": state},
+            out / "last.pt",
+        )
+        if ep + 1 - state["best_epoch"] >= a.patience:
+            print(f"early stop: no val improvement for {a.patience} epochs", flush=True)
+            break
+    summary = {**state, "args": vars(a), "command": "python -m model_export.train " + " ".join(
+        sys.argv[1:])}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--name", choices=list(common.ARCHS), required=True)
+    ap.add_argument("--width", type=float, default=None, help="override the shipped width")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epoch-samples", type=int, default=8192)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--sbi", type=float, default=0.0, help="fraction of fake draws self-blended")
+    ap.add_argument("--exclude-source", default=None)
+    ap.add_argument("--patience", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true")
+    return ap.parse_args(argv)
+
+
+if __name__ == "__main__":
+    train(parse())

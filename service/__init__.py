@@ -1,0 +1,3 @@
+"""Realcheck: deepfake-face detection service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,47 @@
+"""Command line: ``python -m service [serve]``, ``python -m service token --sub alice --role user``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+
+from service.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the service (the default)")
+    tok = sub.add_parser("token", help="print a session token from the local issuer")
+    tok.add_argument("--sub", required=True, help="user id")
+    tok.add_argument("--role", default="user", choices=["user", "moderator", "admin"])
+    tok.add_argument("--email")
+    tok.add_argument("--ttl", type=int, help="seconds the token is valid")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.command == "token":
+        return print_token(settings, args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from service.app import create_app
+
+    web.run_app(create_app(settings), host=settings.host, port=settings.port)
+    return 0
+
+
+def print_token(settings: Settings, args) -> int:
+    from service.auth.tokens import LocalIssuer
+
+    if settings.jwks_url:
+        print("an external issuer is configured (REALCHECK_JWKS_URL): get tokens there",
+              file=sys.stderr)
+        return 2
+    issuer = LocalIssuer(settings.data_dir / "keys", settings.issuer, settings.token_ttl_s)
+    print(issuer.issue(args.sub, args.role, email=args.email, ttl_s=args.ttl))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The application factory: ``create_app(settings)``.
+
+Resources (database, HTTP clients, keys, models) are opened and closed in ``cleanup_ctx`` in
+the order they depend on each other.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from aiohttp import web
+
+from service import db as dbm
+from service.auth.tokens import LocalIssuer, TokenVerifier
+from service.checks.fetch import make_fetch_session
+from service.checks.store import CheckService
+from service.detection.detector import Detector
+from service.detection.models import load_ensemble
+from service.errors import MAX_BODY, error_middleware
+from service.keys import (
+    CHECKS,
+    DB,
+    DETECTOR,
+    FETCH_HTTP,
+    HTTP,
+    ISSUER,
+    RATE_LIMITER,
+    SETTINGS,
+    VERIFIER,
+)
+from service.ratelimit import RateLimiter
+from service.routes import add_routes
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+
+async def database_ctx(app: web.Application):
+    app[DB] = await dbm.connect(app[SETTINGS].db_path)
+    yield
+    await app[DB].close()
+
+
+async def http_ctx(app: web.Application):
+    s = app[SETTINGS]
+    app[HTTP] = aiohttp.ClientSession()
+    app[FETCH_HTTP] = make_fetch_session(s.fetch_allow_private)
+    yield
+    await app[FETCH_HTTP].close()
+    await app[HTTP].close()
+
+
+async def auth_ctx(app: web.Application):
+    s = app[SETTINGS]
+    issuer = None if s.jwks_url else LocalIssuer(s.data_dir / "keys", s.issuer, s.token_ttl_s)
+    app[ISSUER] = issuer
+    app[VERIFIER] = TokenVerifier(
+        issuer=s.issuer, allowed_origins=s.origins, leeway_s=s.clock_skew_s, local=issuer,
+        jwks_url=s.jwks_url, jwks_cache_s=s.jwks_cache_s, http=app[HTTP])
+    yield
+
+
+async def detector_ctx(app: web.Application):
+    s = app[SETTINGS]
+    ensemble = load_ensemble(s.models_dir, s.device, s.inference_threads)
+    detector = Detector(ensemble, max_batch=s.batch_max_size, max_wait_ms=s.batch_max_wait_ms,
+                        max_image_pixels=s.max_image_pixels)
+    detector.start()
+    app[DETECTOR] = detector
+    app[CHECKS] = CheckService(app[DB], detector)
+    log.info("models %s (trained=%s) on %s", ensemble.version, ensemble.trained,
+             ensemble.providers)
+    yield
+    await detector.stop()
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings.from_env()
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[MAX_BODY] = settings.max_body_bytes
+    app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
+    app.cleanup_ctx.extend([database_ctx, http_ctx, auth_ctx, detector_ctx])
+    add_routes(app)
+    return app

@@ -1,0 +1,74 @@
+"""Who is calling: the bearer token, resolved to a row of the users table.
+
+The users table is the authority on roles: a user seen for the first time is created with the
+role their token claims (``user`` when it claims none), and from then on the table's role is
+used, so an admin's change takes effect on the next request, whatever old tokens say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from service import db as dbm
+from service.auth.tokens import ROLES, TokenError
+from service.errors import ApiError
+from service.keys import DB, VERIFIER
+
+_USER = web.RequestKey("user", "User")
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    role: str
+    email: str | None
+
+    def has(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+async def authenticate(request: web.Request) -> User:
+    """The calling user, or ApiError 401/403. Cached on the request."""
+    try:
+        return request[_USER]
+    except KeyError:
+        pass
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "missing_token", "sign in: send 'Authorization: Bearer <token>'")
+    try:
+        claims = await request.app[VERIFIER].verify(token)
+    except TokenError as e:
+        raise ApiError(401, e.code, e.message) from e
+    db = request.app[DB]
+    row = await dbm.fetchone(db, "SELECT role, email, disabled FROM users WHERE id = ?", (claims.sub,))
+    if row is None:
+        async with dbm.transaction(db):
+            await db.execute(
+                "INSERT OR IGNORE INTO users (id, email, role, created_at, last_seen_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (claims.sub, claims.email, claims.role or "user", dbm.now(), dbm.now()),
+            )
+        row = await dbm.fetchone(db, "SELECT role, email, disabled FROM users WHERE id = ?", (claims.sub,))
+    if row["disabled"]:
+        raise ApiError(403, "account_disabled", "this account has been disabled by an admin")
+    user = User(id=claims.sub, role=row["role"], email=row["email"] or claims.email)
+    request[_USER] = user
+    return user
+
+
+async def require_role(request: web.Request, role: str) -> User:
+    """The calling user if their role is at least ``role``; else 403 with the reason."""
+    user = await authenticate(request)
+    if not user.has(role):
+        raise ApiError(403, "forbidden", f"this needs the {role} role; you are {user.role}")
+    return user

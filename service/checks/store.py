@@ -1,0 +1,133 @@
+"""Checks: score an image once per model version, remember it, answer from memory after."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+
+import aiosqlite
+
+from service import db as dbm
+from service.detection.detector import Detector, grids_to_bytes
+from service.moderation import hooks
+
+PUBLIC_FIELDS = (
+    "verdict", "score", "label", "confidence", "face_found", "faces", "decisive_face", "models",
+    "trained", "models_version", "width", "height", "note", "warning",
+)
+
+
+class CheckService:
+    """Plain-Python core of the checks API (testable without HTTP)."""
+
+    def __init__(self, db: aiosqlite.Connection, detector: Detector):
+        self.db = db
+        self.detector = detector
+        self.inflight: dict[str, asyncio.Future] = {}
+
+    async def scored(self, sha256: str) -> dict | None:
+        """The stored result for this image under the current models, if any."""
+        row = await dbm.fetchone(
+            self.db, "SELECT result FROM images WHERE sha256 = ? AND models_version = ?",
+            (sha256, self.detector.ensemble.version))
+        return json.loads(row["result"]) if row else None
+
+    async def _score(self, data: bytes, sha256: str) -> tuple[dict, bool]:
+        known = await self.scored(sha256)
+        if known is not None:
+            return known, True
+        pending = self.inflight.get(sha256)
+        if pending is not None:  # the same image is being scored right now: share it
+            return await asyncio.shield(pending), True
+        future = asyncio.get_running_loop().create_future()
+        self.inflight[sha256] = future
+        try:
+            result, grids, thumbnail = await self.detector.analyze(data)
+            async with dbm.transaction(self.db):
+                await self.db.execute(
+                    "INSERT OR REPLACE INTO images (sha256, models_version, result, thumbnail,"
+                    " cams, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sha256, result["models_version"], json.dumps(result), thumbnail,
+                     grids_to_bytes(grids), result["width"], result["height"], dbm.now()))
+            future.set_result(result)
+            return result, False
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # mark retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self.inflight[sha256]
+
+    async def check(self, data: bytes, user_id: str | None, *, page_url: str | None = None,
+                    source_url: str | None = None) -> dict:
+        started = time.perf_counter()
+        sha256 = hashlib.sha256(data).hexdigest()
+        result, cached = await self._score(data, sha256)
+        return await self.record(sha256, result, cached, user_id, started,
+                                 page_url=page_url, source_url=source_url)
+
+    async def lookup(self, sha256: str, user_id: str | None, *, page_url: str | None = None
+                     ) -> dict | None:
+        """A check answered from the store alone (no pixels), or None if never scored."""
+        started = time.perf_counter()
+        result = await self.scored(sha256)
+        if result is None:
+            return None
+        return await self.record(sha256, result, True, user_id, started, page_url=page_url)
+
+    async def record(self, sha256: str, result: dict, cached: bool, user_id: str | None,
+                     started: float, *, page_url=None, source_url=None) -> dict:
+        check = {
+            "id": "chk_" + uuid.uuid4().hex,
+            "sha256": sha256,
+            **{k: result[k] for k in PUBLIC_FIELDS if k in result},
+            "detectors": {"verdict": result["verdict"], "score": result["score"]},
+            "moderation": None,
+            "cached": cached,
+            "page_url": page_url,
+            "source_url": source_url,
+            "created_at": dbm.now(),
+        }
+        override = await hooks.override_for(self.db, sha256)
+        if override is not None:
+            check["moderation"] = override
+            check["verdict"] = override["verdict"]
+            check["label"] = "FAKE" if override["verdict"] == "fake" else "REAL"
+            check["confidence"] = 100.0
+            check["note"] = "decided by a moderator: " + override["verdict"]
+        check["heatmap_url"] = f"/v1/checks/{check['id']}/heatmap.png"
+        check["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
+        async with dbm.transaction(self.db):
+            await self.db.execute(
+                "INSERT INTO checks (id, sha256, user_id, verdict, score, result, page_url,"
+                " source_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (check["id"], sha256, user_id, check["verdict"], check["score"],
+                 json.dumps(check), page_url, source_url, check["created_at"]))
+            await hooks.after_check(self.db, check, user_id)
+        return check
+
+    async def get(self, check_id: str) -> dict | None:
+        row = await dbm.fetchone(self.db, "SELECT result, user_id FROM checks WHERE id = ?",
+                                 (check_id,))
+        if row is None:
+            return None
+        check = json.loads(row["result"])
+        check["user_id"] = row["user_id"]
+        check["cached"] = True
+        return check
+
+    async def list_for(self, user_id: str, limit: int, before: float | None) -> list[dict]:
+        rows = await dbm.fetchall(
+            self.db,
+            "SELECT result FROM checks WHERE user_id = ? AND created_at < ?"
+            " ORDER BY created_at DESC LIMIT ?",
+            (user_id, before if before is not None else float("inf"), limit))
+        return [json.loads(r["result"]) for r in rows]
+
+    async def heatmap_inputs(self, sha256: str):
+        return await dbm.fetchone(
+            self.db, "SELECT thumbnail, cams, width, height, result FROM images WHERE sha256 = ?",
+            (sha256,))

@@ -1,0 +1,106 @@
+"""Micro-batching: concurrent requests' views are gathered into one model run.
+
+A request submits its views (rows of one input array); the batcher waits at most
+``max_wait_ms`` for more while other requests are still being prepared, up to ``max_batch``
+rows, then runs the models once off the event loop and hands each request its own rows back.
+When nothing else is on its way the batch runs at once, so a lone request pays no wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class _Item:
+    x: np.ndarray
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], executor: Executor,
+                 max_batch: int = 16, max_wait_ms: float = 5.0):
+        self.run = run
+        self.executor = executor
+        self.max_batch = max(1, max_batch)
+        self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self.preparing = 0  # requests on their way to submit()
+        self.batches = 0
+        self.rows = 0
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.contextmanager
+    def preparing_one(self):
+        """Tell the batcher a request is being decoded, so a batch may wait for it."""
+        self.preparing += 1
+        try:
+            yield
+        finally:
+            self.preparing -= 1
+
+    async def submit(self, x: np.ndarray) -> list[np.ndarray]:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Item(x, future))
+        return await future
+
+    async def _gather(self) -> list[_Item]:
+        loop = asyncio.get_running_loop()
+        batch = [await self.queue.get()]
+        rows = len(batch[0].x)
+        deadline = loop.time() + self.max_wait
+        while rows < self.max_batch:
+            if not self.queue.empty():
+                item = self.queue.get_nowait()
+            elif self.preparing == 0:
+                break
+            else:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), timeout)
+                except TimeoutError:
+                    break
+            batch.append(item)
+            rows += len(item.x)
+        return batch
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            live = [it for it in batch if not it.future.done()]
+            if not live:
+                continue
+            x = np.concatenate([it.x for it in live]) if len(live) > 1 else live[0].x
+            try:
+                outputs = await loop.run_in_executor(self.executor, self.run, x)
+            except Exception as e:  # hand the failure to every waiting request
+                for it in live:
+                    if not it.future.done():
+                        it.future.set_exception(e)
+                continue
+            self.batches += 1
+            self.rows += len(x)
+            start = 0
+            for it in live:
+                end = start + len(it.x)
+                if not it.future.done():
+                    it.future.set_result([o[start:end] for o in outputs])
+                start = end

@@ -1,0 +1,199 @@
+"""From image bytes to a verdict: decode, find faces, score each face with the ensemble.
+
+Blocking work (decoding, face finding, cropping) runs in a thread pool; model runs go through
+the `MicroBatcher` on a single inference thread. An image with several faces is as fake as its
+most fake face; an image with no face is scored as a whole and says so (``face_found``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from service.detection import preprocess as pp
+from service.detection.batcher import MicroBatcher
+from service.detection.faces import find_faces
+from service.detection.models import Ensemble, ModelsError
+
+CAM_GRID = 32  # side of the stored activation-map grid per face
+THUMBNAIL_SIDE = 640
+
+
+@dataclass
+class Prepared:
+    width: int
+    height: int
+    boxes: list[tuple[int, int, int, int]]
+    regions: list[tuple[int, int, int, int]]
+    face_found: bool
+    x: np.ndarray  # (faces * views, 3, S, S)
+    thumbnail: bytes
+
+
+def make_thumbnail(image: np.ndarray) -> bytes:
+    h, w = image.shape[:2]
+    scale = min(1.0, THUMBNAIL_SIDE / max(h, w))
+    if scale < 1.0:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else b""
+
+
+def prepare(data: bytes, spec: pp.InputSpec, max_pixels: int) -> Prepared:
+    """Decode and cut the views of every face (blocking; run it in a thread)."""
+    image = pp.decode_image(data, max_pixels)
+    h, w = image.shape[:2]
+    boxes = find_faces(image)
+    face_found = bool(boxes)
+    if not face_found:
+        boxes = [(0, 0, w, h)]
+    regions, views = [], []
+    for box in boxes:
+        if face_found:
+            face, region = pp.crop_face(image, box, spec.face_margin)
+        else:
+            face, region = image, (0, 0, w, h)
+        regions.append(region)
+        views.append(pp.face_views(face, spec))
+    x = pp.to_input(np.concatenate(views), spec)
+    return Prepared(w, h, [tuple(map(int, b)) for b in boxes], regions, face_found, x,
+                    make_thumbnail(image))
+
+
+def verdict_for(p: float, threshold: float, band: tuple[float, float]) -> dict:
+    """Verdict, label and a 0..100 confidence for the label.
+
+    The confidence is 50 at the threshold and grows linearly to 100 at P(fake) = 1 for FAKE
+    and at P(fake) = 0 for REAL, so the number always reads as "how sure of this label".
+    """
+    label = "FAKE" if p >= threshold else "REAL"
+    if label == "FAKE":
+        conf = 50.0 + 50.0 * (p - threshold) / max(1e-9, 1.0 - threshold)
+    else:
+        conf = 50.0 + 50.0 * (threshold - p) / max(1e-9, threshold)
+    lo, hi = band
+    verdict = "uncertain" if lo <= p < hi else label.lower()
+    return {"verdict": verdict, "label": label, "confidence": round(min(100.0, conf), 1)}
+
+
+def face_cam(view_cams: np.ndarray, spec: pp.InputSpec) -> np.ndarray:
+    """Views' activation maps placed back on the face square, averaged, on a CAM_GRID grid."""
+    size, s = spec.face_size, spec.input_size
+    acc = np.zeros((size, size), np.float32)
+    cnt = np.zeros((size, size), np.float32)
+    for cam, (x, y) in zip(view_cams, pp.crop_origins(size, s, spec.crops)):
+        acc[y:y + s, x:x + s] += cv2.resize(cam.astype(np.float32), (s, s),
+                                            interpolation=cv2.INTER_LINEAR)
+        cnt[y:y + s, x:x + s] += 1.0
+    mean = acc / np.maximum(cnt, 1.0)
+    if (cnt == 0).any():  # parts no view covered take the face's mean
+        mean[cnt == 0] = float(mean[cnt > 0].mean())
+    return cv2.resize(mean, (CAM_GRID, CAM_GRID), interpolation=cv2.INTER_AREA)
+
+
+def _resize_maps(maps: np.ndarray, h: int, w: int) -> np.ndarray:
+    return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in maps])
+
+
+class Detector:
+    """The ensemble plus its executors and batcher; `analyze` is the whole check."""
+
+    def __init__(self, ensemble: Ensemble, *, max_batch: int, max_wait_ms: float,
+                 max_image_pixels: int, prepare_workers: int = 2):
+        specs = {m.spec for m in ensemble.members}
+        if len(specs) != 1:
+            raise ModelsError("all detectors of the ensemble must share one input spec")
+        self.ensemble = ensemble
+        self.spec = specs.pop()
+        self.max_image_pixels = max_image_pixels
+        self.prepare_pool = ThreadPoolExecutor(prepare_workers, thread_name_prefix="prepare")
+        self.infer_pool = ThreadPoolExecutor(1, thread_name_prefix="infer")
+        self.batcher = MicroBatcher(self.run_models, self.infer_pool, max_batch, max_wait_ms)
+        self.views_per_face = len(self.spec.crops)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self.prepare_pool.shutdown(wait=True, cancel_futures=True)
+        self.infer_pool.shutdown(wait=True, cancel_futures=True)
+
+    def run_models(self, x: np.ndarray) -> list[np.ndarray]:
+        """All members on one batch: [(members, n) logits, (members, n, h, w) cams]."""
+        outs = [m.run(x) for m in self.ensemble.members]
+        h = max(o[1].shape[1] for o in outs)
+        w = max(o[1].shape[2] for o in outs)
+        cams = [o[1] if o[1].shape[1:] == (h, w) else _resize_maps(o[1], h, w) for o in outs]
+        return [np.stack([o[0] for o in outs], 1), np.stack(cams, 1)]
+
+    async def analyze(self, data: bytes) -> tuple[dict, np.ndarray, bytes]:
+        """Score one image: (result, per-face activation grids, thumbnail JPEG)."""
+        loop = asyncio.get_running_loop()
+        with self.batcher.preparing_one():
+            prep = await loop.run_in_executor(
+                self.prepare_pool, prepare, data, self.spec, self.max_image_pixels)
+        logits, cams = await self.batcher.submit(prep.x)
+        return self.summarize(prep, logits, cams)
+
+    def summarize(self, prep: Prepared, logits: np.ndarray, cams: np.ndarray):
+        ens = self.ensemble
+        k = self.views_per_face
+        members = [m.name for m in ens.members]
+        faces, grids = [], []
+        member_face_p = {name: [] for name in members}
+        for i, (box, region) in enumerate(zip(prep.boxes, prep.regions)):
+            rows = slice(i * k, (i + 1) * k)
+            member_logit = np.array([pp.combine_view_logits(logits[rows, j])
+                                     for j in range(len(members))])
+            p = float(pp.sigmoid(ens.combine(member_logit)))
+            view_cams = np.tensordot(cams[rows], ens.weights, axes=([1], [0])) + ens.bias
+            grids.append(face_cam(view_cams, self.spec))
+            per_model = {}
+            for j, name in enumerate(members):
+                mp = float(pp.sigmoid(member_logit[j]))
+                member_face_p[name].append(mp)
+                per_model[name] = round(mp, 4)
+            faces.append({
+                "box": list(box), "region": list(region), "score": round(p, 4),
+                **verdict_for(p, ens.threshold, ens.band), "models": per_model,
+            })
+        worst = max(range(len(faces)), key=lambda i: faces[i]["score"])
+        score = faces[worst]["score"]
+        result = {
+            **verdict_for(score, ens.threshold, ens.band),
+            "score": score,
+            "face_found": prep.face_found,
+            "faces": faces if prep.face_found else [],
+            "decisive_face": worst if prep.face_found else None,
+            "models": {
+                m.name: {"score": round(max(member_face_p[m.name]), 4), "trained": m.trained}
+                for m in ens.members
+            },
+            "trained": ens.trained,
+            "models_version": ens.version,
+            "width": prep.width,
+            "height": prep.height,
+            "regions": [f["region"] for f in faces],
+        }
+        if not prep.face_found:
+            result["note"] = "no face found: the whole image was scored"
+        if not ens.trained:
+            result["warning"] = "the detectors are untrained: this verdict means nothing"
+        return result, np.stack(grids).astype(np.float16), prep.thumbnail
+
+
+def grids_to_bytes(grids: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, grids, allow_pickle=False)
+    return buf.getvalue()
+
+
+def grids_from_bytes(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)

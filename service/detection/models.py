@@ -1,0 +1,167 @@
+"""The ONNX detectors and their model cards, loaded once at start.
+
+``models/ensemble.json`` names the member detectors and how their logits combine; each member's
+``NAME.card.json`` gives its files, input spec, threshold and measured quality. A card that says
+``"trained": false`` (or has no measured metrics) marks the model as untrained, and every answer
+says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from service.detection.preprocess import InputSpec
+
+log = logging.getLogger(__name__)
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+class ModelsError(RuntimeError):
+    pass
+
+
+@dataclass
+class Member:
+    name: str
+    card: dict
+    spec: InputSpec
+    session: ort.InferenceSession
+    path: Path
+    input_name: str
+    logit_name: str
+    cam_name: str
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.card.get("trained")) and bool(self.card.get("metrics"))
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logit, cam = self.session.run([self.logit_name, self.cam_name], {self.input_name: x})
+        return np.asarray(logit, np.float32).reshape(len(x)), np.asarray(cam, np.float32)
+
+
+@dataclass
+class Ensemble:
+    members: list[Member]
+    card: dict
+    providers: list[str]
+    version: str
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    bias: float = 0.0
+
+    @property
+    def trained(self) -> bool:
+        return all(m.trained for m in self.members) and bool(self.card.get("trained", True))
+
+    @property
+    def threshold(self) -> float:
+        return float(self.card["threshold"])
+
+    @property
+    def band(self) -> tuple[float, float]:
+        lo, hi = self.card["uncertain_band"]
+        return float(lo), float(hi)
+
+    def combine(self, member_logits: np.ndarray) -> np.ndarray:
+        """(members, n) logits -> (n,) combined logits."""
+        return self.weights @ member_logits + self.bias
+
+    def describe(self) -> dict:
+        return {
+            "version": self.version,
+            "trained": self.trained,
+            "providers": self.providers,
+            "threshold": self.threshold,
+            "uncertain_band": list(self.band),
+            "combine": self.card.get("combine"),
+            "members": [
+                {
+                    "name": m.name,
+                    "arch": m.card.get("arch"),
+                    "file": m.path.name,
+                    "trained": m.trained,
+                    "providers": m.session.get_providers(),
+                    "metrics": _headline(m.card.get("metrics") or {}),
+                }
+                for m in self.members
+            ],
+            "metrics": _headline(self.card.get("metrics") or {}),
+        }
+
+
+def _headline(metrics: dict) -> dict:
+    """The few figures worth showing in /health (the cards hold all of them)."""
+    keep = {}
+    for k, v in metrics.items():
+        if isinstance(v, (int, float, str)):
+            keep[k] = v
+        elif isinstance(v, dict) and k in ("test", "overall"):
+            keep[k] = {kk: vv for kk, vv in v.items() if isinstance(vv, (int, float))}
+    return keep
+
+
+def choose_providers(device: str) -> tuple[list, str]:
+    """ONNX Runtime providers for ``device`` ('auto' | 'cpu' | 'gpu') and the file kind to load."""
+    available = ort.get_available_providers()
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if device == "gpu" and not gpu:
+        raise ModelsError(f"REALCHECK_DEVICE=gpu but ONNX Runtime offers only {available}")
+    if device in ("gpu", "auto") and gpu:
+        return [*gpu, "CPUExecutionProvider"], "gpu"
+    return ["CPUExecutionProvider"], "cpu"
+
+
+def _session(path: Path, providers: list, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+
+
+def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> Ensemble:
+    models_dir = Path(models_dir)
+    ens_path = models_dir / "ensemble.json"
+    if not ens_path.exists():
+        raise ModelsError(f"no {ens_path}: run `python -m model_export.bootstrap` or train")
+    card = json.loads(ens_path.read_text())
+    providers, kind = choose_providers(device)
+    members = []
+    digest = hashlib.sha256(ens_path.read_bytes())
+    for name in card["members"]:
+        mcard = json.loads((models_dir / f"{name}.card.json").read_text())
+        path = models_dir / mcard["files"][kind]
+        session = _session(path, providers, threads)
+        used = session.get_providers()
+        if kind == "gpu" and used[0] not in GPU_PROVIDERS:
+            # The GPU wheel lists CUDA even on machines without a GPU: trust the session.
+            log.warning("%s: GPU providers failed, running on %s", name, used)
+            session = _session(models_dir / mcard["files"]["cpu"], ["CPUExecutionProvider"], threads)
+            path = models_dir / mcard["files"]["cpu"]
+        digest.update(path.read_bytes())
+        outputs = mcard.get("outputs", {})
+        members.append(Member(
+            name=name, card=mcard, spec=InputSpec.from_card(mcard), session=session, path=path,
+            input_name=mcard.get("input_name", "image"),
+            logit_name=outputs.get("logit", "logit"), cam_name=outputs.get("cam", "cam"),
+        ))
+    combine = card.get("combine", "mean_logit")
+    if isinstance(combine, dict):
+        weights = np.array([float(combine["weights"][m.name]) for m in members], np.float32)
+        bias = float(combine.get("bias", 0.0))
+    else:
+        weights = np.full(len(members), 1.0 / len(members), np.float32)
+        bias = 0.0
+    used = sorted({p for m in members for p in m.session.get_providers()},
+                  key=lambda p: (p == "CPUExecutionProvider", p))
+    return Ensemble(members=members, card=card, providers=used,
+                    version=digest.hexdigest()[:16], weights=weights, bias=bias)

@@ -1,0 +1,78 @@
+"""JSON errors with stable codes, and the middleware that turns every failure into one."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": code, "message": ...}`` with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str, **details):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def response(self) -> web.Response:
+        body = {"error": self.code, "message": self.message, **self.details}
+        return web.json_response(body, status=self.status)
+
+
+def bad_request(code: str, message: str, **details) -> ApiError:
+    return ApiError(400, code, message, **details)
+
+
+def not_found(message: str = "not found") -> ApiError:
+    return ApiError(404, "not_found", message)
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return e.response()
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = _HTTP_CODES.get(e.status, "http_error")
+        message = e.reason
+        if e.status == 413:
+            message = f"the request body is larger than the limit of {request.app[MAX_BODY]} bytes"
+        resp = web.json_response({"error": code, "message": message}, status=e.status)
+        for h in ("Allow", "Retry-After"):
+            if h in e.headers:
+                resp.headers[h] = e.headers[h]
+        return resp
+    except Exception:  # a bug: answer JSON, log the trace, never leak it
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response(
+            {"error": "internal_error", "message": "the service failed on this request"},
+            status=500,
+        )
+
+
+MAX_BODY = web.AppKey("max_body", int)

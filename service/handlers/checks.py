@@ -1,0 +1,129 @@
+"""HTTP handlers for checks and the older ``/predict`` shape (thin: the work is in CheckService)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+from aiohttp import web
+
+from service.auth.identity import authenticate
+from service.checks.fetch import fetch_image
+from service.detection.detector import grids_from_bytes
+from service.detection.heatmap import render_heatmap
+from service.detection.preprocess import ImageError
+from service.errors import ApiError, bad_request, not_found
+from service.handlers.common import (
+    check_length,
+    optional_url,
+    page_args,
+    rate_limit,
+    read_json,
+    read_multipart,
+)
+from service.keys import CHECKS, FETCH_HTTP, SETTINGS
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+async def _image_from_request(request: web.Request) -> tuple[bytes, dict]:
+    check_length(request)
+    ctype = request.content_type
+    if ctype == "multipart/form-data":
+        data, fields = await read_multipart(request, "image")
+        if data is None:
+            raise bad_request("missing_image", "send the image in a multipart field named 'image'")
+        return data, fields
+    if ctype == "application/json":
+        body = await read_json(request)
+        url = body.get("url")
+        if not isinstance(url, str) or not url:
+            raise bad_request("missing_url", "send {\"url\": \"https://...\"} or an image upload")
+        s = request.app[SETTINGS]
+        data = await fetch_image(
+            request.app[FETCH_HTTP], url, max_bytes=s.max_body_bytes, timeout_s=s.fetch_timeout_s,
+            max_redirects=s.fetch_max_redirects, allow_private=s.fetch_allow_private)
+        return data, {"source_url": url, "page_url": body.get("page_url")}
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        return await request.read(), dict(request.query)
+    raise ApiError(415, "unsupported_media_type",
+                   "send multipart/form-data with an 'image' field, JSON with a 'url', or image bytes")
+
+
+async def _run_check(request: web.Request) -> dict:
+    user = await authenticate(request)
+    rate_limit(request, user.id)
+    data, fields = await _image_from_request(request)
+    try:
+        return await request.app[CHECKS].check(
+            data, user.id, page_url=optional_url(fields.get("page_url")),
+            source_url=optional_url(fields.get("source_url")))
+    except ImageError as e:
+        raise bad_request(e.code, e.message) from e
+
+
+async def create_check(request: web.Request) -> web.Response:
+    """Check an image: multipart ``image``, JSON ``{"url": ...}`` or raw image bytes."""
+    return web.json_response(await _run_check(request), status=201)
+
+
+async def predict(request: web.Request) -> web.Response:
+    """The seed systems' shape: multipart ``image`` -> ``{"result", "confidence"}``."""
+    check = await _run_check(request)
+    return web.json_response({"result": check["label"], "confidence": check["confidence"]})
+
+
+async def _own_check(request: web.Request) -> dict:
+    user = await authenticate(request)
+    check = await request.app[CHECKS].get(request.match_info["check_id"])
+    # Another user's check answers 404, not 403: its existence is not revealed either.
+    if check is None or (check["user_id"] != user.id and not user.has("moderator")):
+        raise not_found("no such check")
+    return check
+
+
+async def get_check(request: web.Request) -> web.Response:
+    check = await _own_check(request)
+    check.pop("user_id", None)
+    return web.json_response(check)
+
+
+async def list_or_lookup(request: web.Request) -> web.Response:
+    """``?sha256=`` answers from the store without the image; otherwise the caller's checks."""
+    user = await authenticate(request)
+    checks = request.app[CHECKS]
+    sha = request.query.get("sha256")
+    if sha is not None:
+        sha = sha.lower()
+        if not SHA256_RE.match(sha):
+            raise bad_request("bad_sha256", "sha256 must be 64 hexadecimal characters")
+        rate_limit(request, user.id)
+        check = await checks.lookup(sha, user.id,
+                                    page_url=optional_url(request.query.get("page_url")))
+        if check is None:
+            raise not_found("this image has not been checked yet: send it")
+        return web.json_response(check)
+    limit, _ = page_args(request)
+    try:
+        before = float(request.query["before"]) if "before" in request.query else None
+    except ValueError as e:
+        raise bad_request("bad_query", "before must be a timestamp") from e
+    items = await checks.list_for(user.id, limit, before)
+    return web.json_response({"items": items, "next_before": items[-1]["created_at"]
+                              if len(items) == limit else None})
+
+
+async def heatmap(request: web.Request) -> web.Response:
+    check = await _own_check(request)
+    row = await request.app[CHECKS].heatmap_inputs(check["sha256"])
+    if row is None or not row["thumbnail"]:
+        raise not_found("no heatmap is stored for this image")
+    regions = json.loads(row["result"])["regions"]
+    png = await asyncio.get_running_loop().run_in_executor(
+        None, render_heatmap, row["thumbnail"], row["width"], row["height"], regions,
+        grids_from_bytes(row["cams"]))
+    return web.Response(body=png, content_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+

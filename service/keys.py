@@ -1,0 +1,22 @@
+"""Typed application keys shared by the modules (aiohttp ``web.AppKey``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+import aiosqlite
+from aiohttp import web
+
+if TYPE_CHECKING:
+    pass
+
+SETTINGS = web.AppKey("settings", "Settings")
+DB = web.AppKey("db", aiosqlite.Connection)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+ISSUER = web.AppKey("issuer", "LocalIssuer | None")
+VERIFIER = web.AppKey("verifier", "TokenVerifier")
+DETECTOR = web.AppKey("detector", "Detector")
+RATE_LIMITER = web.AppKey("rate_limiter", "RateLimiter")
+CHECKS = web.AppKey("checks", "CheckService")
+FETCH_HTTP = web.AppKey("fetch_http", aiohttp.ClientSession)

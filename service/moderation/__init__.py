@@ -1,0 +1,1 @@
+"""Moderation: the flagged queue, decisions, audit trail, users and FAQ administration."""

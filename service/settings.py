@@ -1,0 +1,97 @@
+"""Configuration from ``REALCHECK_*`` environment variables (documented in README.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = REPO_ROOT / "var"
+    models_dir: Path = REPO_ROOT / "models"
+    #: public origin of this service, used as the local issuer and as an allowed ``azp``.
+    public_url: str = ""
+    #: "auto" (GPU if ONNX Runtime offers one), "cpu" or "gpu".
+    device: str = "auto"
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    batch_max_size: int = 16
+    batch_max_wait_ms: float = 5.0
+    inference_threads: int = 0  # 0 = let ONNX Runtime choose
+    # Fetching images by URL.
+    fetch_timeout_s: float = 10.0
+    fetch_max_redirects: int = 3
+    #: test hook only: allow fetching from loopback/private addresses.
+    fetch_allow_private: bool = False
+    # Auth: with jwks_url empty the service is its own issuer.
+    jwks_url: str = ""
+    issuer: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    clock_skew_s: int = 30
+    token_ttl_s: int = 7 * 24 * 3600
+    jwks_cache_s: int = 600
+    # Rate limit: checks per user per minute (0 = unlimited).
+    rate_limit_per_minute: int = 120
+    # Email.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_tls: str = "none"  # none | starttls | tls
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "realcheck@localhost"
+    mail_digest_s: int = 0  # 0 = tell moderators immediately; else digest every N seconds
+    mail_poll_s: float = 2.0
+    mail_max_attempts: int = 8
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        self.models_dir = Path(self.models_dir)
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+        if not self.issuer and not self.jwks_url:
+            self.issuer = self.public_url
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "realcheck.sqlite3"
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Every origin allowed in a token's ``azp``: the configured ones and this service's."""
+        return tuple(dict.fromkeys((*self.allowed_origins, self.public_url.rstrip("/"))))
+
+    @classmethod
+    def from_env(cls, environ=os.environ, **overrides) -> "Settings":
+        values: dict = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = environ.get("REALCHECK_" + f.name.upper())
+            if raw is None:
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            elif isinstance(default, tuple):
+                values[f.name] = _split(raw)
+            elif isinstance(default, Path):
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = raw
+        values.update(overrides)
+        return cls(**values)

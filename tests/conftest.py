@@ -1,0 +1,69 @@
+"""Fixtures: the real app on a temporary data folder, tokens from its own issuer, images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from service.app import create_app
+from service.auth.tokens import LocalIssuer
+from service.settings import Settings
+from tests.support.paths import require_shared_data, sample_images
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0)
+
+
+@pytest.fixture
+def app(settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(aiohttp_client, app):
+    return await aiohttp_client(app)
+
+
+@pytest.fixture
+def issuer(settings) -> LocalIssuer:
+    """Signs with the same key file the app uses (``<data_dir>/keys``)."""
+    return LocalIssuer(settings.data_dir / "keys", settings.issuer, settings.token_ttl_s)
+
+
+@pytest.fixture
+def auth(issuer):
+    """``auth("alice", "moderator")`` -> headers with a bearer token for that user."""
+    def make(sub: str = "alice", role: str = "user", **kw) -> dict:
+        return {"Authorization": "Bearer " + issuer.issue(sub, role, **kw)}
+    return make
+
+
+@pytest.fixture
+def face_bytes() -> bytes:
+    """A real face photo (JPEG) from the shared data."""
+    require_shared_data()
+    return sample_images(1, source="tpdne-unsplash", label="real")[0].read_bytes()
+
+
+@pytest.fixture
+def fake_face_bytes() -> bytes:
+    require_shared_data()
+    return sample_images(1, source="tpdne-unsplash", label="fake")[0].read_bytes()
+
+
+def encode(image: np.ndarray, ext: str = ".png", params=()) -> bytes:
+    ok, buf = cv2.imencode(ext, image, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture
+def noise_png() -> bytes:
+    """A faceless image (random noise), generated."""
+    rng = np.random.default_rng(0)
+    return encode(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))

@@ -1,0 +1,63 @@
+"""A real service process on a free port, as `make run` starts it, for browser tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.paths import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_service(data_dir: Path, port: int | None = None, **env):
+    """Start ``python -m service``; yields its base URL; stops it afterwards."""
+    port = port or free_port()
+    environ = {**os.environ, "REALCHECK_PORT": str(port), "REALCHECK_DATA_DIR": str(data_dir),
+               "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
+    log = open(Path(data_dir).parent / f"service-{port}.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=environ,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited: see {log.name}")
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the service did not start within 60 s") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def make_token(data_dir: Path, sub: str, role: str = "user", port: int | None = None,
+               **env) -> str:
+    """A token from the service's own CLI (``python -m service token``)."""
+    environ = {**os.environ, "REALCHECK_DATA_DIR": str(data_dir), **{k: str(v) for k, v in env.items()}}
+    if port:
+        environ["REALCHECK_PORT"] = str(port)
+    out = subprocess.run([sys.executable, "-m", "service", "token", "--sub", sub, "--role", role],
+                         cwd=REPO, env=environ, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
