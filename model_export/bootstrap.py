@@ -34,7 +34,7 @@ def bootstrap(out: Path, seed: int = 0, force: bool = False) -> None:
         export.check_agreement(model, fp32, calib[:4])
         export.quantize_int8(fp32, out / f"{name}.int8.onnx", calib)
         card = common.base_card(name, model, trained=False, command=cmd)
-        card["note"] = "randomly initialised (seed %d): scores are meaningless" % seed
+        card["note"] = f"randomly initialised (seed {seed}): scores are meaningless"
         common.write_json(card_path, card)
         print("wrote", name)
     ens = {

@@ -46,7 +46,8 @@ def arch_description(name: str) -> str:
     a = ARCHS[name]
     if a["arch"] == "vgg16":
         return (
-            f"VGG16 (configuration D, 13 conv 3x3 layers) with batch norm, channel width x{a['width']}"
+            "VGG16 (configuration D, 13 conv 3x3 layers) with batch norm, channel width"
+            f" x{a['width']}"
             " (16-32-64-128-128), fifth max-pool replaced by identity, GAP + Linear(128, 1) head"
         )
     return (

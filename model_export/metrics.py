@@ -75,8 +75,11 @@ def threshold_at_fpr(y, p, max_fpr: float) -> float:
 def rounded(obj, nd: int = 4):
     if isinstance(obj, float):
         return None if np.isnan(obj) else round(obj, nd)
-    if isinstance(obj, dict):
-        return {k: rounded(v, nd) for k, v in obj.items()}
+    if isinstance(obj, dict):  # tiny error figures keep 3 significant digits instead
+        return {
+            k: float(f"{v:.3g}") if "err" in k and isinstance(v, float) else rounded(v, nd)
+            for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return [rounded(v, nd) for v in obj]
     if isinstance(obj, np.floating):

@@ -7,10 +7,10 @@ exactly ``w . GAP(f) + b``. No fully connected 4096-wide layers (they are most o
 
 Module names follow torchvision (``features.N`` / ``classifier`` for VGG, ``conv1, bn1, layer1..4,
 fc`` for ResNet), so at ``width=1.0`` a torchvision ``vgg16_bn`` ``features.*`` state dict or a
-``resnet18``/``resnet34`` state dict minus ``fc`` would load with ``strict=False``. The shipped models
-use a ``width`` multiplier on every channel count (the CPU budget of this project cannot train the
-full widths); the layer structure (13 conv layers for VGG16; 2-2-2-2 BasicBlocks for ResNet-18) is
-unchanged.
+``resnet18``/``resnet34`` state dict minus ``fc`` would load with ``strict=False``. The shipped
+models use a ``width`` multiplier on every channel count (the CPU budget of this project cannot
+train the full widths); the layer structure (13 conv layers for VGG16; 2-2-2-2 BasicBlocks for
+ResNet-18) is unchanged.
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ class VGG(GapHead, nn.Module):
                 layers.append(nn.Identity() if (last and not last_pool) else nn.MaxPool2d(2, 2))
             else:
                 c = _w(v, width)
-                layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(c_in, c, 3, padding=1),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(inplace=True),
+                ]
                 c_in = c
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c_in, 1)
@@ -126,7 +130,7 @@ RESNET_LAYOUTS = {
 
 
 class ResNet(GapHead, nn.Module):
-    """ResNet-18/34/50 (He et al. 2016, torchvision layout) with a GAP head ``fc`` = Linear(C, 1)."""
+    """ResNet-18/34/50 (He et al. 2016, torchvision layout), GAP head ``fc`` = Linear(C, 1)."""
 
     def __init__(self, depth: int = 18, width: float = 1.0):
         super().__init__()

@@ -10,7 +10,7 @@ finder's own failures under degradation:
   upscaled x1.5 (bilinear, as a browser renders it), PNG round trip, then JPEG quality 85 as chat
   and social sites re-encode uploads.
 
-    python -m model_export.robust      # 2 processes, ~4-6 min; writes model_export/cache/.../robust_*.npy
+    python -m model_export.robust   # 2 processes, ~5 min -> model_export/cache/*/robust_test.npy
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ CONDITIONS = ["jpeg50", "jpeg75", "half", "screenshot"]
 
 
 def _jpeg(img, q):
-    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)
+    return cv2.imdecode(
+        cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR
+    )
 
 
 def degrade_image(img: np.ndarray, condition: str) -> np.ndarray:

@@ -47,9 +47,15 @@ def group_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
 class Batches:
     """Reproducible augmented batches for one epoch (seed = base seed + epoch)."""
 
-    def __init__(self, faces, labels, sources, spec, sbi: float, seed: int):
+    def __init__(self, faces, labels, sources, spec, sbi: float, seed: int, partner=None):
         self.faces, self.labels, self.spec, self.sbi = faces, labels, spec, sbi
         self.p = group_weights(labels, sources)
+        # paired sampling: an item with a partner (a DFDC fake and the real frame it was made
+        # from) brings its partner along, both cut and degraded identically; their draw weight
+        # is halved so the source keeps its share of images
+        self.partner = np.full(len(labels), -1) if partner is None else partner
+        self.p[self.partner >= 0] *= 0.5
+        self.p /= self.p.sum()
         self.reals = np.flatnonzero(labels == 0)
         self.seed = seed
         self.mean = np.asarray(spec.mean, np.float32)
@@ -59,6 +65,15 @@ class Batches:
         views, ys = [], []
         for i in idx:
             y = int(self.labels[i])
+            j = self.partner[i]
+            if j >= 0:
+                seed = int(rng.integers(2**63))
+                for k in (i, j):
+                    r = np.random.default_rng(seed)
+                    face = augment.degrade(self.faces[k], r, self.spec.face_size)
+                    views.append(augment.random_view(face, r, self.spec.input_size))
+                    ys.append(int(self.labels[k]))
+                continue
             face = self.faces[i]
             if y == 1 and self.sbi > 0 and rng.random() < self.sbi:
                 face = augment.self_blend(self.faces[rng.choice(self.reals)], rng)
@@ -71,7 +86,10 @@ class Batches:
     def epoch(self, epoch: int, n: int, batch: int):
         rng = np.random.default_rng([self.seed, epoch])
         draws = rng.choice(len(self.labels), size=n, p=self.p)
-        chunks = [draws[i : i + batch] for i in range(0, n, batch)]
+        cost = np.cumsum(np.where(self.partner[draws] >= 0, 2, 1))  # images so far
+        draws, cost = draws[cost <= n], cost[cost <= n]  # an epoch is ~n images
+        ends = np.flatnonzero(np.diff((cost - 1) // batch) > 0) + 1
+        chunks = np.split(draws, ends)
         rngs = [np.random.default_rng([self.seed, epoch, k]) for k in range(len(chunks))]
         with ThreadPoolExecutor(1) as ex:  # prepare the next batch while the model trains
             fut = ex.submit(self._make, chunks[0], rngs[0])
@@ -98,6 +116,18 @@ def predict_views(model, faces_serve: np.ndarray, spec, crops=None, batch: int =
     return out.mean(axis=1)
 
 
+def pair_index(cache: Cache, idx: np.ndarray) -> np.ndarray:
+    """Position (within ``idx``) of each item's real/fake partner in the same group, or -1."""
+    groups: dict[tuple, list[int]] = {}
+    for k, i in enumerate(idx):
+        groups.setdefault((cache.sources[i], cache.records[i].group), []).append(k)
+    partner = np.full(len(idx), -1)
+    for ks in groups.values():
+        if len(ks) == 2 and cache.labels[idx[ks[0]]] != cache.labels[idx[ks[1]]]:
+            partner[ks[0]], partner[ks[1]] = ks[1], ks[0]
+    return partner
+
+
 def lr_lambda(total_steps: int, warmup: int):
     def f(step):
         if step < warmup:
@@ -118,11 +148,14 @@ def train(a) -> dict:
     cache = Cache(common.SPEC["face_margin"], common.SPEC["face_size"])
     tr = cache.index("train", exclude_source=a.exclude_source)
     va = cache.index("val", exclude_source=a.exclude_source)
+    if a.val_limit and len(va) > a.val_limit:  # a fixed, evenly spread subset (short runs)
+        va = va[np.linspace(0, len(va) - 1, a.val_limit).astype(int)]
     print(f"train {len(tr)} val {len(va)} (excluded: {a.exclude_source})", flush=True)
     faces_tr = np.ascontiguousarray(cache.train[tr])
     faces_va = np.ascontiguousarray(cache.serve[va])
     y_va = cache.labels[va]
-    batches = Batches(faces_tr, cache.labels[tr], cache.sources[tr], spec, a.sbi, a.seed)
+    partner = pair_index(cache, tr) if a.pair else None
+    batches = Batches(faces_tr, cache.labels[tr], cache.sources[tr], spec, a.sbi, a.seed, partner)
 
     model = common.build_named(a.name) if a.width is None else None
     if model is None:
@@ -144,7 +177,8 @@ def train(a) -> dict:
         state = ck["state"]
         print(f"resumed after epoch {state['epoch']}", flush=True)
     (out / "args.json").write_text(json.dumps(vars(a), indent=2))
-    while state["epoch"] < a.epochs:
+    stop = min(a.epochs, a.stop_epoch or a.epochs)
+    while state["epoch"] < stop:
         ep = state["epoch"]
         t0 = time.time()
         model.train()
@@ -156,7 +190,7 @@ def train(a) -> dict:
             loss.backward()
             opt.step()
             sched.step()
-            tot += float(loss) * len(yb)
+            tot += float(loss.detach()) * len(yb)
             n += len(yb)
         t_train = time.time() - t0
         lv = predict_views(model, faces_va, spec, crops=[(0.5, 0.5)])
@@ -177,17 +211,26 @@ def train(a) -> dict:
         print(json.dumps(rec), flush=True)
         if auc > state["best_auc"]:
             state["best_auc"], state["best_epoch"] = auc, ep + 1
-            torch.save({"model": model.state_dict(), "epoch": ep + 1, "val_auc": auc}, out / "best.pt")
+            torch.save(
+                {"model": model.state_dict(), "epoch": ep + 1, "val_auc": auc}, out / "best.pt"
+            )
         torch.save(
-            {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-             "state": state},
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "state": state,
+            },
             out / "last.pt",
         )
         if ep + 1 - state["best_epoch"] >= a.patience:
             print(f"early stop: no val improvement for {a.patience} epochs", flush=True)
             break
-    summary = {**state, "args": vars(a), "command": "python -m model_export.train " + " ".join(
-        sys.argv[1:])}
+    summary = {
+        **state,
+        "args": vars(a),
+        "command": "python -m model_export.train " + " ".join(sys.argv[1:]),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -203,7 +246,12 @@ def parse(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--sbi", type=float, default=0.0, help="fraction of fake draws self-blended")
+    ap.add_argument("--pair", action="store_true", help="paired real/fake sampling (DFDC)")
     ap.add_argument("--exclude-source", default=None)
+    ap.add_argument(
+        "--stop-epoch", type=int, default=None, help="stop after this epoch (schedule unchanged)"
+    )
+    ap.add_argument("--val-limit", type=int, default=None, help="validate on a subset")
     ap.add_argument("--patience", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)

@@ -20,10 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--role", default="user", choices=["user", "moderator", "admin"])
     tok.add_argument("--email")
     tok.add_argument("--ttl", type=int, help="seconds the token is valid")
+    adm = sub.add_parser("create-admin", help="make the first admin account of a fresh install")
+    adm.add_argument("--email", required=True)
+    adm.add_argument("--password", help="else $REALCHECK_ADMIN_PASSWORD, else asked for")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "token":
         return print_token(settings, args)
+    if args.command == "create-admin":
+        return create_admin(settings, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from service.app import create_app
 
@@ -40,6 +45,25 @@ def print_token(settings: Settings, args) -> int:
         return 2
     issuer = LocalIssuer(settings.data_dir / "keys", settings.issuer, settings.token_ttl_s)
     print(issuer.issue(args.sub, args.role, email=args.email, ttl_s=args.ttl))
+    return 0
+
+
+def create_admin(settings: Settings, args) -> int:
+    import asyncio
+    import getpass
+    import os
+
+    from service.moderation.bootstrap import BootstrapError
+    from service.moderation.bootstrap import create_admin as run
+
+    password = args.password or os.environ.get("REALCHECK_ADMIN_PASSWORD")
+    if not password and sys.stdin.isatty():
+        password = getpass.getpass("password for the admin account: ")
+    try:
+        print(asyncio.run(run(settings, args.email, password)))
+    except BootstrapError as e:
+        print(f"create-admin: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -29,6 +29,7 @@ from service.keys import (
     SETTINGS,
     VERIFIER,
 )
+from service.mail.sender import mail_ctx
 from service.ratelimit import RateLimiter
 from service.routes import add_routes
 from service.settings import Settings
@@ -83,5 +84,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[MAX_BODY] = settings.max_body_bytes
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
     app.cleanup_ctx.extend([database_ctx, http_ctx, auth_ctx, detector_ctx])
+    app.cleanup_ctx.append(mail_ctx)  # the outbox sender (sets app[MAIL])
     add_routes(app)
     return app

@@ -52,6 +52,92 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX checks_sha256 ON checks (sha256)",
         "CREATE INDEX checks_user ON checks (user_id, created_at)",
     ],
+    # 2: moderation (flagged items, reports, their history), audit trail, mail outbox, FAQ
+    [
+        "ALTER TABLE users ADD COLUMN queue_alerts INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE users ADD COLUMN deleted_at REAL",
+        """CREATE TABLE flags (
+            id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'open'
+                CHECK (state IN ('open', 'confirmed_fake', 'real', 'dismissed')),
+            reason TEXT NOT NULL,
+            score REAL,
+            detector_verdict TEXT,
+            override_verdict TEXT CHECK (override_verdict IN ('fake', 'real')),
+            decided_by TEXT,
+            decided_role TEXT,
+            decided_at REAL,
+            decision_note TEXT,
+            version INTEGER NOT NULL DEFAULT 1,
+            queued_at REAL NOT NULL,
+            announced_at REAL,
+            created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL
+        )""",
+        "CREATE INDEX flags_state_score ON flags (state, score)",
+        "CREATE INDEX flags_state_seen ON flags (state, last_seen_at)",
+        "CREATE INDEX flags_unannounced ON flags (queued_at) WHERE announced_at IS NULL",
+        """CREATE TABLE flag_reports (
+            id TEXT PRIMARY KEY,
+            flag_id TEXT NOT NULL REFERENCES flags (id) ON DELETE CASCADE,
+            check_id TEXT,
+            user_id TEXT NOT NULL,
+            note TEXT,
+            page_url TEXT,
+            created_at REAL NOT NULL,
+            notified_version INTEGER,
+            UNIQUE (flag_id, user_id)
+        )""",
+        "CREATE INDEX flag_reports_user ON flag_reports (user_id)",
+        """CREATE TABLE flag_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            flag_id TEXT NOT NULL REFERENCES flags (id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            actor TEXT,
+            kind TEXT NOT NULL,
+            detail TEXT
+        )""",
+        "CREATE INDEX flag_events_flag ON flag_events (flag_id, id)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            actor TEXT,
+            actor_email TEXT,
+            action TEXT NOT NULL,
+            target TEXT,
+            detail TEXT,
+            ip TEXT
+        )""",
+        "CREATE INDEX audit_action ON audit (action, id)",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            user_id TEXT,
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            dedupe_key TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            claimed_at REAL,
+            sent_at REAL
+        )""",
+        "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)",
+        """CREATE TABLE faq (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            position INTEGER NOT NULL DEFAULT 0,
+            published INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 
@@ -60,7 +146,7 @@ async def connect(path: Path) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
     db.row_factory = aiosqlite.Row
     await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute("PRAGMA synchronous=FULL")
     await db.execute("PRAGMA foreign_keys=ON")
     await db.execute("PRAGMA busy_timeout=5000")
     await migrate(db)

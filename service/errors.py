@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from aiohttp import web
 
@@ -21,7 +22,11 @@ class ApiError(Exception):
 
     def response(self) -> web.Response:
         body = {"error": self.code, "message": self.message, **self.details}
-        return web.json_response(body, status=self.status)
+        resp = web.json_response(body, status=self.status)
+        retry = self.details.get("retry_after_s")
+        if isinstance(retry, (int, float)):  # the HTTP header takes whole seconds
+            resp.headers["Retry-After"] = str(max(1, math.ceil(retry)))
+        return resp
 
 
 def bad_request(code: str, message: str, **details) -> ApiError:

@@ -11,15 +11,18 @@ class RateLimiter:
         self.capacity = float(burst if burst is not None else max(1, per_minute))
         self.buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, key: str) -> float:
-        """0 if allowed, else the seconds to wait before the next request is allowed."""
+    def take(self, key: str, cost: float = 1.0) -> float:
+        """0 if allowed, else the seconds to wait before the next request is allowed.
+
+        ``cost`` is in checks: a lookup by hash (no pixels, no model run) costs a fraction.
+        """
         if self.rate <= 0:
             return 0.0
         now = time.monotonic()
         tokens, last = self.buckets.get(key, (self.capacity, now))
         tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        if tokens >= 1.0:
-            self.buckets[key] = (tokens - 1.0, now)
+        if tokens >= cost:
+            self.buckets[key] = (tokens - cost, now)
             return 0.0
         self.buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
+        return (cost - tokens) / self.rate

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from service import __version__
-from service.handlers import checks, meta
+from service.handlers import account, admin, checks, faq, meta, moderation, pages
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,71 @@ ROUTES: list[Route] = [
     Route("POST", "/predict", checks.predict, "user",
           "Older seed-system shape: multipart 'image' -> {result, confidence}",
           request="multipart", tags=("checks",)),
+]
+
+# Moderation (issue 5): sign-in, reports and the flagged queue, administration, the web pages.
+ROUTES += [
+    Route("GET", "/signin", pages.signin, "public",
+          "Sign-in page: register or sign in with email and password, copy the session token",
+          produces="text/html", tags=("pages",)),
+    Route("POST", "/v1/auth/register", account.register, "public",
+          "Create an account {email, password} -> {token, user} (local issuer only)",
+          request="json", tags=("auth",)),
+    Route("POST", "/v1/auth/login", account.login, "public",
+          "Sign in {email, password} -> {token, user}; locked after repeated failures",
+          request="json", tags=("auth",)),
+    Route("GET", "/v1/me", account.me, "user", "Your account and alert settings",
+          tags=("account",)),
+    Route("PATCH", "/v1/me", account.update_me, "user",
+          "Change {email, email_alerts, queue_alerts}", request="json", tags=("account",)),
+    Route("POST", "/v1/checks/{check_id}/report", moderation.report_check, "user",
+          "Report a wrong verdict on your check {note, page_url} -> {flag_id, status}",
+          request="json", tags=("moderation",)),
+    Route("GET", "/v1/moderation/items", moderation.list_items, "moderator",
+          "The flagged queue: ?state=open|confirmed_fake|real|dismissed|all"
+          "&sort=score|recent|reports&limit&offset", tags=("moderation",)),
+    Route("GET", "/v1/moderation/items/{item_id}", moderation.get_item, "moderator",
+          "One flagged item: faces, each detector's score, pages, reports, history",
+          tags=("moderation",)),
+    Route("GET", "/v1/moderation/items/{item_id}/image.jpg", moderation.item_image, "moderator",
+          "The item's image (thumbnail)", produces="image/jpeg", tags=("moderation",)),
+    Route("GET", "/v1/moderation/items/{item_id}/heatmap.png", moderation.item_heatmap,
+          "moderator", "Where the detectors looked", produces="image/png", tags=("moderation",)),
+    Route("POST", "/v1/moderation/items/{item_id}/decision", moderation.decide, "moderator",
+          "Decide {decision: fake|real|dismissed, note, version}; 409 if the version is stale",
+          request="json", tags=("moderation",)),
+    Route("GET", "/v1/admin/users", admin.list_users, "admin",
+          "Accounts: ?q=&role=&limit&offset", tags=("admin",)),
+    Route("PATCH", "/v1/admin/users/{user_id}", admin.update_user, "admin",
+          "Change an account's {role, disabled}", request="json", tags=("admin",)),
+    Route("DELETE", "/v1/admin/users/{user_id}", admin.delete_user, "admin",
+          "Delete an account with its data", tags=("admin",)),
+    Route("GET", "/v1/admin/audit", admin.list_audit, "admin",
+          "The audit trail, newest first: ?action=&actor=&target=&limit&before", tags=("admin",)),
+    Route("GET", "/v1/admin/audit.csv", admin.export_audit, "admin",
+          "The audit trail as CSV (same filters)", produces="text/csv", tags=("admin",)),
+    Route("GET", "/v1/admin/outbox", admin.list_outbox, "admin",
+          "Queued and sent email: ?state=pending|sending|sent|failed", tags=("admin",)),
+    Route("POST", "/v1/admin/outbox/retry", admin.retry_outbox, "admin",
+          "Send failed email again: {id} for one, {} for all", request="json", tags=("admin",)),
+    Route("GET", "/v1/admin/faq", faq.admin_faq, "admin", "Every FAQ entry, drafts included",
+          tags=("admin",)),
+    Route("POST", "/v1/admin/faq", faq.create_faq, "admin",
+          "Add an FAQ entry {question, answer, position, published}", request="json",
+          tags=("admin",)),
+    Route("PATCH", "/v1/admin/faq/{faq_id}", faq.update_faq, "admin", "Change an FAQ entry",
+          request="json", tags=("admin",)),
+    Route("DELETE", "/v1/admin/faq/{faq_id}", faq.delete_faq, "admin", "Remove an FAQ entry",
+          tags=("admin",)),
+    Route("GET", "/v1/faq", faq.public_faq, "public", "The published FAQ entries",
+          tags=("help",)),
+    Route("GET", "/help", pages.help_page, "public", "Help page with the FAQ",
+          produces="text/html", tags=("pages",)),
+    Route("GET", "/dashboard", pages.dashboard, "public",
+          "Moderation dashboard (signs in with a session token)", produces="text/html",
+          tags=("pages",)),
+    Route("GET", "/static/{name}", pages.static_file, "public", "The pages' CSS and scripts",
+          produces="text/plain", tags=("pages",)),
 ]
 
 

@@ -52,6 +52,13 @@ class Settings:
     mail_digest_s: int = 0  # 0 = tell moderators immediately; else digest every N seconds
     mail_poll_s: float = 2.0
     mail_max_attempts: int = 8
+    mail_backoff_s: float = 30.0  # first retry delay; doubles per attempt
+    mail_backoff_max_s: float = 3600.0
+    smtp_timeout_s: float = 30.0
+    smtp_ca_file: str = ""  # extra CA bundle to trust for TLS (a private mail server)
+    # Sign-in with email and password (local issuer only).
+    login_max_failures: int = 5  # consecutive failures before the account is locked
+    login_lockout_s: int = 900
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -61,6 +68,8 @@ class Settings:
             self.public_url = f"http://{self.host}:{self.port}"
         if not self.issuer and not self.jwks_url:
             self.issuer = self.public_url
+        if self.jwks_url and not self.issuer:
+            raise ValueError("REALCHECK_JWKS_URL needs REALCHECK_ISSUER (the tokens' iss)")
 
     @property
     def db_path(self) -> Path:

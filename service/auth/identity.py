@@ -48,7 +48,8 @@ async def authenticate(request: web.Request) -> User:
     try:
         claims = await request.app[VERIFIER].verify(token)
     except TokenError as e:
-        raise ApiError(401, e.code, e.message) from e
+        # The issuer's keys being out of reach is our outage, not a bad token.
+        raise ApiError(503 if e.code == "jwks_unavailable" else 401, e.code, e.message) from e
     db = request.app[DB]
     row = await dbm.fetchone(db, "SELECT role, email, disabled FROM users WHERE id = ?", (claims.sub,))
     if row is None:

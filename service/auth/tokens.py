@@ -54,6 +54,15 @@ def role_from_claims(claims: dict) -> str | None:
     return None
 
 
+def _load_own_key(pem: bytes):
+    """Our own key file: the RSA consistency check (~40 ms) adds nothing at each start."""
+    try:
+        return serialization.load_pem_private_key(pem, password=None,
+                                                  unsafe_skip_rsa_key_validation=True)
+    except TypeError:  # cryptography < 39 has no such switch
+        return serialization.load_pem_private_key(pem, password=None)
+
+
 class LocalIssuer:
     """The service's own signing key and token factory."""
 
@@ -74,7 +83,7 @@ class LocalIssuer:
             with os.fdopen(fd, "wb") as f:
                 f.write(pem)
             os.replace(tmp, path)
-        self.private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        self.private_key = _load_own_key(path.read_bytes())
         public = self.private_key.public_key()
         der = public.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -108,10 +117,27 @@ class LocalIssuer:
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
 
+def parse_jwks(body) -> dict[str, object]:
+    """The RS256 public keys of a JWKS document by ``kid``; ValueError if it is not one."""
+    if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
+        raise ValueError("the JWKS is not an object with a 'keys' list")
+    keys = {}
+    for k in body["keys"]:
+        if not (isinstance(k, dict) and k.get("kty") == "RSA" and isinstance(k.get("kid"), str)
+                and k.get("alg", ALGORITHM) == ALGORITHM and k.get("use", "sig") == "sig"):
+            continue
+        try:
+            keys[k["kid"]] = jwt.PyJWK(k, algorithm=ALGORITHM).key
+        except jwt.PyJWKError:
+            continue  # one broken key does not take the others down
+    return keys
+
+
 class TokenVerifier:
     def __init__(self, *, issuer: str, allowed_origins: tuple[str, ...], leeway_s: int,
                  local: LocalIssuer | None = None, jwks_url: str = "",
-                 jwks_cache_s: int = 600, http: aiohttp.ClientSession | None = None):
+                 jwks_cache_s: int = 600, http: aiohttp.ClientSession | None = None,
+                 min_refetch_s: float = 10.0):
         self.issuer = issuer
         self.allowed_origins = {o.rstrip("/") for o in allowed_origins}
         self.leeway_s = leeway_s
@@ -119,8 +145,10 @@ class TokenVerifier:
         self.jwks_url = jwks_url
         self.jwks_cache_s = jwks_cache_s
         self.http = http
+        #: an unknown ``kid`` forces a JWKS fetch, but at most once per this many seconds.
+        self.min_refetch_s = min_refetch_s
         self._keys: dict[str, object] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = float("-inf")  # never (monotonic time may start near 0 at boot)
         self._lock = asyncio.Lock()
         if local is not None:
             self._keys[local.kid] = local.public_key
@@ -130,23 +158,18 @@ class TokenVerifier:
             return
         async with self._lock:
             age = time.monotonic() - self._fetched_at
-            # An unknown kid forces a refresh, but at most every 10 s (no fetch storms).
-            if (not force and age < self.jwks_cache_s) or (force and age < 10):
+            if (not force and age < self.jwks_cache_s) or (force and age < self.min_refetch_s):
                 return
             self._fetched_at = time.monotonic()
             try:
                 timeout = aiohttp.ClientTimeout(total=5)
                 async with self.http.get(self.jwks_url, timeout=timeout) as resp:
                     resp.raise_for_status()
-                    body = await resp.json(content_type=None)
+                    keys = parse_jwks(await resp.json(content_type=None))
             except (TimeoutError, aiohttp.ClientError, ValueError) as e:
                 if not self._keys:
                     raise TokenError("jwks_unavailable", f"cannot fetch the JWKS: {e}") from e
                 return  # keep the cached keys through an outage
-            keys = {}
-            for k in body.get("keys", []):
-                if k.get("kty") == "RSA" and k.get("kid") and k.get("alg", ALGORITHM) == ALGORITHM:
-                    keys[k["kid"]] = jwt.PyJWK(k, algorithm=ALGORITHM).key
             self._keys = keys
 
     async def verify(self, token: str) -> Claims:

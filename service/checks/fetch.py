@@ -38,7 +38,10 @@ class PublicOnlyResolver(AbstractResolver):
         self.allow_private = allow_private
 
     async def resolve(self, host, port=0, family=socket.AF_INET):
-        infos = await self.inner.resolve(host, port, family)
+        try:
+            infos = await self.inner.resolve(host, port, family)
+        except UnicodeError as e:  # a label over 63 characters, an empty label...
+            raise _fetch_error("bad_url", "the host name is not valid") from e
         if not self.allow_private:
             bad = [i["host"] for i in infos if not is_public(i["host"])]
             if bad:
@@ -88,7 +91,10 @@ async def fetch_image(session: aiohttp.ClientSession, url: str, *, max_bytes: in
                         location = resp.headers.get("Location")
                         if not location:
                             raise _fetch_error("fetch_failed", "redirect without a Location")
-                        current = urljoin(str(u), location)
+                        try:
+                            current = urljoin(str(u), location)
+                        except ValueError as e:
+                            raise _fetch_error("bad_url", "the redirect's Location is not a valid URL") from e
                         continue
                     if resp.status != 200:
                         raise _fetch_error("fetch_failed", f"the URL answered HTTP {resp.status}")

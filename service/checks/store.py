@@ -36,30 +36,39 @@ class CheckService:
         return json.loads(row["result"]) if row else None
 
     async def _score(self, data: bytes, sha256: str) -> tuple[dict, bool]:
+        """(result, cached): every request for the same image shares one scoring task.
+
+        The task is registered before the store is consulted, so a request arriving while
+        another is between "not in the store" and "stored" waits for it instead of scoring
+        again; and it runs on its own, so a caller that goes away does not cancel the others.
+        """
+        pending = self.inflight.get(sha256)
+        if pending is not None:  # the same image is being scored right now: share it
+            result, _ = await asyncio.shield(pending)
+            return result, True
+        task = asyncio.ensure_future(self._score_once(data, sha256))
+        self.inflight[sha256] = task
+        task.add_done_callback(lambda t: self._settled(sha256, t))
+        return await asyncio.shield(task)
+
+    def _settled(self, sha256: str, task: asyncio.Future) -> None:
+        if self.inflight.get(sha256) is task:
+            del self.inflight[sha256]
+        if not task.cancelled():
+            task.exception()  # mark retrieved: its callers may all have gone
+
+    async def _score_once(self, data: bytes, sha256: str) -> tuple[dict, bool]:
         known = await self.scored(sha256)
         if known is not None:
             return known, True
-        pending = self.inflight.get(sha256)
-        if pending is not None:  # the same image is being scored right now: share it
-            return await asyncio.shield(pending), True
-        future = asyncio.get_running_loop().create_future()
-        self.inflight[sha256] = future
-        try:
-            result, grids, thumbnail = await self.detector.analyze(data)
-            async with dbm.transaction(self.db):
-                await self.db.execute(
-                    "INSERT OR REPLACE INTO images (sha256, models_version, result, thumbnail,"
-                    " cams, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (sha256, result["models_version"], json.dumps(result), thumbnail,
-                     grids_to_bytes(grids), result["width"], result["height"], dbm.now()))
-            future.set_result(result)
-            return result, False
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # mark retrieved: nobody else may be waiting
-            raise
-        finally:
-            del self.inflight[sha256]
+        result, grids, thumbnail = await self.detector.analyze(data)
+        async with dbm.transaction(self.db):
+            await self.db.execute(
+                "INSERT OR REPLACE INTO images (sha256, models_version, result, thumbnail,"
+                " cams, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (sha256, result["models_version"], json.dumps(result), thumbnail,
+                 grids_to_bytes(grids), result["width"], result["height"], dbm.now()))
+        return result, False
 
     async def check(self, data: bytes, user_id: str | None, *, page_url: str | None = None,
                     source_url: str | None = None) -> dict:
@@ -119,12 +128,13 @@ class CheckService:
         check["cached"] = True
         return check
 
-    async def list_for(self, user_id: str, limit: int, before: float | None) -> list[dict]:
+    async def list_for(self, user_id: str, limit: int, before: float | None,
+                       offset: int = 0) -> list[dict]:
         rows = await dbm.fetchall(
             self.db,
             "SELECT result FROM checks WHERE user_id = ? AND created_at < ?"
-            " ORDER BY created_at DESC LIMIT ?",
-            (user_id, before if before is not None else float("inf"), limit))
+            " ORDER BY created_at DESC LIMIT ? OFFSET ?",
+            (user_id, before if before is not None else float("inf"), limit, offset))
         return [json.loads(r["result"]) for r in rows]
 
     async def heatmap_inputs(self, sha256: str):

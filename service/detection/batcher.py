@@ -35,6 +35,8 @@ class MicroBatcher:
         self.batches = 0
         self.rows = 0
         self._task: asyncio.Task | None = None
+        self._held: _Item | None = None
+        self._waiting: set[asyncio.Future] = set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -44,6 +46,9 @@ class MicroBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for future in list(self._waiting):  # nobody will run them now: do not leave them hanging
+            if not future.done():
+                future.set_exception(RuntimeError("the detector stopped"))
 
     @contextlib.contextmanager
     def preparing_one(self):
@@ -56,12 +61,23 @@ class MicroBatcher:
 
     async def submit(self, x: np.ndarray) -> list[np.ndarray]:
         future = asyncio.get_running_loop().create_future()
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
         await self.queue.put(_Item(x, future))
         return await future
 
+    async def _next(self, timeout: float | None = None) -> _Item:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
+        if timeout is None:
+            return await self.queue.get()
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
     async def _gather(self) -> list[_Item]:
+        """One batch: at most ``max_batch`` rows, unless a single request alone has more."""
         loop = asyncio.get_running_loop()
-        batch = [await self.queue.get()]
+        batch = [await self._next()]
         rows = len(batch[0].x)
         deadline = loop.time() + self.max_wait
         while rows < self.max_batch:
@@ -74,9 +90,12 @@ class MicroBatcher:
                 if timeout <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
+                    item = await self._next(timeout)
                 except TimeoutError:
                     break
+            if rows + len(item.x) > self.max_batch:
+                self._held = item  # it opens the next batch
+                break
             batch.append(item)
             rows += len(item.x)
         return batch

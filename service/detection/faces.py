@@ -7,7 +7,9 @@ import threading
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from service.detection import preprocess  # noqa: F401  (sets OPENCV_IO_MAX_IMAGE_PIXELS first)
+# preprocess sets OPENCV_IO_MAX_IMAGE_PIXELS, which OpenCV reads only when cv2 is first imported
+# (often before this line): decode_image therefore checks the declared size itself.
+from service.detection import preprocess  # noqa: F401
 
 _CASCADE_FILE = "haarcascade_frontalface_default.xml"
 _local = threading.local()

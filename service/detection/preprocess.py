@@ -91,6 +91,8 @@ def declared_size(data: bytes, fmt: str) -> tuple[int, int] | None:
         if fmt == "gif":
             return struct.unpack("<HH", data[6:10])
         if fmt == "bmp":
+            if int.from_bytes(data[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
+                return struct.unpack("<HH", data[18:22])
             w, h = struct.unpack("<ii", data[18:26])
             return abs(w), abs(h)
         if fmt == "webp":
@@ -108,21 +110,36 @@ def declared_size(data: bytes, fmt: str) -> tuple[int, int] | None:
                 h = 1 + (((b[3] & 0xF) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))
                 return w, h
         if fmt == "jpeg":
-            i = 2
-            while i + 9 < len(data):
-                if data[i] != 0xFF:
-                    return None
-                marker = data[i + 1]
-                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                    i += 2
-                    continue
-                (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                    h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-                    return w, h
-                i += 2 + length
-    except struct.error:
+            return _jpeg_size(data)
+    except (struct.error, IndexError):
         return None
+    return None
+
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The frame header's size: walk the segments (and fill bytes) up to the first SOFn."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        while data[i + 1] == 0xFF:  # any marker may be preceded by 0xFF fill bytes
+            i += 1
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # the end, or a scan before any frame header
+            return None
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if marker in _SOF_MARKERS:
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        if length < 2:
+            return None
+        i += 2 + length
     return None
 
 
@@ -130,6 +147,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode JPEG/PNG/WebP/GIF (first frame)/BMP bytes into a BGR uint8 array.
 
     Raises `ImageError` with code ``not_an_image``, ``image_too_large`` or ``corrupt_image``.
+    The size is read from the header first and checked against ``max_pixels``; an image whose
+    header does not say its size is refused, as OpenCV's own limit cannot be relied on (it is
+    read once, when cv2 is first imported, which may be before this module set it).
     """
     if not data:
         raise ImageError("empty_image", "the image is empty")
@@ -137,20 +157,23 @@ def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     if fmt is None:
         raise ImageError("not_an_image", "not a JPEG, PNG, WebP, GIF or BMP image")
     size = declared_size(data, fmt)
-    if size is not None:
-        w, h = size
-        if w <= 0 or h <= 0:
-            raise ImageError("corrupt_image", "the image declares an empty size")
-        if w * h > max_pixels:
-            raise ImageError(
-                "image_too_large",
-                f"the image declares {w}x{h} pixels, more than the limit of {max_pixels}",
-            )
-    if fmt == "gif":
-        image = _decode_gif_first_frame(data)
-    else:
-        buf = np.frombuffer(data, dtype=np.uint8)
-        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if size is None:
+        raise ImageError("corrupt_image", f"the {fmt.upper()} header does not say the image size")
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise ImageError("corrupt_image", "the image declares an empty size")
+    if w * h > max_pixels:
+        raise ImageError(
+            "image_too_large",
+            f"the image declares {w}x{h} pixels, more than the limit of {max_pixels}",
+        )
+    try:
+        if fmt == "gif":
+            image = _decode_gif_first_frame(data)
+        else:
+            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as e:  # e.g. OpenCV's own pixel limit
+        raise ImageError("corrupt_image", f"the {fmt.upper()} image cannot be decoded") from e
     if image is None or image.size == 0:
         raise ImageError("corrupt_image", f"the {fmt.upper()} image is truncated or corrupt")
     if image.shape[0] * image.shape[1] > max_pixels:
@@ -159,10 +182,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
 
 
 def _decode_gif_first_frame(data: bytes) -> np.ndarray | None:
-    ok, frames = cv2.imdecodemulti(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if not ok or not frames:
-        return None
-    return frames[0]
+    # imdecode reads the first frame only; imdecodemulti would expand every frame of an
+    # animation into memory (thousands of frames fit in a small, well-compressed file).
+    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
 
 
 # ---------------------------------------------------------------------------------------------

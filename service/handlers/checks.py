@@ -17,6 +17,7 @@ from service.errors import ApiError, bad_request, not_found
 from service.handlers.common import (
     check_length,
     optional_url,
+    LOOKUP_COST,
     page_args,
     rate_limit,
     read_json,
@@ -40,11 +41,13 @@ async def _image_from_request(request: web.Request) -> tuple[bytes, dict]:
         url = body.get("url")
         if not isinstance(url, str) or not url:
             raise bad_request("missing_url", "send {\"url\": \"https://...\"} or an image upload")
+        # Refuse bad fields before fetching anything.
+        page_url, url = optional_url(body.get("page_url")), optional_url(url)
         s = request.app[SETTINGS]
         data = await fetch_image(
             request.app[FETCH_HTTP], url, max_bytes=s.max_body_bytes, timeout_s=s.fetch_timeout_s,
             max_redirects=s.fetch_max_redirects, allow_private=s.fetch_allow_private)
-        return data, {"source_url": url, "page_url": body.get("page_url")}
+        return data, {"source_url": url, "page_url": page_url}
     if ctype.startswith("image/") or ctype == "application/octet-stream":
         return await request.read(), dict(request.query)
     raise ApiError(415, "unsupported_media_type",
@@ -98,18 +101,18 @@ async def list_or_lookup(request: web.Request) -> web.Response:
         sha = sha.lower()
         if not SHA256_RE.match(sha):
             raise bad_request("bad_sha256", "sha256 must be 64 hexadecimal characters")
-        rate_limit(request, user.id)
+        rate_limit(request, user.id, LOOKUP_COST)
         check = await checks.lookup(sha, user.id,
                                     page_url=optional_url(request.query.get("page_url")))
         if check is None:
             raise not_found("this image has not been checked yet: send it")
         return web.json_response(check)
-    limit, _ = page_args(request)
+    limit, offset = page_args(request)
     try:
         before = float(request.query["before"]) if "before" in request.query else None
     except ValueError as e:
         raise bad_request("bad_query", "before must be a timestamp") from e
-    items = await checks.list_for(user.id, limit, before)
+    items = await checks.list_for(user.id, limit, before, offset)
     return web.json_response({"items": items, "next_before": items[-1]["created_at"]
                               if len(items) == limit else None})
 

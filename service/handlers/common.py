@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from service.errors import ApiError, bad_request
 from service.keys import RATE_LIMITER, SETTINGS
@@ -43,6 +43,8 @@ async def read_multipart(request: web.Request, file_field: str) -> tuple[bytes |
             raise bad_request("bad_multipart", f"the multipart body is malformed: {e}") from e
         if part is None:
             break
+        if not isinstance(part, BodyPartReader):
+            raise bad_request("bad_multipart", "nested multipart parts are not accepted")
         chunks = []
         while chunk := await part.read_chunk(65536):
             total += len(chunk)
@@ -63,8 +65,12 @@ def check_length(request: web.Request) -> None:
         raise too_large(limit)
 
 
-def rate_limit(request: web.Request, key: str) -> None:
-    wait = request.app[RATE_LIMITER].take(key)
+#: what a lookup by SHA-256 costs against the per-user check budget (no pixels, no model run)
+LOOKUP_COST = 0.1
+
+
+def rate_limit(request: web.Request, key: str, cost: float = 1.0) -> None:
+    wait = request.app[RATE_LIMITER].take(key, cost)
     if wait > 0:
         raise ApiError(429, "rate_limited", "too many checks; slow down",
                        retry_after_s=round(wait, 2))

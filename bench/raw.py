@@ -1,0 +1,117 @@
+"""Raw ONNX Runtime figures: the service's model work per image, without a server around it.
+
+Every image goes through the service's own `prepare` (decode, Haar faces, crops, views), and
+the batches go through the service's own `Detector.run_models` (every ensemble member's session
+on the same rows, then the activation maps stacked), so "per image" means the same detectors,
+faces and views as a check.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+
+import numpy as np
+
+from bench.images import BenchImage
+from service.detection.detector import Detector, prepare
+from service.detection.models import load_ensemble
+from service.settings import Settings
+
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+
+
+def _timed(fn, *args) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call; CPU counts every thread of this process (ORT's, OpenCV's)."""
+    t, c = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def measure_raw(images: list[BenchImage], settings: Settings, *, seconds_per_batch: float,
+                repeats: int = 3, rounds: int = 3, batch_sizes=BATCH_SIZES) -> dict:
+    ensemble = load_ensemble(settings.models_dir, settings.device, settings.inference_threads)
+    detector = Detector(ensemble, max_batch=1, max_wait_ms=0.0,
+                        max_image_pixels=settings.max_image_pixels, prepare_workers=1)
+    try:
+        return _measure(detector, images, seconds_per_batch, repeats, rounds, batch_sizes)
+    finally:
+        detector.prepare_pool.shutdown(wait=False)
+        detector.infer_pool.shutdown(wait=False)
+        del detector, ensemble
+        gc.collect()  # the sessions' thread pools must not linger into the load phase
+
+
+def _measure(detector: Detector, images, seconds_per_batch, repeats, rounds, batch_sizes) -> dict:
+    spec, max_px = detector.spec, detector.max_image_pixels
+    run = detector.run_models
+    preps = [prepare(im.data, spec, max_px) for im in images]
+    run(preps[0].x)  # first run allocates
+    # Per image, one at a time: what a lone request costs without a server.
+    prep_ms, infer_ms, single_ms, prep_cpu_ms, infer_cpu_ms = [], [], [], [], []
+    for im, p in zip(images, preps):
+        tp = [_timed(prepare, im.data, spec, max_px) for _ in range(repeats)]
+        ti = [_timed(run, p.x) for _ in range(repeats)]
+        prep_ms.append(statistics.median(w for w, _ in tp) * 1000)
+        infer_ms.append(statistics.median(w for w, _ in ti) * 1000)
+        single_ms.append(prep_ms[-1] + infer_ms[-1])
+        prep_cpu_ms.append(statistics.median(c for _, c in tp) * 1000)
+        infer_cpu_ms.append(statistics.median(c for _, c in ti) * 1000)
+    # Batched: consecutive images of the set, cycling. The batch sizes take turns over a few
+    # rounds and each keeps its best round, so a burst of other load on the machine hits one
+    # round of one size rather than a whole size.
+    inputs = {b: [np.concatenate([preps[(start + i) % len(preps)].x for i in range(b)])
+                  for start in range(0, max(len(preps), b), b)] for b in batch_sizes}
+    for xs in inputs.values():
+        run(xs[0])  # warm every shape
+    trials: dict[int, list[dict]] = {b: [] for b in batch_sizes}
+    for _ in range(rounds):
+        for b in batch_sizes:
+            trials[b].append(_batched_trial(run, inputs[b], b, seconds_per_batch / rounds))
+    batches = [max(trials[b], key=lambda r: r["img_per_s"]) for b in batch_sizes]
+    best = max(batches, key=lambda r: r["img_per_s"])
+    cores = os.cpu_count() or 1
+    prep_cpu = statistics.fmean(prep_cpu_ms)
+    return {
+        "images": len(images),
+        "faces_per_image": statistics.fmean(len(p.boxes) for p in preps),
+        "face_found_share": statistics.fmean(p.face_found for p in preps),
+        "rows_per_image": statistics.fmean(len(p.x) for p in preps),
+        "views_per_face": detector.views_per_face,
+        "members": [m.name for m in detector.ensemble.members],
+        "prepare_ms": _dist(prep_ms),
+        "infer_single_ms": _dist(infer_ms),
+        "single_image_ms": _dist(single_ms),  # prepare + inference of one image: the p50 reference
+        "prepare_cpu_ms": _dist(prep_cpu_ms),
+        "infer_single_cpu_ms": _dist(infer_cpu_ms),
+        # If every core did nothing but this work: prepare's CPU plus batched inference's CPU.
+        "cpu_bound_ceiling_img_per_s": round(cores * 1000 / (prep_cpu + best["cpu_ms_per_image"]), 2),
+        "by_source_prepare_ms": {
+            src: round(statistics.median(t for im, t in zip(images, prep_ms) if im.source == src), 2)
+            for src in dict.fromkeys(im.source for im in images)},
+        "batched": batches,
+        "best": best,
+    }
+
+
+def _batched_trial(run, xs: list[np.ndarray], b: int, seconds: float) -> dict:
+    done, rows, t0, c0 = 0, 0, time.perf_counter(), time.process_time()
+    while True:
+        x = xs[(done // b) % len(xs)]
+        run(x)
+        done += b
+        rows += len(x)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds and done >= 2 * b:
+            break
+    cpu = time.process_time() - c0
+    return {"batch_images": b, "rows_per_batch": round(rows * b / done, 2),
+            "img_per_s": round(done / elapsed, 3), "ms_per_batch": round(elapsed * 1000 * b / done, 3),
+            "cpu_ms_per_image": round(cpu * 1000 / done, 3)}
+
+
+def _dist(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "mean": round(statistics.fmean(values), 3),
+            "min": round(min(values), 3), "max": round(max(values), 3)}

@@ -1,0 +1,287 @@
+"""Run the whole benchmark of issue 2: ``python -m bench.run_bench [--quick] [--json F] [--markdown]``.
+
+In one run, on loopback, with a fixed set of face photos made unique per request:
+
+1. raw ONNX Runtime: the service's own preparation and models in this process, per image and
+   batched at several batch sizes (`bench.raw`);
+2. the real service (``python -m service``, its defaults or REALCHECK_* from the environment)
+   at 1, 8 and 32 concurrent clients, then its cache paths (same bytes again; sha256 lookup);
+3. the same service with batching off (``REALCHECK_BATCH_MAX_SIZE=1``, ``..._WAIT_MS=0``);
+4. the seed-style one-request-one-inference server (`bench.baseline_app`) at 1, 8, 32 clients.
+
+Every server is a separate process with a temporary data folder; the load generator is this
+process. ``--json`` writes every figure; ``--markdown`` prints the table for docs/performance.md
+(``--from-json F --markdown`` renders a saved run again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import cv2
+import onnxruntime as ort
+
+from bench import load, report
+from bench.images import MULTIPART_TYPE, REPO, BenchImage, multipart_body, sample_images, unique_variant
+from bench.raw import measure_raw
+from bench.servers import cpu_model, start_server
+from service.auth.tokens import LocalIssuer
+from service.settings import Settings
+
+PARTS = ("raw", "service", "cache", "batch1", "seed")
+BATCHING_OFF = {"REALCHECK_BATCH_MAX_SIZE": "1", "REALCHECK_BATCH_MAX_WAIT_MS": "0"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    per_source: int  # images per data source (5 sources)
+    duration_s: float  # per load scenario, after its warm-up
+    cache_duration_s: float
+    raw_seconds_per_batch: float
+    max_requests: int  # per scenario
+
+
+FULL = Profile(per_source=8, duration_s=15.0, cache_duration_s=4.0, raw_seconds_per_batch=1.5,
+               max_requests=5000)
+QUICK = Profile(per_source=4, duration_s=3.0, cache_duration_s=1.5, raw_seconds_per_batch=0.3,
+                max_requests=400)
+
+
+class UniqueImages:
+    """Request factory: the set's images in turn, each with a comment no other request has."""
+
+    def __init__(self, images: list[BenchImage], path: str, keep: int = 64):
+        self.images = images
+        self.path = path
+        self.nonce = uuid.uuid4().hex[:12]
+        self.counter = itertools.count()
+        self.kept: list[tuple[bytes, str]] = []  # (multipart body, image sha256) for the cache runs
+        self.keep = keep
+
+    def __call__(self):
+        n = next(self.counter)
+        data = unique_variant(self.images[n % len(self.images)].data, f"realcheck-bench {self.nonce} {n}")
+        body = multipart_body(data)
+        if len(self.kept) < self.keep:
+            self.kept.append((body, hashlib.sha256(data).hexdigest()))
+        return "POST", self.path, body, MULTIPART_TYPE
+
+
+def expect_fresh_check(status: int, body: dict) -> str | None:
+    if status != 201:
+        return f"HTTP {status}: {body.get('error')}: {body.get('message')}"
+    if body.get("cached") is not False:
+        return "a unique image was answered from the cache"
+    return None
+
+
+def expect_cached_check(status: int, body: dict) -> str | None:
+    if status not in (200, 201):
+        return f"HTTP {status}: {body.get('error')}: {body.get('message')}"
+    if body.get("cached") is not True:
+        return "a re-sent image was scored again instead of answered from the store"
+    return None
+
+
+def expect_prediction(status: int, body: dict) -> str | None:
+    if status != 200 or body.get("result") not in ("REAL", "FAKE"):
+        return f"HTTP {status}: {body}"
+    return None
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _line(s: dict) -> str:
+    return (f"{s['img_per_s']:7.1f} img/s  p50 {s['p50_ms']:7.1f} ms  p99 {s['p99_ms']:7.1f} ms  "
+            f"n={s['requests']} err={s['errors']}  other CPU {100 * s.get('other_cpu_share', 0):.0f} %")
+
+
+async def _load_series(run: dict, server, name: str, headers: dict, factory, check, clients_list,
+                       profile: Profile, duration_s: float | None = None) -> None:
+    for clients in clients_list:
+        s = await load.measure(server, headers, factory, check, clients=clients,
+                               duration_s=duration_s or profile.duration_s,
+                               max_requests=profile.max_requests, warmup=max(2, clients))
+        s["name"] = name
+        run["scenarios"].append(s)
+        log(f"  {name:13s} {clients:3d} clients: {_line(s)}")
+        if s["errors"]:
+            log(f"    errors: {s['error_samples']}")
+
+
+def _headers(server) -> dict:
+    issuer = LocalIssuer(server.data_dir / "keys", server.url, 3600)
+    return {"Authorization": "Bearer " + issuer.issue("bench", "user")}
+
+
+async def _warm(server, headers, factory, check, n: int = 3) -> None:
+    await load.run_load(server.url, headers, factory, check, clients=1, duration_s=60, max_requests=n)
+
+
+async def bench_service(run, images, profile, clients_list, parts, keep) -> None:
+    env = {}
+    with start_server("service", env, keep) as server:
+        _record_health(run, server)
+        headers = _headers(server)
+        unique = UniqueImages(images, "/v1/checks")
+        await _warm(server, headers, unique, expect_fresh_check)
+        if "service" in parts:
+            await _load_series(run, server, "service", headers, unique, expect_fresh_check,
+                               clients_list, profile)
+        if "cache" in parts:
+            while len(unique.kept) < 8:
+                await _warm(server, headers, unique, expect_fresh_check, 1)
+            bodies = [("POST", "/v1/checks", b, MULTIPART_TYPE) for b, _ in unique.kept]
+            lookups = [("GET", f"/v1/checks?sha256={h}", None, None) for _, h in unique.kept]
+            cache_clients = [c for c in (1, max(clients_list)) if c in clients_list] or clients_list
+            await _load_series(run, server, "cache-post", headers, load.cycle_requests(bodies),
+                               expect_cached_check, cache_clients, profile, profile.cache_duration_s)
+            await _load_series(run, server, "cache-lookup", headers, load.cycle_requests(lookups),
+                               expect_cached_check, [max(clients_list)], profile,
+                               profile.cache_duration_s)
+
+
+async def bench_batch1(run, images, profile, clients_list, keep) -> None:
+    with start_server("service", BATCHING_OFF, keep) as server:
+        _record_health(run, server)
+        headers = _headers(server)
+        unique = UniqueImages(images, "/v1/checks")
+        await _warm(server, headers, unique, expect_fresh_check)
+        await _load_series(run, server, "batch1", headers, unique, expect_fresh_check,
+                           clients_list, profile)
+
+
+async def bench_seed(run, images, profile, clients_list, keep) -> None:
+    with start_server("seed", {}, keep) as server:
+        _record_health(run, server)
+        unique = UniqueImages(images, "/predict")
+        await _warm(server, {}, unique, expect_prediction)
+        await _load_series(run, server, "seed", {}, unique, expect_prediction, clients_list, profile)
+
+
+def _record_health(run: dict, server) -> None:
+    """Providers and models from the first server's ``/health`` (the service's, when it runs)."""
+    if run["meta"].get("providers"):
+        return
+    h = server.health or {}
+    models = h.get("models") or {}
+    b = h.get("batching") or {}
+    run["meta"].update({
+        "providers": h.get("providers"), "models_version": models.get("version"),
+        "trained": h.get("trained"), "health": h,
+        "batching": f"max {b.get('max_batch')} rows, wait {b.get('max_wait_ms')} ms" if b else None,
+    })
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "service", "models", "bench"],
+                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def meta(args, images: list[BenchImage], settings: Settings) -> dict:
+    counts: dict[str, int] = {}
+    for im in images:
+        counts[im.source] = counts.get(im.source, 0) + 1
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "command": "python -m bench.run_bench " + " ".join(sys.argv[1:]) if sys.argv[1:]
+        else "python -m bench.run_bench",
+        "commit": _commit(),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "onnxruntime": ort.__version__, "opencv": cv2.__version__,
+        "loadavg_before": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "device": settings.device, "inference_threads": settings.inference_threads,
+        "images": len(images), "images_detail": ", ".join(f"{k} {v}" for k, v in counts.items()),
+    }
+
+
+async def run_all(args) -> dict:
+    profile = QUICK if args.quick else FULL
+    if args.duration:
+        profile = Profile(**{**profile.__dict__, "duration_s": args.duration})
+    parts = set(args.only.split(",")) if args.only else set(PARTS)
+    unknown = parts - set(PARTS)
+    if unknown:
+        raise SystemExit(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
+    clients_list = [int(c) for c in args.clients.split(",")]
+    settings = Settings.from_env()
+    images = sample_images(args.per_source or profile.per_source)
+    run = {"meta": meta(args, images, settings), "raw": None, "scenarios": [], "profile": profile.__dict__}
+    started = time.monotonic()
+    if "raw" in parts:
+        log("raw ONNX Runtime (in this process, no server) ...")
+        run["raw"] = measure_raw(images, settings, seconds_per_batch=profile.raw_seconds_per_batch)
+        r = run["raw"]
+        log(f"  best batch {r['best']['batch_images']} images: {r['best']['img_per_s']:.1f} img/s; "
+            f"single image prepare+infer median {r['single_image_ms']['median']:.1f} ms")
+    if parts & {"service", "cache"}:
+        log("service (python -m service) ...")
+        await bench_service(run, images, profile, clients_list, parts, args.keep_data)
+    if "batch1" in parts:
+        log("service with batching off ...")
+        await bench_batch1(run, images, profile, clients_list, args.keep_data)
+    if "seed" in parts:
+        log("seed-style one-request-one-inference server (bench/baseline_app.py) ...")
+        await bench_seed(run, images, profile, clients_list, args.keep_data)
+    run["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    run["targets"] = report.evaluate(run)
+    run["meta"]["max_other_cpu_share"] = report.distortion(run)
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small counts (~1 minute), for debugging")
+    p.add_argument("--duration", type=float, help="seconds per load scenario (default 15, quick 3)")
+    p.add_argument("--clients", default="1,8,32", help="concurrency levels (default 1,8,32)")
+    p.add_argument("--only", help=f"comma-separated parts to run, of {','.join(PARTS)}")
+    p.add_argument("--per-source", type=int, help="images per data source (default 8, quick 4)")
+    p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
+    p.add_argument("--markdown", action="store_true", help="print the docs/performance.md table")
+    p.add_argument("--from-json", metavar="FILE", help="no run: load FILE (with --markdown: render it)")
+    p.add_argument("--keep-data", action="store_true", help="keep the servers' data folders and logs")
+    args = p.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            run = json.load(f)
+    else:
+        run = asyncio.run(run_all(args))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(run, f, indent=2)
+            log(f"figures written to {args.json}")
+    for t in run.get("targets", []):
+        met = "-" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
+        log(f"target {t['target']}: {t['value']:.2f} (goal {t['goal']}) {met}  [{t['detail']}]")
+    if run["meta"].get("max_other_cpu_share", 0) > report.DISTORTED_ABOVE:
+        log(f"WARNING: other processes used up to {100 * run['meta']['max_other_cpu_share']:.0f} % "
+            "of the CPU during the run: the figures are distorted")
+    if args.markdown:
+        print(report.markdown(run))
+    errors = sum(s["errors"] for s in run.get("scenarios", []))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+// The styles of Realcheck's badges and panel, put inside their shadow root by content.js (kept
+// out of web_accessible_resources so pages cannot detect the extension by fetching them).
+
+globalThis.REALCHECK_CSS = `
+[hidden] { display: none !important; }
+.badge {
+  all: initial; position: absolute; top: 0; left: 0; z-index: 1; box-sizing: border-box;
+  font: 700 11px/1 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; letter-spacing: .04em;
+  color: #fff; padding: 4px 7px; border-radius: 999px; border: 1px solid rgba(255, 255, 255, .75);
+  box-shadow: 0 1px 3px rgba(0, 0, 0, .4); cursor: pointer; pointer-events: auto; white-space: nowrap;
+}
+.badge.real { background: #15803d; }
+.badge.fake { background: #b91c1c; }
+.badge.uncertain { background: #f59e0b; color: #1f2937; }
+.badge.pending, .badge.error { background: #6b7280; }
+.badge.pending { animation: pulse 1.2s ease-in-out infinite; }
+.badge:focus-visible, button:focus-visible { outline: 2px solid #2563eb; outline-offset: 2px; }
+@keyframes pulse { 50% { opacity: .55; } }
+@media (prefers-reduced-motion: reduce) { .badge.pending { animation: none; } }
+
+.face-box {
+  position: absolute; top: 0; left: 0; box-sizing: border-box; pointer-events: none;
+  border: 2px dashed #facc15; border-radius: 4px; box-shadow: 0 0 0 1px rgba(0, 0, 0, .5);
+}
+.panel {
+  position: absolute; top: 0; left: 0; z-index: 2; box-sizing: border-box; width: 280px;
+  pointer-events: auto; padding: 12px; border-radius: 10px; background: #fff; color: #111827;
+  font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; text-align: left;
+  box-shadow: 0 6px 24px rgba(0, 0, 0, .28); border: 1px solid #d1d5db;
+}
+.panel header { display: flex; align-items: center; gap: 8px; margin-bottom: 6px; }
+.panel h2 { all: unset; font-weight: 700; font-size: 14px; flex: 1; }
+.pill { font-weight: 700; font-size: 11px; letter-spacing: .04em; color: #fff; padding: 3px 7px;
+  border-radius: 999px; background: #6b7280; }
+.pill.real { background: #15803d; } .pill.fake { background: #b91c1c; }
+.pill.uncertain { background: #f59e0b; color: #1f2937; }
+.panel p { margin: 4px 0; }
+.panel .muted { color: #4b5563; font-size: 12px; }
+.panel .warning { color: #92400e; font-size: 12px; }
+.panel .heatmap { display: block; width: 100%; margin: 8px 0; border-radius: 6px; background: #f3f4f6;
+  min-height: 40px; }
+.panel button { font: inherit; cursor: pointer; border-radius: 6px; padding: 4px 10px;
+  border: 1px solid #9ca3af; background: #f9fafb; color: #111827; }
+.panel button.primary { background: #1d4ed8; border-color: #1d4ed8; color: #fff; }
+.panel button.close { border: none; background: none; font-size: 18px; line-height: 1; padding: 0 4px; }
+.panel textarea { box-sizing: border-box; width: 100%; min-height: 54px; margin: 6px 0; font: inherit;
+  border: 1px solid #9ca3af; border-radius: 6px; padding: 4px; resize: vertical; }
+.panel .row { display: flex; gap: 6px; flex-wrap: wrap; }
+.toast { position: fixed; right: 16px; bottom: 16px; pointer-events: auto; padding: 10px 14px;
+  border-radius: 8px; background: #111827; color: #fff;
+  font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+`;

@@ -1,0 +1,73 @@
+// One image from its URL to a check: fetch the bytes, hash them, ask the service for a known
+// result, and send the pixels only when it has none. Results are remembered for a while and
+// concurrent requests for the same image share one run.
+
+import {Api, RealcheckError, signedOut} from "./api.js";
+import {sha256Hex} from "./hash.js";
+import {fetchImage, sourceUrl} from "./images.js";
+import {Queue} from "./queue.js";
+import {getSettings, scanningEnabled} from "./settings.js";
+
+const CACHE_TTL_MS = 10 * 60 * 1000;
+const CACHE_MAX = 500;
+
+export class Checker {
+  constructor() {
+    this.queue = new Queue();
+    this.cache = new Map(); // key -> {check, at}
+    this.inflight = new Map(); // key -> Promise<check>
+  }
+
+  clearCache() {
+    this.cache.clear();
+  }
+
+  /**
+   * The check for the image at `src` on `pageUrl`. `kind` "scan" (automatic) runs only while
+   * scanning is on for the page's site, re-checked when its turn comes; "menu" is a user's click
+   * and jumps the queue.
+   */
+  async check(src, {pageUrl, kind = "scan"}) {
+    const settings = await getSettings();
+    if (!settings.token) throw signedOut();
+    const key = `${settings.serviceUrl}\n${settings.token}\n${src}`;
+    const hit = this.cache.get(key);
+    if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.check;
+    let run = this.inflight.get(key);
+    if (!run) {
+      this.queue.setConcurrency(settings.concurrency);
+      run = this.queue.push(() => this.run(src, pageUrl, kind), {urgent: kind === "menu", meta: {kind, pageUrl}});
+      this.inflight.set(key, run);
+      run.finally(() => this.inflight.delete(key)).catch(() => {});
+    }
+    const check = await run;
+    this.remember(key, check);
+    return check;
+  }
+
+  async run(src, pageUrl, kind) {
+    const settings = await getSettings();
+    if (kind === "scan" && !scanningEnabled(settings, pageUrl)) throw scanningOff();
+    const api = new Api(settings);
+    const {bytes, type} = await fetchImage(src);
+    const sha = await sha256Hex(bytes);
+    const known = await api.lookup(sha, pageUrl);
+    if (known) return known;
+    return api.upload(bytes, type, {pageUrl, sourceUrl: sourceUrl(src)});
+  }
+
+  /** Drops waiting automatic scans of pages whose site no longer has scanning on. */
+  dropScansNotAllowed(settings) {
+    this.queue.drop((meta) => meta.kind === "scan" && !scanningEnabled(settings, meta.pageUrl), scanningOff());
+  }
+
+  remember(key, check) {
+    this.cache.delete(key);
+    this.cache.set(key, {check, at: Date.now()});
+    while (this.cache.size > CACHE_MAX) this.cache.delete(this.cache.keys().next().value);
+  }
+}
+
+export function scanningOff() {
+  return new RealcheckError("scanning_off", "Scanning is off for this site");
+}

@@ -1,0 +1,133 @@
+// The extension's background: the context menu, messages from pages, the popup and the
+// options, and every request to the Realcheck service (queued, see lib/checker.js).
+
+import {Api, RealcheckError, UNREACHABLE, tokenClaims} from "./lib/api.js";
+import {Checker} from "./lib/checker.js";
+import {getSettings, scanningEnabled, serviceBase, setSettings} from "./lib/settings.js";
+import {badgeState} from "./lib/verdict.js";
+
+const MENU_ID = "realcheck-check-image";
+const checker = new Checker();
+
+chrome.runtime.onInstalled.addListener(async () => {
+  await chrome.contextMenus.removeAll(); // an update keeps the old entries
+  chrome.contextMenus.create({id: MENU_ID, title: "Check image with Realcheck", contexts: ["image"]});
+});
+
+/** Right-click → "Check image with Realcheck": the page's script badges the image and opens the panel. */
+async function onMenuClick(info, tab) {
+  if (info.menuItemId !== MENU_ID || !tab?.id || !info.srcUrl) return null;
+  const target = {frameId: info.frameId ?? 0};
+  const message = {type: "realcheck:menu-check", srcUrl: info.srcUrl};
+  try {
+    return await chrome.tabs.sendMessage(tab.id, message, target);
+  } catch {
+    // No content script in that frame yet (opened before install, or an iframe): add it.
+    await chrome.scripting.executeScript({target: {tabId: tab.id, frameIds: [target.frameId]}, files: ["content_style.js", "content.js"]});
+    return chrome.tabs.sendMessage(tab.id, message, target);
+  }
+}
+chrome.contextMenus.onClicked.addListener((info, tab) => {
+  onMenuClick(info, tab).catch((e) => console.warn("Realcheck: context menu check failed", e));
+});
+
+const pageUrlOf = (sender) => sender.tab?.url || sender.url;
+
+function isServicePage(settings, url, path) {
+  try {
+    const page = new URL(url);
+    return page.origin === new URL(serviceBase(settings)).origin && page.pathname.startsWith(path);
+  } catch {
+    return false;
+  }
+}
+
+/** Every message type the worker answers: (message, sender) -> Promise<object>. */
+const handlers = {
+  async "realcheck:page-config"(_msg, sender) {
+    const settings = await getSettings();
+    const url = pageUrlOf(sender);
+    return {scan: scanningEnabled(settings, url), minSize: settings.minSize,
+            signinPage: isServicePage(settings, sender.url, "/signin")};
+  },
+
+  async "realcheck:check"(msg, sender) {
+    const check = await checker.check(String(msg.src), {pageUrl: pageUrlOf(sender), kind: msg.kind === "menu" ? "menu" : "scan"});
+    return {check, state: badgeState(check, await getSettings())};
+  },
+
+  async "realcheck:heatmap"(msg) {
+    const path = String(msg.path);
+    if (!/^\/v1\/checks\/[\w-]+\/heatmap\.png$/.test(path)) throw new RealcheckError("bad_url", "not a heatmap URL");
+    return {dataUrl: await new Api(await getSettings()).heatmap(path)};
+  },
+
+  async "realcheck:report"(msg, sender) {
+    const id = String(msg.checkId);
+    if (!/^[\w-]+$/.test(id)) throw new RealcheckError("bad_check", "not a check id");
+    const note = String(msg.note ?? "").slice(0, 2000);
+    return await new Api(await getSettings()).report(id, note, pageUrlOf(sender));
+  },
+
+  async "realcheck:summary"(msg, sender) {
+    const tabId = sender.tab?.id;
+    if (tabId !== undefined) {
+      const fake = Number(msg.summary?.fake) || 0;
+      await chrome.action.setBadgeBackgroundColor({tabId, color: "#b91c1c"});
+      await chrome.action.setBadgeText({tabId, text: fake ? String(fake) : ""});
+    }
+    return {};
+  },
+
+  /** A token shown by the service's own sign-in page (only that origin may hand one over). */
+  async "realcheck:signin-token"(msg, sender) {
+    const settings = await getSettings();
+    if (!isServicePage(settings, sender.url, "/signin")) {
+      throw new RealcheckError("forbidden", "only the configured service's sign-in page may set the token");
+    }
+    const token = String(msg.token).trim();
+    if (!/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) throw new RealcheckError("bad_token", "that is not a session token");
+    await new Api({...settings, token}).verifyToken();
+    await setSettings({token});
+    return {claims: tokenClaims(token)};
+  },
+
+  /** For the popup and options: can we reach the service, and does it accept the token? */
+  async "realcheck:status"() {
+    const settings = await getSettings();
+    const api = new Api(settings);
+    const base = serviceBase(settings);
+    const claims = settings.token ? tokenClaims(settings.token) : null;
+    const status = {service: base, reachable: false, signedIn: false, user: claims?.sub ?? null,
+                    email: claims?.email ?? null, role: claims?.role ?? null};
+    try {
+      const health = await api.health();
+      status.reachable = true;
+      status.trained = health?.trained ?? null;
+      if (!settings.token) return {...status, message: "Not signed in: add your token in the options"};
+      await api.verifyToken();
+      return {...status, signedIn: true, message: `Signed in as ${status.email || status.user}`};
+    } catch (e) {
+      if (e.code === "unreachable") return {...status, message: `${UNREACHABLE} at ${base}`};
+      return {...status, reachable: true, message: e.message, code: e.code};
+    }
+  },
+};
+
+chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+  const handler = handlers[msg?.type];
+  if (!handler) return false;
+  handler(msg, sender).then(
+    (value) => sendResponse({ok: true, ...value}),
+    (e) => sendResponse({ok: false, error: e instanceof RealcheckError ? e.toJSON()
+      : {code: "internal", message: String(e?.message || e)}}),
+  );
+  return true; // the answer comes asynchronously
+});
+
+chrome.storage.onChanged.addListener(async (changes, area) => {
+  if (area === "local" && (changes.scanAll || changes.scanSites)) checker.dropScansNotAllowed(await getSettings());
+});
+
+// For tests and debugging from the worker's console (the native menu cannot be clicked headless).
+globalThis.realcheck = {onMenuClick, checker, MENU_ID};

@@ -1,0 +1,352 @@
+"""Export a trained checkpoint, score it the way the service does, and write its model card.
+
+    python -m model_export.evaluate --name resnet --run model_export/runs/resnet
+    python -m model_export.evaluate --ensemble            # after both members
+
+Per member: FP32 ONNX (dynamic batch) checked against PyTorch on random and real inputs; static
+INT8 QDQ calibrated on training-face views; every figure below is measured with the INT8 file
+(what the service runs on the CPU) unless named ``fp32``:
+
+* per-face logit = mean of the views' logits (`preprocess.combine_view_logits`), P(fake) = sigmoid;
+* threshold: the smallest P(fake) at which at most 5 % of ``val`` reals are called fake;
+  uncertain band: [threshold at 15 % val real FPR, threshold at 1 % val real FPR];
+* ``test``: accuracy/precision/recall/F1/FPR/confusion at the threshold and ROC AUC, overall and
+  per source (a one-class source is ranked against the other class of all test sources);
+* robustness: test AUC after JPEG q50/q75, half downscale and screenshot-like re-encoding of the
+  whole image (`model_export.robust`), as a change from the clean AUC;
+* leave-one-source-out figures from `model_export.loso` when present.
+
+Models in ``models/`` are replaced only when the new one has a higher val AUC than a trained one
+already there (or ``--force``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model_export import common, export, metrics, plots
+from model_export import robust as robust_mod
+from model_export.data import Cache
+from service.detection import preprocess
+
+MAX_FPR, BAND_LO_FPR, BAND_HI_FPR = 0.05, 0.15, 0.01
+
+
+def views_of(faces: np.ndarray, spec) -> np.ndarray:
+    """(n, k, S, S, 3) service views of cached ``face_size`` faces (`face_views` on each face)."""
+    return np.stack([preprocess.face_views(np.asarray(f), spec) for f in faces])
+
+
+def score_onnx(sess, faces: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
+    out = []
+    for i in range(0, len(faces), chunk):
+        v = views_of(faces[i : i + chunk], spec)
+        n, k = v.shape[:2]
+        lo, _ = export.run_onnx(sess, preprocess.to_input(v.reshape(n * k, *v.shape[2:]), spec))
+        out.append(lo.reshape(n, k).mean(axis=1))  # combine_view_logits, vectorised
+    return np.concatenate(out)
+
+
+def choose_threshold(y_val, p_val) -> tuple[float, list[float]]:
+    t = metrics.threshold_at_fpr(y_val, p_val, MAX_FPR)
+    lo = metrics.threshold_at_fpr(y_val, p_val, BAND_LO_FPR)
+    hi = metrics.threshold_at_fpr(y_val, p_val, BAND_HI_FPR)
+    return t, [min(lo, t), max(hi, t)]
+
+
+def full_metrics(y, logit, sources, t, band, robust_logits=None) -> dict:
+    p = preprocess.sigmoid(logit)
+    m = {"auc": metrics.roc_auc(y, logit), **metrics.at_threshold(y, p, t)}
+    m["uncertain_fraction"] = float(((p >= band[0]) & (p <= band[1])).mean())
+    per = {}
+    for s in sorted(np.unique(sources)):
+        k = metrics.source_mask(y, sources, s)
+        own = sources == s
+        per[str(s)] = {
+            "auc": metrics.roc_auc(y[k], logit[k]),
+            "n_own": int(own.sum()),
+            "classes": sorted({"real" if v == 0 else "fake" for v in y[own]}),
+            **metrics.at_threshold(y[own], p[own], t),
+        }
+        if len(per[str(s)]["classes"]) == 1:  # precision/recall/F1 need both classes: use k
+            both = metrics.at_threshold(y[k], p[k], t)
+            per[str(s)].update(
+                {f"vs_other_class_{q}": both[q] for q in ("precision", "recall", "f1", "accuracy")}
+            )
+    m["per_source"] = per
+    if robust_logits is not None:
+        rob = {}
+        for c, lg in robust_logits.items():
+            auc = metrics.roc_auc(y, lg)
+            rob[c] = {
+                "auc": auc,
+                "delta_auc": auc - m["auc"],
+                "per_source_delta_auc": {
+                    s: metrics.roc_auc(
+                        y[metrics.source_mask(y, sources, s)],
+                        lg[metrics.source_mask(y, sources, s)],
+                    )
+                    - per[s]["auc"]
+                    for s in per
+                },
+                "fpr_at_threshold": metrics.at_threshold(y, preprocess.sigmoid(lg), t)["fpr"],
+            }
+        m["robustness"] = rob
+    return m
+
+
+def calibration_inputs(cache: Cache, spec, n_faces: int = 192, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    tr = cache.index("train")
+    pick = np.concatenate(
+        [rng.choice(tr[cache.labels[tr] == c], n_faces // 2, replace=False) for c in (0, 1)]
+    )
+    v = views_of(cache.serve[np.sort(pick)], spec)
+    return preprocess.to_input(v.reshape(-1, *v.shape[2:]), spec)
+
+
+def load_checkpoint(name: str, run: Path, width: float | None = None) -> torch.nn.Module:
+    model = common.build_named(name)
+    ck = torch.load(Path(run) / "best.pt", weights_only=False)
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def _existing_val_auc(path: Path):
+    if not path.exists():
+        return None
+    card = json.loads(path.read_text())
+    if not card.get("trained"):
+        return None
+    return card.get("metrics", {}).get("val", {}).get("auc")
+
+
+def _subsample(idx: np.ndarray, limit: int | None) -> np.ndarray:
+    return idx if not limit else idx[:: max(1, len(idx) // limit)]
+
+
+def evaluate_member(
+    name: str, run: Path, out: Path, force: bool = False, limit: int | None = None
+) -> dict:
+    torch.set_num_threads(2)
+    spec = preprocess.InputSpec.from_card(common.SPEC)
+    cache = Cache(common.SPEC["face_margin"], common.SPEC["face_size"])
+    model = load_checkpoint(name, run)
+    summary = json.loads((Path(run) / "summary.json").read_text())
+    va, te = cache.index("val"), cache.index("test")
+    te_all = te
+    va, te = _subsample(va, limit), _subsample(te, limit)
+    y_va, y_te = cache.labels[va], cache.labels[te]
+    s_va, s_te = cache.sources[va], cache.sources[te]
+    stage = Path(tempfile.mkdtemp(prefix=f"{name}_", dir=common.RUNS_DIR))
+    fp32 = export.export_fp32(model, stage / f"{name}.fp32.onnx", spec.input_size)
+    rng = np.random.default_rng(1)
+    rand = rng.normal(0, 1, (8, 3, spec.input_size, spec.input_size)).astype(np.float32)
+    real_v = views_of(cache.serve[va[:: max(1, len(va) // 8)][:8]], spec)
+    real = preprocess.to_input(real_v.reshape(-1, *real_v.shape[2:]), spec)
+    err_rand = export.check_agreement(model, fp32, rand)
+    err_real = export.check_agreement(model, fp32, real)
+    int8 = export.quantize_int8(fp32, stage / f"{name}.int8.onnx", calibration_inputs(cache, spec))
+    s8, s32 = export.session(int8, 2), export.session(fp32, 2)
+
+    lv = score_onnx(s8, cache.serve[va], spec)
+    lt = score_onnx(s8, cache.serve[te], spec)
+    lt32 = score_onnx(s32, cache.serve[te], spec)
+    rpath = robust_mod.robust_path(common.SPEC["face_margin"], common.SPEC["face_size"])
+    rob = None
+    if rpath.exists():
+        r = np.load(rpath, mmap_mode="r")[np.searchsorted(te_all, te)]
+        rob = {c: score_onnx(s8, r[:, j], spec) for j, c in enumerate(robust_mod.CONDITIONS)}
+    t, band = choose_threshold(y_va, preprocess.sigmoid(lv))
+    m_test = full_metrics(y_te, lt, s_te, t, band, rob)
+    m_val = {
+        "auc": metrics.roc_auc(y_va, lv),
+        "per_source_auc": metrics.per_source_auc(y_va, lv, s_va),
+        **metrics.at_threshold(y_va, preprocess.sigmoid(lv), t),
+    }
+    p8, p32 = preprocess.sigmoid(lt), preprocess.sigmoid(lt32)
+    q = {
+        "max_abs_err_fp32_onnx_vs_torch_random": err_rand,
+        "max_abs_err_fp32_onnx_vs_torch_real": err_real,
+        "int8_vs_fp32_test_logit_corr": float(np.corrcoef(lt, lt32)[0, 1]),
+        "int8_vs_fp32_test_decision_agreement": float(((p8 >= t) == (p32 >= t)).mean()),
+        "fp32_test_auc": metrics.roc_auc(y_te, lt32),
+    }
+    card = common.base_card(name, model, trained=True, command="")
+    card.update(
+        {
+            "threshold": t,
+            "uncertain_band": band,
+            "threshold_rule": f"smallest P(fake) with <= {MAX_FPR:.0%} of val reals above it; "
+            "band = "
+            f"[P at {BAND_LO_FPR:.0%} val real FPR, P at {BAND_HI_FPR:.0%} val real FPR]",
+            "metrics_model": "INT8 (files.cpu), views combined by mean logit",
+            "training": {
+                k: summary["args"][k]
+                for k in ("epochs", "epoch_samples", "batch", "lr", "wd", "sbi", "seed")
+            },
+            "training_best_epoch": summary["best_epoch"],
+            "training_epochs_run": summary["epoch"],
+            "training_cpu_seconds": round(summary["seconds"], 1),
+            "training_history": summary["history"],
+            "command": "python -m model_export.reproduce",
+            "train_command": summary["command"],
+        }
+    )
+    card["metrics"] = {"test": m_test, "val": m_val, "export": q}
+    loso = common.RUNS_DIR / "loso" / "summary.json"
+    if loso.exists():
+        card["metrics"]["leave_one_source_out"] = json.loads(loso.read_text())
+    ab = common.RUNS_DIR / "ab_summary.json"
+    if ab.exists():
+        card["metrics"]["self_blended_ab"] = json.loads(ab.read_text())
+    card = metrics.rounded(card, 4)
+    np.savez(
+        common.RUNS_DIR / f"scores_{name}.npz",
+        val=lv,
+        test=lt,
+        test_fp32=lt32,
+        **({f"robust_{k}": v for k, v in rob.items()} if rob else {}),
+    )
+    _ship(name, stage, card, out, y_te, lt, s_te, m_test, force)
+    return card
+
+
+def _plots(name, out, y, logit, sources, conf, title):
+    curves = {"all test": (y, logit)}
+    for s in sorted(np.unique(sources)):
+        k = metrics.source_mask(y, sources, s)
+        curves[str(s)] = (y[k], logit[k])
+    plots.roc_png(out / f"{name}.roc.png", curves, f"{title}: ROC on test")
+    plots.confusion_png(out / f"{name}.confusion.png", conf, f"{title}: test at shipped threshold")
+
+
+def _ship(name, stage, card, out, y_te, lt, s_te, m_test, force):
+    out.mkdir(parents=True, exist_ok=True)
+    old = _existing_val_auc(out / f"{name}.card.json")
+    new = card["metrics"]["val"]["auc"]
+    if old is not None and new <= old and not force:
+        print(f"{name}: val AUC {new} not better than shipped {old}: models/ left unchanged")
+        return
+    for f in (f"{name}.fp32.onnx", f"{name}.int8.onnx"):
+        shutil.copyfile(stage / f, out / f)
+    common.write_json(out / f"{name}.card.json", card)
+    _plots(name, out, y_te, lt, s_te, m_test["confusion"], name)
+    shutil.rmtree(stage, ignore_errors=True)
+    print(f"{name}: shipped (val AUC {new}, test AUC {card['metrics']['test']['auc']})")
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50):
+    """Logistic regression by Newton's method; returns (weights, bias)."""
+    X = np.c_[x, np.ones(len(x))]
+    w = np.zeros(X.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-X @ w))
+        g = X.T @ (p - y) + l2 * np.r_[w[:-1], 0]
+        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(X.shape[1])
+        w -= np.linalg.solve(H, g)
+    return w[:-1], float(w[-1])
+
+
+def evaluate_ensemble(out: Path) -> dict:
+    cache = Cache(common.SPEC["face_margin"], common.SPEC["face_size"])
+    va, te = cache.index("val"), cache.index("test")
+    y_va, y_te, s_va, s_te = (
+        cache.labels[va],
+        cache.labels[te],
+        cache.sources[va],
+        cache.sources[te],
+    )
+    names = list(common.ARCHS)
+    sc = {n: np.load(common.RUNS_DIR / f"scores_{n}.npz") for n in names}
+    keys = [k for k in sc[names[0]].files if k.startswith("robust_")]
+
+    def stack(key):
+        return np.stack([sc[n][key] for n in names], axis=1)
+
+    w, b = _fit_logistic(stack("val"), y_va.astype(np.float64))
+    cands = {
+        "mean_logit": lambda z: z.mean(axis=1),
+        "max_logit": lambda z: z.max(axis=1),
+        "logistic_val_fit": lambda z: z @ w + b,
+        **{f"only_{n}": (lambda z, i=i: z[:, i]) for i, n in enumerate(names)},
+    }
+    val_auc = {k: metrics.roc_auc(y_va, f(stack("val"))) for k, f in cands.items()}
+    test_auc = {k: metrics.roc_auc(y_te, f(stack("test"))) for k, f in cands.items()}
+    best = max(("mean_logit", "logistic_val_fit", "max_logit"), key=lambda k: val_auc[k])
+    # prefer the parameter-free mean unless a fitted combination is clearly better on val
+    if best != "mean_logit" and val_auc[best] - val_auc["mean_logit"] < 0.005:
+        best = "mean_logit"
+    f = cands[best]
+    lv, lt = f(stack("val")), f(stack("test"))
+    rob = {k[len("robust_") :]: f(stack(k)) for k in keys} or None
+    t, band = choose_threshold(y_va, preprocess.sigmoid(lv))
+    m_test = full_metrics(y_te, lt, s_te, t, band, rob)
+    combine = (
+        best
+        if best in ("mean_logit", "max_logit")
+        else {"weights": {n: float(w[i]) for i, n in enumerate(names)}, "bias": b}
+    )
+    members = {n: json.loads((out / f"{n}.card.json").read_text()) for n in names}
+    ens = {
+        "members": names,
+        "combine": combine,
+        "combine_rule": "per face: each member's mean-over-views logit, then combined; "
+        "P(fake) = sigmoid(combined)",
+        "threshold": t,
+        "uncertain_band": band,
+        "threshold_rule": members[names[0]].get("threshold_rule"),
+        "trained": all(c.get("trained") for c in members.values()),
+        "metrics": {
+            "test": m_test,
+            "val": {
+                "auc": metrics.roc_auc(y_va, lv),
+                "per_source_auc": metrics.per_source_auc(y_va, lv, s_va),
+            },
+            "combination_choice": {
+                "rule": "highest val AUC; mean_logit unless another is >= 0.005 better",
+                "val_auc": val_auc,
+                "test_auc": test_auc,
+            },
+        },
+        "command": "python -m model_export.reproduce",
+    }
+    ens = metrics.rounded(ens, 4)
+    common.write_json(out / "ensemble.json", ens)
+    _plots("ensemble", out, y_te, lt, s_te, m_test["confusion"], f"ensemble ({best})")
+    np.savez(common.RUNS_DIR / "scores_ensemble.npz", val=lv, test=lt)
+    print(
+        f"ensemble: {best}, val AUC {ens['metrics']['val']['auc']}, test AUC "
+        f"{ens['metrics']['test']['auc']}"
+    )
+    return ens
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--name", choices=list(common.ARCHS))
+    ap.add_argument("--run", type=Path)
+    ap.add_argument("--ensemble", action="store_true")
+    ap.add_argument("--out", type=Path, default=common.MODELS_DIR)
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--limit", type=int, default=None, help="subsample val/test (smoke runs)")
+    a = ap.parse_args(argv)
+    if a.name:
+        evaluate_member(a.name, a.run or common.RUNS_DIR / a.name, a.out, a.force, a.limit)
+    if a.ensemble:
+        evaluate_ensemble(a.out)
+    if not (a.name or a.ensemble):
+        ap.print_help()
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

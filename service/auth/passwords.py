@@ -1,0 +1,129 @@
+"""Passwords: scrypt (memory-hard, standard library) hashes, and lockout after failed sign-ins.
+
+A hash is stored as ``scrypt$<log2 n>$<r>$<p>$<salt b64>$<key b64>``, so its cost can be raised
+later: ``needs_rehash`` tells when a stored hash is weaker than the current parameters, and the
+sign-in upgrades it. Hashing takes ~0.3 s and 128 MiB in a thread; at most two run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import re
+import threading
+
+import aiosqlite
+
+from service import db as dbm
+
+LOG2_N, R, P = 17, 8, 1  # OWASP's minimum for scrypt: N = 2^17, r = 8, p = 1
+KEY_BYTES = 32
+MIN_LENGTH, MAX_LENGTH = 10, 1024
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+
+_slots = threading.BoundedSemaphore(2)  # at most two hashes (2 x 128 MiB) at a time
+_dummy_hash: str | None = None
+
+
+def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+    n = 1 << log2_n
+    with _slots:
+        return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=KEY_BYTES,
+                              maxmem=2 * 128 * n * r * p)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def hash_sync(password: str) -> str:
+    salt = os.urandom(16)
+    key = _scrypt(password, salt, LOG2_N, R, P)
+    return f"scrypt${LOG2_N}${R}${P}${_b64(salt)}${_b64(key)}"
+
+
+def verify_sync(password: str, stored: str) -> bool:
+    try:
+        scheme, log2_n, r, p, salt, key = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(key)
+        actual = _scrypt(password, base64.b64decode(salt), int(log2_n), int(r), int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def needs_rehash(stored: str) -> bool:
+    try:
+        _, log2_n, r, p, _, _ = stored.split("$")
+        return (int(log2_n), int(r), int(p)) < (LOG2_N, R, P)
+    except ValueError:
+        return True
+
+
+async def _run(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+async def hash_password(password: str) -> str:
+    return await _run(hash_sync, password)
+
+
+async def verify_password(password: str, stored: str | None) -> bool:
+    """Constant work whether or not the account exists (``stored`` None): no timing oracle."""
+    global _dummy_hash
+    if stored is None:
+        if _dummy_hash is None:
+            _dummy_hash = await hash_password("not a real password")
+        await _run(verify_sync, password, _dummy_hash)
+        return False
+    return await _run(verify_sync, password, stored)
+
+
+def password_problem(password) -> str | None:
+    """Why this password is not acceptable, or None."""
+    if not isinstance(password, str):
+        return "password must be a string"
+    if len(password) < MIN_LENGTH:
+        return f"the password needs at least {MIN_LENGTH} characters"
+    if len(password) > MAX_LENGTH:
+        return f"the password may have at most {MAX_LENGTH} characters"
+    return None
+
+
+def normalize_email(email) -> str | None:
+    """The address lower-cased, or None if it does not look like one."""
+    if not isinstance(email, str):
+        return None
+    email = email.strip().lower()
+    return email if len(email) <= 254 and EMAIL_RE.match(email) else None
+
+
+# Lockout: ``failed_logins`` counts consecutive failures; at the limit the account is locked
+# for ``lockout_s`` and the count starts again. A success resets it.
+
+def locked_for(row, now: float) -> float:
+    """Seconds this account stays locked (0 when it is not)."""
+    return max(0.0, (row["locked_until"] or 0.0) - now)
+
+
+async def record_failure(db: aiosqlite.Connection, user_id: str, max_failures: int,
+                         lockout_s: float) -> bool:
+    """Count a failed sign-in (inside a transaction); True if the account is now locked."""
+    row = await dbm.fetchone(db, "SELECT failed_logins FROM users WHERE id = ?", (user_id,))
+    failures = row["failed_logins"] + 1
+    if failures >= max_failures:
+        await db.execute("UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?",
+                         (dbm.now() + lockout_s, user_id))
+        return True
+    await db.execute("UPDATE users SET failed_logins = ? WHERE id = ?", (failures, user_id))
+    return False
+
+
+async def record_success(db: aiosqlite.Connection, user_id: str) -> None:
+    await db.execute("UPDATE users SET failed_logins = 0, locked_until = 0, last_seen_at = ?"
+                     " WHERE id = ?", (dbm.now(), user_id))

@@ -1,0 +1,139 @@
+"""Sign-in without an outside provider (register, log in) and the caller's own settings."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import db as dbm
+from service.auth import passwords
+from service.auth.identity import authenticate
+from service.errors import ApiError, bad_request
+from service.handlers.common import read_json
+from service.keys import DB, ISSUER, SETTINGS
+from service.moderation import audit, users
+
+
+def _issuer(request: web.Request):
+    issuer = request.app[ISSUER]
+    if issuer is None:
+        raise ApiError(404, "external_sign_in",
+                       "this service accepts tokens from an external provider (REALCHECK_JWKS_URL):"
+                       " register and sign in there")
+    return issuer
+
+
+async def _credentials(request: web.Request) -> tuple[str, str]:
+    body = await read_json(request)
+    email = passwords.normalize_email(body.get("email"))
+    if email is None:
+        raise bad_request("bad_email", "send a valid email address")
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise bad_request("missing_password", "send a password")
+    return email, password
+
+
+def _session(request: web.Request, row) -> dict:
+    issuer = _issuer(request)
+    token = issuer.issue(row["id"], row["role"], email=row["email"])
+    return {"token": token, "token_type": "Bearer", "expires_in": issuer.ttl_s,
+            "user": users.public(row)}
+
+
+async def register(request: web.Request) -> web.Response:
+    """Create an account (role user) with email and password; answers a session token."""
+    _issuer(request)
+    email, password = await _credentials(request)
+    problem = passwords.password_problem(password)
+    if problem:
+        raise bad_request("weak_password", problem)
+    db = request.app[DB]
+    if await dbm.fetchone(db, "SELECT 1 FROM users WHERE email = ?", (email,)):
+        raise ApiError(409, "email_taken", "an account with this email already exists: sign in")
+    password_hash = await passwords.hash_password(password)
+    async with dbm.transaction(db):
+        user_id = await users.create(db, email, password_hash)
+        await audit.record(db, user_id, "auth.register", user_id, {"email": email}, request.remote)
+    return web.json_response(_session(request, await users.get(db, user_id)), status=201)
+
+
+async def login(request: web.Request) -> web.Response:
+    """Email and password -> session token; locked for a while after repeated failures."""
+    _issuer(request)
+    s = request.app[SETTINGS]
+    email, password = await _credentials(request)
+    db = request.app[DB]
+    row = await users.by_email(db, email)
+    if row is not None and (wait := passwords.locked_for(row, dbm.now())) > 0:
+        async with dbm.transaction(db):
+            await audit.record(db, row["id"], "auth.login_locked", row["id"], None, request.remote)
+        raise ApiError(429, "account_locked",
+                       f"too many failed sign-ins: try again in {int(wait) + 1} s",
+                       retry_after_s=int(wait) + 1)
+    ok = await passwords.verify_password(password, row["password_hash"] if row else None)
+    if not ok:
+        async with dbm.transaction(db):
+            locked = False
+            if row is not None and row["password_hash"]:
+                locked = await passwords.record_failure(db, row["id"], s.login_max_failures,
+                                                        s.login_lockout_s)
+            await audit.record(db, row["id"] if row else None, "auth.login_failed",
+                               row["id"] if row else None, {"email": email}, request.remote)
+            if locked:
+                await audit.record(db, row["id"], "auth.locked", row["id"],
+                                   {"for_s": s.login_lockout_s}, request.remote)
+        raise ApiError(401, "bad_credentials", "wrong email or password")
+    if row["disabled"]:
+        async with dbm.transaction(db):
+            await audit.record(db, row["id"], "auth.login_refused", row["id"],
+                               {"reason": "disabled"}, request.remote)
+        raise ApiError(403, "account_disabled", "this account has been disabled by an admin")
+    new_hash = await passwords.hash_password(password) if passwords.needs_rehash(row["password_hash"]) \
+        else None
+    async with dbm.transaction(db):
+        await passwords.record_success(db, row["id"])
+        if new_hash:
+            await db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, row["id"]))
+        await audit.record(db, row["id"], "auth.login", row["id"], None, request.remote)
+    return web.json_response(_session(request, await users.get(db, row["id"])))
+
+
+async def me(request: web.Request) -> web.Response:
+    user = await authenticate(request)
+    return web.json_response(users.public(await users.get(request.app[DB], user.id)))
+
+
+async def update_me(request: web.Request) -> web.Response:
+    """Change your email address and which alerts you get."""
+    user = await authenticate(request)
+    body = await read_json(request)
+    db = request.app[DB]
+    row = await users.get(db, user.id)
+    changes: dict = {}
+    for flag in ("email_alerts", "queue_alerts"):
+        if flag in body:
+            if not isinstance(body[flag], bool):
+                raise bad_request("bad_field", f"{flag} must be true or false")
+            changes[flag] = int(body[flag])
+    if "email" in body:
+        email = passwords.normalize_email(body["email"]) if body["email"] is not None else None
+        if body["email"] is not None and email is None:
+            raise bad_request("bad_email", "send a valid email address (or null)")
+        if email is None and row["password_hash"]:
+            raise bad_request("email_required", "you sign in with your email: it cannot be removed")
+        if email != row["email"]:
+            changes["email"] = email
+    if not changes and not any(k in body for k in ("email", "email_alerts", "queue_alerts")):
+        raise bad_request("nothing_to_change", "send email, email_alerts or queue_alerts")
+    if changes:
+        async with dbm.transaction(db):
+            if changes.get("email") and await dbm.fetchone(
+                    db, "SELECT 1 FROM users WHERE email = ? AND id != ?", (changes["email"], user.id)):
+                raise ApiError(409, "email_taken", "another account uses this email")
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            await db.execute(f"UPDATE users SET {sets} WHERE id = ?", (*changes.values(), user.id))
+            detail = {k: v for k, v in changes.items() if k != "email"}
+            if "email" in changes:
+                detail["email"] = {"from": row["email"], "to": changes["email"]}
+            await audit.record(db, user, "account.update", user.id, detail, request.remote)
+    return web.json_response(users.public(await users.get(db, user.id)))

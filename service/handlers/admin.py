@@ -1,0 +1,119 @@
+"""Admin: the user list (role, disable, delete with data), the audit trail, the mail outbox."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import db as dbm
+from service.auth.identity import require_role
+from service.auth.tokens import ROLES
+from service.errors import ApiError, bad_request
+from service.handlers.common import page_args, read_json
+from service.keys import DB, MAIL
+from service.mail import outbox
+from service.moderation import audit, users
+
+
+async def list_users(request: web.Request) -> web.Response:
+    """?q= (email or id contains) &role= &limit &offset"""
+    await require_role(request, "admin")
+    role = request.query.get("role") or None
+    if role is not None and role not in ROLES:
+        raise bad_request("bad_query", f"role must be one of {', '.join(ROLES)}")
+    limit, offset = page_args(request)
+    items, total = await users.listing(request.app[DB], request.query.get("q"), role, limit, offset)
+    return web.json_response({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+async def update_user(request: web.Request) -> web.Response:
+    """{"role": "user"|"moderator"|"admin", "disabled": bool}; takes effect on the next request."""
+    admin = await require_role(request, "admin")
+    user_id = request.match_info["user_id"]
+    body = await read_json(request)
+    role, disabled = body.get("role"), body.get("disabled")
+    if role is None and disabled is None:
+        raise bad_request("nothing_to_change", "send role and/or disabled")
+    if disabled is not None and not isinstance(disabled, bool):
+        raise bad_request("bad_field", "disabled must be true or false")
+    if user_id == admin.id and (disabled or (role is not None and role != admin.role)):
+        raise ApiError(409, "own_account", "you cannot change your own role or disable yourself")
+    db = request.app[DB]
+    async with dbm.transaction(db):
+        user, changes = await users.update(db, user_id, role=role, disabled=disabled)
+        if "role" in changes:
+            await audit.record(db, admin, "admin.role_change", user_id, changes["role"], request.remote)
+        if "disabled" in changes:
+            action = "admin.disable" if changes["disabled"]["to"] else "admin.enable"
+            await audit.record(db, admin, action, user_id, None, request.remote)
+    return web.json_response(user)
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    """Delete an account with its data (checks, reports, unsent mail); the audit trail stays."""
+    admin = await require_role(request, "admin")
+    user_id = request.match_info["user_id"]
+    if user_id == admin.id:
+        raise ApiError(409, "own_account", "you cannot delete your own account here")
+    db = request.app[DB]
+    async with dbm.transaction(db):
+        row = await users.get(db, user_id)
+        removed = await users.delete(db, user_id)
+        await audit.record(db, admin, "admin.delete_user", user_id,
+                           {"email": row["email"], "role": row["role"], "removed": removed},
+                           request.remote)
+    return web.json_response({"deleted": user_id, "removed": removed})
+
+
+def _audit_filters(request: web.Request) -> dict:
+    return {k: request.query.get(k) or None for k in ("action", "actor", "target")}
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    """Newest first. ?action= (exact, or a prefix ending in '.') &actor= &target= &limit &before=<id>"""
+    await require_role(request, "admin")
+    limit, _ = page_args(request, default=100, maximum=500)
+    try:
+        before = int(request.query["before"]) if "before" in request.query else None
+    except ValueError as e:
+        raise bad_request("bad_query", "before must be an entry id") from e
+    items = await audit.entries(request.app[DB], limit=limit, before=before, **_audit_filters(request))
+    return web.json_response({"items": items,
+                              "next_before": items[-1]["id"] if len(items) == limit else None})
+
+
+async def export_audit(request: web.Request) -> web.Response:
+    """The whole trail (same filters) as CSV, oldest first."""
+    await require_role(request, "admin")
+    text = await audit.export_csv(request.app[DB], **_audit_filters(request))
+    return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": 'attachment; filename="realcheck-audit.csv"',
+        "Cache-Control": "no-store"})
+
+
+async def list_outbox(request: web.Request) -> web.Response:
+    """Queued and sent email, newest first: ?state=pending|sending|sent|failed &limit &offset"""
+    await require_role(request, "admin")
+    state = request.query.get("state") or None
+    if state not in (None, "pending", "sending", "sent", "failed"):
+        raise bad_request("bad_query", "state must be pending, sending, sent or failed")
+    limit, offset = page_args(request)
+    db = request.app[DB]
+    items, total = await outbox.messages(db, state, limit, offset)
+    return web.json_response({"items": items, "total": total, "counts": await outbox.counts(db),
+                              "smtp_enabled": request.app[MAIL].enabled})
+
+
+async def retry_outbox(request: web.Request) -> web.Response:
+    """Send failed messages again: {"id": <message id>} for one, {} for all."""
+    admin = await require_role(request, "admin")
+    body = await read_json(request) if request.can_read_body else {}
+    message_id = body.get("id")
+    if message_id is not None and (not isinstance(message_id, int) or isinstance(message_id, bool)):
+        raise bad_request("bad_field", "id must be a message id")
+    db = request.app[DB]
+    async with dbm.transaction(db):
+        n = await outbox.retry_failed(db, message_id)
+        await audit.record(db, admin, "mail.retry", str(message_id) if message_id else None,
+                           {"requeued": n}, request.remote)
+    request.app[MAIL].poke()
+    return web.json_response({"requeued": n})

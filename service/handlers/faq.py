@@ -1,0 +1,63 @@
+"""The FAQ: public list for the help page, and the admins' create/update/delete."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import db as dbm
+from service.auth.identity import require_role
+from service.errors import not_found
+from service.handlers.common import read_json
+from service.keys import DB
+from service.moderation import audit, faq
+
+
+async def public_faq(request: web.Request) -> web.Response:
+    return web.json_response({"items": await faq.entries(request.app[DB], published_only=True)})
+
+
+async def admin_faq(request: web.Request) -> web.Response:
+    await require_role(request, "admin")
+    return web.json_response({"items": await faq.entries(request.app[DB], published_only=False)})
+
+
+async def create_faq(request: web.Request) -> web.Response:
+    """{"question", "answer", "position"?, "published"?}"""
+    admin = await require_role(request, "admin")
+    fields = faq.validate(await read_json(request), partial=False)
+    db = request.app[DB]
+    async with dbm.transaction(db):
+        entry = await faq.create(db, fields)
+        await audit.record(db, admin, "faq.create", str(entry["id"]),
+                           {"question": entry["question"]}, request.remote)
+    return web.json_response(entry, status=201)
+
+
+def _faq_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["faq_id"])
+    except ValueError as e:
+        raise not_found("no such FAQ entry") from e
+
+
+async def update_faq(request: web.Request) -> web.Response:
+    admin = await require_role(request, "admin")
+    faq_id = _faq_id(request)
+    fields = faq.validate(await read_json(request), partial=True)
+    db = request.app[DB]
+    async with dbm.transaction(db):
+        entry = await faq.update(db, faq_id, fields)
+        await audit.record(db, admin, "faq.update", str(faq_id), {"fields": sorted(fields)},
+                           request.remote)
+    return web.json_response(entry)
+
+
+async def delete_faq(request: web.Request) -> web.Response:
+    admin = await require_role(request, "admin")
+    faq_id = _faq_id(request)
+    db = request.app[DB]
+    async with dbm.transaction(db):
+        entry = await faq.delete(db, faq_id)
+        await audit.record(db, admin, "faq.delete", str(faq_id), {"question": entry["question"]},
+                           request.remote)
+    return web.json_response({"deleted": faq_id})

@@ -1,0 +1,1 @@
+"""Email: the outbox table, the message texts, and the background SMTP sender."""

@@ -1,0 +1,214 @@
+"""Sign-in without an outside provider: register, log in, lockout, /v1/me, create-admin, and
+tokens from an external JWKS issuer instead."""
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import jwt
+import pytest
+from aiohttp import web
+
+from service import db as dbm
+from service.app import create_app
+from service.auth import passwords
+from service.auth.tokens import LocalIssuer
+from service.keys import DB
+from service.settings import Settings
+from tests.support.paths import REPO
+
+PASSWORD = "correct horse battery"
+
+
+async def register(client, email="ann@example.com", password=PASSWORD):
+    return await client.post("/v1/auth/register", json={"email": email, "password": password})
+
+
+async def login(client, email="ann@example.com", password=PASSWORD):
+    return await client.post("/v1/auth/login", json={"email": email, "password": password})
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": "Bearer " + token}
+
+
+async def test_register_then_sign_in_and_use_the_token(client):
+    resp = await register(client, email="  Ann@Example.COM ")
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    assert body["user"]["email"] == "ann@example.com" and body["user"]["role"] == "user"
+    assert body["user"]["has_password"] is True and body["token_type"] == "Bearer"
+    me = await (await client.get("/v1/me", headers=bearer(body["token"]))).json()
+    assert me["id"] == body["user"]["id"] and me["email"] == "ann@example.com"
+
+    resp = await login(client, email="ANN@example.com")
+    assert resp.status == 200
+    token = (await resp.json())["token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sub"] == body["user"]["id"] and claims["role"] == "user"
+    assert (await client.get("/v1/checks", headers=bearer(token))).status == 200
+    row = await dbm.fetchone(client.app[DB], "SELECT password_hash FROM users WHERE id = ?",
+                             (claims["sub"],))
+    assert row["password_hash"].startswith("scrypt$17$8$1$") and PASSWORD not in row["password_hash"]
+
+
+async def test_registration_is_validated(client):
+    assert (await register(client)).status == 201
+    cases = [({"email": "ann@example.com", "password": PASSWORD}, 409, "email_taken"),
+             ({"email": "not-an-email", "password": PASSWORD}, 400, "bad_email"),
+             ({"email": "bo@example.com", "password": "short"}, 400, "weak_password"),
+             ({"email": "bo@example.com"}, 400, "missing_password")]
+    for body, status, code in cases:
+        resp = await client.post("/v1/auth/register", json=body)
+        assert resp.status == status and (await resp.json())["error"] == code, body
+    resp = await client.post("/v1/auth/register", data="x")
+    assert resp.status == 415
+
+
+async def test_wrong_passwords_and_unknown_emails_answer_alike(client):
+    await register(client)
+    wrong = await login(client, password="wrong password!")
+    unknown = await login(client, email="nobody@example.com")
+    for resp in (wrong, unknown):
+        assert resp.status == 401
+        assert await resp.json() == {"error": "bad_credentials", "message": "wrong email or password"}
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0, login_max_failures=3,
+                    login_lockout_s=2)
+
+
+async def test_lockout_after_repeated_failures_then_unlocked(client):
+    await register(client)
+    for _ in range(3):
+        assert (await login(client, password="wrong password!")).status == 401
+    resp = await login(client)  # the right password, but locked now
+    assert resp.status == 429
+    body = await resp.json()
+    assert body["error"] == "account_locked" and 0 < body["retry_after_s"] <= 3
+    await asyncio.sleep(2.1)
+    assert (await login(client)).status == 200
+    # A success resets the count: two more failures do not lock.
+    for _ in range(2):
+        assert (await login(client, password="wrong password!")).status == 401
+    assert (await login(client)).status == 200
+
+
+async def test_a_disabled_account_cannot_sign_in(client, auth):
+    user = await (await register(client)).json()
+    await client.get("/v1/me", headers=auth("root", "admin"))
+    resp = await client.patch(f"/v1/admin/users/{user['user']['id']}", json={"disabled": True},
+                              headers=auth("root", "admin"))
+    assert resp.status == 200
+    resp = await login(client)
+    assert resp.status == 403 and (await resp.json())["error"] == "account_disabled"
+    assert (await client.get("/v1/me", headers=bearer(user["token"]))).status == 403
+
+
+async def test_me_shows_and_changes_email_and_alerts(client, auth):
+    await register(client, email="taken@example.com")
+    bob = auth("bob", email="bob@example.com")
+    me = await (await client.get("/v1/me", headers=bob)).json()
+    assert me == {**me, "id": "bob", "email": "bob@example.com", "role": "user",
+                  "email_alerts": False, "queue_alerts": True, "has_password": False}
+    resp = await client.patch("/v1/me", json={"email_alerts": True, "email": "Bob@New.example"},
+                              headers=bob)
+    assert resp.status == 200
+    me = await resp.json()
+    assert me["email_alerts"] is True and me["email"] == "bob@new.example"
+    assert (await (await client.get("/v1/me", headers=bob)).json())["email_alerts"] is True
+    cases = [({"email": "taken@example.com"}, 409, "email_taken"),
+             ({"email": "nope"}, 400, "bad_email"),
+             ({"email_alerts": "yes"}, 400, "bad_field"),
+             ({}, 400, "nothing_to_change")]
+    for body, status, code in cases:
+        resp = await client.patch("/v1/me", json=body, headers=bob)
+        assert resp.status == status and (await resp.json())["error"] == code, body
+    # Password accounts sign in with their email: it cannot be removed.
+    token = (await (await login(client, email="taken@example.com")).json())["token"]
+    resp = await client.patch("/v1/me", json={"email": None}, headers=bearer(token))
+    assert resp.status == 400 and (await resp.json())["error"] == "email_required"
+
+
+def run_cli(data_dir, *args, env=None):
+    environ = {**os.environ, "REALCHECK_DATA_DIR": str(data_dir), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "service", *args], cwd=REPO, env=environ,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+
+
+async def test_create_admin_makes_the_first_admin_of_a_fresh_install(aiohttp_client, settings):
+    done = run_cli(settings.data_dir, "create-admin", "--email", "Root@Example.com",
+                   "--password", PASSWORD)
+    assert done.returncode == 0, done.stderr
+    assert "created admin root@example.com" in done.stdout
+    client = await aiohttp_client(create_app(settings))
+    resp = await login(client, email="root@example.com")
+    assert resp.status == 200
+    session = await resp.json()
+    assert session["user"]["role"] == "admin"
+    assert (await client.get("/v1/admin/users", headers=bearer(session["token"]))).status == 200
+    again = run_cli(settings.data_dir, "create-admin", "--email", "two@example.com",
+                    "--password", PASSWORD)
+    assert again.returncode == 2 and "an admin already exists" in again.stderr
+    audit = await (await client.get("/v1/admin/audit", params={"action": "cli.create_admin"},
+                                    headers=bearer(session["token"]))).json()
+    assert [e["actor"] for e in audit["items"]] == ["cli"]
+
+
+async def test_create_admin_promotes_a_registered_account_and_checks_its_input(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings))
+    user = await (await register(client, email="ann@example.com")).json()
+    weak = run_cli(settings.data_dir, "create-admin", "--email", "new@example.com", "--password", "short")
+    assert weak.returncode == 2 and "at least" in weak.stderr
+    done = run_cli(settings.data_dir, "create-admin", "--email", "ann@example.com",
+                   env={"REALCHECK_ADMIN_PASSWORD": "ignored for an existing account"})
+    assert done.returncode == 0 and "made ann@example.com" in done.stdout
+    me = await (await client.get("/v1/me", headers=bearer(user["token"]))).json()
+    assert me["role"] == "admin"
+    assert (await login(client)).status == 200  # the password did not change
+
+
+@pytest.fixture
+async def external_issuer(aiohttp_server, tmp_path):
+    """A stand-in for Clerk: its own key, its JWKS served over HTTP."""
+    issuer = LocalIssuer(tmp_path / "clerk-keys", "https://clerk.example", 3600)
+    app = web.Application()
+
+    async def jwks(request):
+        return web.json_response(issuer.jwks())
+
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    server = await aiohttp_server(app)
+    return issuer, str(server.make_url("/.well-known/jwks.json"))
+
+
+async def test_with_an_external_issuer_its_tokens_are_accepted_and_users_created(
+        aiohttp_client, tmp_path, external_issuer):
+    issuer, jwks_url = external_issuer
+    settings = Settings(data_dir=tmp_path / "ext", jwks_url=jwks_url, issuer="https://clerk.example",
+                        allowed_origins=("https://clerk.example",))
+    client = await aiohttp_client(create_app(settings))
+    token = issuer.issue("user_2abc", "moderator", email="mod@clerk.example")
+    me = await (await client.get("/v1/me", headers=bearer(token))).json()
+    assert me["id"] == "user_2abc" and me["role"] == "moderator" and me["email"] == "mod@clerk.example"
+    assert (await client.get("/v1/moderation/items", headers=bearer(token))).status == 200
+    for path in ("/v1/auth/register", "/v1/auth/login"):
+        resp = await client.post(path, json={"email": "a@b.example", "password": PASSWORD})
+        body = await resp.json()
+        assert resp.status == 404 and body["error"] == "external_sign_in"
+        assert "external provider" in body["message"]
+    # A token of the local kind (another key) is not accepted there.
+    local = LocalIssuer(tmp_path / "other", "https://clerk.example", 60).issue("x", "admin")
+    assert (await client.get("/v1/me", headers=bearer(local))).status == 401
+
+
+def test_password_hashes_verify_and_tell_when_to_rehash():
+    stored = passwords.hash_sync(PASSWORD)
+    assert passwords.verify_sync(PASSWORD, stored) and not passwords.verify_sync("nope", stored)
+    assert not passwords.needs_rehash(stored)
+    weaker = "scrypt$14$8$1$" + stored.split("$", 4)[4]
+    assert passwords.needs_rehash(weaker) and not passwords.verify_sync(PASSWORD, weaker)
+    assert not passwords.verify_sync(PASSWORD, "garbage")

@@ -1,0 +1,476 @@
+"""The browser extension in real headless Chromium against the real service and bundled models.
+
+One service, one web site (pages + a counting proxy in front of the service) and one browser
+serve the whole module; each test uses images no other test uses, so "was this image ever sent"
+is a question about that test alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import pytest
+
+from tests.support.extension import Site, copy_images, launch, page_html, wait_until
+from tests.support.live import free_port, live_service, make_token
+from tests.support.paths import require_shared_data, sample_images
+
+pytestmark = pytest.mark.browser
+
+FINAL = ("real", "fake", "uncertain")
+LABELS = {"real": "REAL", "fake": "FAKE", "uncertain": "UNSURE"}
+SITE = "127.0.0.1"
+TIMEOUT_S = 30  # per wait; the 2-core machine is shared
+
+
+class Images:
+    """Hands out face images, each to one test only."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.next = 0
+
+    def take(self, n: int) -> list[str]:
+        out = self.names[self.next:self.next + n]
+        self.next += n
+        assert len(out) == n, "not enough distinct test images in ../shared/data"
+        return out
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    pytest.importorskip("playwright")
+    require_shared_data()
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("extension")
+    faces = (sample_images(84, source="tpdne-unsplash", label="real")
+             + sample_images(94, source="tpdne-unsplash", label="fake"))
+    names = copy_images(faces[::2] + faces[1::2], tmp / "images")  # real and fake interleaved
+    port = free_port()
+    data = tmp / "svc"
+    with live_service(data, port=port, REALCHECK_RATE_LIMIT_PER_MINUTE=0) as service_url:
+        token = make_token(data, "alice", port=port)
+        with Site(service_url, tmp / "images") as site, sync_playwright() as pw:
+            context, worker, ext_id = launch(pw, tmp / "profile")
+            try:
+                yield {"site": site, "context": context, "worker": worker, "ext_id": ext_id,
+                       "token": token, "images": Images(names), "tmp": tmp}
+            finally:
+                context.close()
+
+
+@pytest.fixture
+def ext(stack):
+    """Fresh settings (service = the counting proxy, a valid token, scanning off) and no result
+    remembered by the worker; pages the test opened are closed afterwards."""
+    worker = stack["worker"]
+    worker.evaluate("""async (s) => {
+        await chrome.storage.local.clear();
+        await chrome.storage.local.set(s);
+        realcheck.checker.clearCache();
+    }""", {"serviceUrl": stack["site"].proxy_url, "token": stack["token"]})
+    yield stack
+    for page in stack["context"].pages:
+        page.close()
+
+
+def settings(stack, **values):
+    stack["worker"].evaluate("(s) => chrome.storage.local.set(s)", values)
+
+
+def open_page(stack, name: str, body: str):
+    page = stack["context"].new_page()
+    page.goto(stack["site"].add_page(name, body))
+    return page
+
+
+def tab_id(stack, url: str) -> int:
+    return stack["worker"].evaluate(
+        "async (url) => (await chrome.tabs.query({})).find((t) => t.url === url).id", url)
+
+
+def states(page) -> dict[str, str | None]:
+    return page.evaluate("() => Object.fromEntries([...document.images].map("
+                         "(i) => [i.getAttribute('src'), i.getAttribute('data-realcheck')]))")
+
+
+def wait_states(page, srcs: list[str], allowed=FINAL, timeout_s: float = TIMEOUT_S) -> dict:
+    """Waits until every image in ``srcs`` has a data-realcheck state in ``allowed``."""
+    page.wait_for_function(
+        """([srcs, allowed]) => srcs.every((s) => allowed.includes(
+               document.querySelector(`img[src="${s}"]`)?.getAttribute('data-realcheck')))""",
+        arg=[srcs, list(allowed)], timeout=timeout_s * 1000)
+    return states(page)
+
+
+def badges(page) -> list[dict]:
+    return page.evaluate("""() => [...document.querySelector('realcheck-overlay').shadowRoot
+        .querySelectorAll('.badge')].map((b) => ({cls: b.className, text: b.textContent,
+                                                   title: b.title, hidden: b.hidden}))""")
+
+
+def open_popup(stack, page):
+    popup = stack["context"].new_page()
+    popup.goto(f"chrome-extension://{stack['ext_id']}/popup/popup.html?tabId={tab_id(stack, page.url)}")
+    page.bring_to_front()
+    return popup
+
+
+def until(page, expression: str):
+    """Polls a JavaScript expression (extension pages forbid eval, so no wait_for_function)."""
+    return wait_until(lambda: page.evaluate(expression), TIMEOUT_S, expression)
+
+
+def menu_click(stack, page, src: str) -> dict:
+    """What right-click → "Check image with Realcheck" does (the native menu cannot be clicked
+    headless): the worker's own onClicked handler, with the tab and the image's URL."""
+    return stack["worker"].evaluate("""async ([url, srcUrl]) => {
+        const tab = (await chrome.tabs.query({})).find((t) => t.url === url);
+        return realcheck.onMenuClick({menuItemId: realcheck.MENU_ID, srcUrl, frameId: 0,
+                                      mediaType: 'image', pageUrl: url}, tab);
+    }""", [page.url, src])
+
+
+def sha256_of(stack, name: str) -> str:
+    return hashlib.sha256((stack["tmp"] / "images" / name).read_bytes()).hexdigest()
+
+
+def quiet(seconds: float = 1.5) -> None:
+    """Gives a (wrongly) scanning page the time to send something."""
+    time.sleep(seconds)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_settings_queue_and_thresholds_modules(ext):
+    """The pure modules, loaded in an extension page as the popup and options load them."""
+    page = ext["context"].new_page()
+    page.goto(f"chrome-extension://{ext['ext_id']}/options/options.html")
+    result = page.evaluate("""async () => {
+        const s = await import('/lib/settings.js');
+        const {Queue} = await import('/lib/queue.js');
+        const {badgeState} = await import('/lib/verdict.js');
+        const ok = {serviceUrl: 'http://localhost:8080/', token: 'Bearer a.b.c', minSize: '96',
+                    concurrency: '4', useServiceThresholds: false, fakeAt: '0.7', realAt: '0.3'};
+        const q = new Queue(2);
+        let running = 0, peak = 0;
+        const task = async () => { running++; peak = Math.max(peak, running);
+                                   await new Promise((r) => setTimeout(r, 20)); running--; };
+        await Promise.all(Array.from({length: 7}, () => q.push(task)));
+        const t = {useServiceThresholds: false, fakeAt: 0.7, realAt: 0.3};
+        return {
+            ok: s.validate(ok).values,
+            badUrl: s.validate({...ok, serviceUrl: 'ftp://x'}).error,
+            badToken: s.validate({...ok, token: 'not a token'}).error,
+            badSize: s.validate({...ok, minSize: '3'}).error,
+            badOrder: s.validate({...ok, fakeAt: '0.2', realAt: '0.5'}).error,
+            peak,
+            states: [0.9, 0.5, 0.1].map((score) => badgeState({score, verdict: 'uncertain'}, t)),
+            moderated: badgeState({score: 0.9, verdict: 'real', moderation: {verdict: 'real'}}, t),
+            service: badgeState({score: 0.9, verdict: 'uncertain'}, {...t, useServiceThresholds: true}),
+            sites: [s.siteOf('https://a.example:8443/x'), s.siteOf('chrome://settings'),
+                    s.scanningEnabled({scanAll: false, scanSites: ['a.example']}, 'https://a.example/p'),
+                    s.scanningEnabled({scanAll: false, scanSites: []}, 'https://a.example/p')],
+        };
+    }""")
+    assert result["ok"]["serviceUrl"] == "http://localhost:8080"
+    assert result["ok"]["token"] == "a.b.c" and result["ok"]["minSize"] == 96
+    assert "http" in result["badUrl"] and "token" in result["badToken"]
+    assert "minimum image size" in result["badSize"] and "Thresholds" in result["badOrder"]
+    assert result["peak"] == 2
+    assert result["states"] == ["fake", "uncertain", "real"]
+    assert result["moderated"] == "real" and result["service"] == "uncertain"
+    assert result["sites"] == ["a.example", "", True, False]
+
+
+def test_nothing_is_sent_while_scanning_is_off_and_the_menu_checks_one_image(ext):
+    site = ext["site"]
+    names = ext["images"].take(3)
+    mark = len(site.seen)
+    page = open_page(ext, "off", page_html("Scanning off", names))
+    page.wait_for_load_state("load")
+    quiet()
+    assert all(v is None for v in states(page).values())
+    assert site.requests_since(mark) == [], "a request left while scanning was off"
+
+    target = f"/img/{names[1]}"
+    answer = menu_click(ext, page, page.evaluate(f"document.querySelector('img[src=\"{target}\"]').src"))
+    assert answer["ok"] and answer["found"] == 1 and answer["state"] in FINAL
+    now = states(page)
+    assert now[target] == answer["state"]
+    assert [now[f"/img/{n}"] for n in (names[0], names[2])] == [None, None]
+    sent = site.requests_since(mark)
+    assert [(s.is_lookup, s.is_upload) for s in sent if s.path == "/v1/checks"] == [
+        (True, False), (False, True)], "hash lookup first, then the pixels (first time seen)"
+    assert sent[0].query["page_url"] == page.url
+    assert sent[0].query["sha256"] == sha256_of(ext, names[1])
+    assert (ext["tmp"] / "images" / names[1]).read_bytes() in sent[1].body
+
+    # The panel: verdict, confidence, which face, heatmap, and the report button.
+    panel = page.locator("realcheck-overlay .panel")
+    panel.wait_for(timeout=TIMEOUT_S * 1000)
+    assert LABELS[answer["state"]] in panel.locator(".pill").inner_text()
+    assert "% confident" in panel.locator(".confidence").inner_text()
+    assert "Face 1 of 1" in panel.locator(".face").inner_text()
+    page.wait_for_function("""() => document.querySelector('realcheck-overlay').shadowRoot
+        .querySelector('.panel .heatmap')?.naturalWidth > 0""", timeout=TIMEOUT_S * 1000)
+    assert panel.get_by_role("button", name="Report a wrong verdict").is_visible()
+    assert page.locator("realcheck-overlay .face-box").is_visible()
+    assert any(s.path.endswith("/heatmap.png") and s.status == 200 for s in site.requests_since(mark))
+    page.keyboard.press("Escape")
+    assert page.locator("realcheck-overlay .panel").count() == 0
+
+    # The other images stay untouched: still nothing scanned automatically.
+    quiet(0.5)
+    assert [states(page)[f"/img/{n}"] for n in (names[0], names[2])] == [None, None]
+
+
+def test_report_button_sends_the_note_to_the_moderators(ext):
+    site = ext["site"]
+    names = ext["images"].take(1)
+    page = open_page(ext, "report", page_html("Report", names))
+    assert menu_click(ext, page, page.evaluate("document.images[0].src"))["ok"]
+    panel = page.locator("realcheck-overlay .panel")
+    panel.get_by_role("button", name="Report a wrong verdict").click()
+    panel.locator("textarea").fill("This is my own photo: it is real.")
+    mark = len(site.seen)
+    panel.get_by_role("button", name="Send report").click()
+    page.wait_for_function("""() => {
+        const s = document.querySelector('realcheck-overlay').shadowRoot.querySelector('.report-status');
+        return s && s.textContent && s.textContent !== 'Sending…';
+    }""", timeout=TIMEOUT_S * 1000)
+    shown = panel.locator(".report-status").inner_text()
+    reports = [s for s in site.requests_since(mark) if s.path.endswith("/report")]
+    assert len(reports) == 1 and reports[0].method == "POST"
+    assert reports[0].path.startswith("/v1/checks/chk_")
+    assert json.loads(reports[0].body) == {"note": "This is my own photo: it is real.", "page_url": page.url}
+    routes = json.loads(page.request.get(site.proxy_url + "/openapi.json").body())["paths"]
+    if "/v1/checks/{check_id}/report" not in routes:
+        pytest.skip("the service has no POST /v1/checks/{check_id}/report yet (moderation endpoints "
+                    f"are being built); the extension sent the report and showed: {shown!r}")
+    assert reports[0].status == 201, shown
+    assert shown.startswith("Reported")
+
+
+def test_scan_toggle_badges_visible_late_and_private_images_only(ext):
+    site = ext["site"]
+    take = ext["images"].take
+    visible, private, small, below, late = take(4), take(1), take(1), take(1), take(2)
+    hostile = ("<meta http-equiv='Content-Security-Policy' content=\"style-src 'nonce-rc'\">"
+               "<style nonce='rc'>button, section, realcheck-overlay { display: none !important }"
+               " * { color: lime !important; background: lime !important; font-size: 40px !important }"
+               "</style>")
+    mark = len(site.seen)
+    page = open_page(ext, "toggle", page_html("Scan toggle", visible, private=private, small=small,
+                                              below=below, head=hostile))
+    popup = open_popup(ext, page)
+    until(popup, "document.getElementById('account').dataset.state === 'signed-in'")
+    assert popup.locator("#site").inner_text() == SITE
+    assert not popup.locator("#scan-site").is_checked()
+    assert all(v is None for v in states(page).values())
+    assert not any(s.is_lookup or s.is_upload for s in site.requests_since(mark)), \
+        "nothing about the page's images may be sent before scanning is turned on"
+
+    popup.locator("#scan-site").check()
+    page.bring_to_front()
+    in_view = [f"/img/{n}" for n in visible] + [f"/private/{n}" for n in private]
+    now = wait_states(page, in_view)
+    assert now[f"/img/{small[0]}"] is None, "images under the minimum size are not scanned"
+    assert now[f"/img/{below[0]}"] is None, "images out of view wait until they are scrolled to"
+
+    late_srcs = [f"/img/{n}" for n in late]
+    page.evaluate("""(srcs) => { for (const src of srcs) { const i = new Image(160, 160); i.src = src;
+                                 document.getElementById('grid').append(i); } }""", late_srcs)
+    wait_states(page, late_srcs)
+    page.locator(f"img[src='/img/{below[0]}']").scroll_into_view_if_needed()
+    now = wait_states(page, [f"/img/{below[0]}"])
+    badged = {src: state for src, state in now.items() if state}
+    assert len(badged) == 8 and set(badged.values()) <= set(FINAL)
+
+    # Badges: one per image, the verdict's colour and label, over the image, untouched by page CSS.
+    shown = badges(page)
+    assert sorted(b["cls"].split()[1] for b in shown) == sorted(badged.values())
+    assert all(b["text"].startswith(LABELS[b["cls"].split()[1]]) for b in shown)
+    assert all(b["title"].startswith("Realcheck: ") and not b["hidden"] for b in shown)
+    geometry = page.evaluate("""(src) => {
+        const img = document.querySelector(`img[src="${src}"]`).getBoundingClientRect();
+        const root = document.querySelector('realcheck-overlay').shadowRoot;
+        const badge = [...root.querySelectorAll('.badge')].map((b) => b.getBoundingClientRect())
+            .find((b) => b.left >= img.left && b.right <= img.right
+                         && b.top >= img.top && b.bottom <= img.bottom);
+        const style = getComputedStyle(root.querySelector('.badge'));
+        return {inside: Boolean(badge), fontSize: style.fontSize, display: style.display, color: style.color};
+    }""", in_view[0])
+    assert geometry == {"inside": True, "fontSize": "11px", "display": "block",
+                        "color": geometry["color"]} and geometry["color"] != "rgb(0, 255, 0)"
+
+    sent = site.requests_since(mark)
+    assert sum(s.is_lookup for s in sent) == 8 and sum(s.is_upload for s in sent) == 8
+    until(popup, "document.getElementById('checked').textContent === '8'")
+    counts = {k: int(popup.locator(f"#{k}").inner_text()) for k in ("fake", "uncertain")}
+    assert counts == {"fake": list(badged.values()).count("fake"),
+                      "uncertain": list(badged.values()).count("uncertain")}
+
+    # Off again: a fresh visit sends nothing and badges nothing.
+    popup.locator("#scan-site").uncheck()
+    mark = len(site.seen)
+    page.reload()
+    quiet()
+    assert all(v is None for v in states(page).values())
+    assert site.requests_since(mark) == []
+
+
+def test_second_visit_sends_hashes_but_no_pixels(ext):
+    site = ext["site"]
+    names = ext["images"].take(4)
+    srcs = [f"/img/{n}" for n in names]
+    settings(ext, scanSites=[SITE])
+    mark = len(site.seen)
+    page = open_page(ext, "revisit", page_html("Second visit", names))
+    first = wait_states(page, srcs)
+    sent = site.requests_since(mark)
+    assert sum(s.is_lookup for s in sent) == 4 and sum(s.is_upload for s in sent) == 4
+
+    ext["worker"].evaluate("realcheck.checker.clearCache()")  # as after a browser restart
+    mark = len(site.seen)
+    page.reload()
+    second = wait_states(page, srcs)
+    sent = site.requests_since(mark)
+    assert [s for s in sent if s.is_upload] == [], "the second visit sent pixels"
+    lookups = [s for s in sent if s.is_lookup]
+    assert sorted(s.query["sha256"] for s in lookups) == sorted(sha256_of(ext, n) for n in names)
+    assert all(s.status == 200 for s in lookups)
+    assert second == first
+
+
+def test_fifty_images_are_badged_within_seconds_with_limited_concurrency(ext):
+    site = ext["site"]
+    names = ext["images"].take(50)
+    srcs = [f"/img/{n}" for n in names]
+    settings(ext, scanSites=[SITE], concurrency=3)
+    watch = ("<script>window.gaps = []; let last = performance.now();"
+             "(function tick(t) { window.gaps.push(t - last); last = t; requestAnimationFrame(tick); })"
+             "(performance.now()); window.seen = {}; new MutationObserver((ms) => { for (const m of ms)"
+             " (window.seen[m.target.getAttribute('src')] ||= [])"
+             ".push(m.target.getAttribute('data-realcheck'));"
+             " }).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-realcheck']});"
+             "</script>")
+    mark = len(site.seen)
+    started = time.monotonic()
+    page = open_page(ext, "fifty", page_html("Fifty faces", names, size=100, head=watch))
+    wait_states(page, srcs, timeout_s=60)
+    elapsed = time.monotonic() - started
+    print(f"\n50 images badged in {elapsed:.1f} s")
+    sent = site.requests_since(mark)
+    assert sum(s.is_upload for s in sent) == 50
+    assert Site.most_at_once(sent) <= 3, "more requests at once than the configured limit"
+    assert elapsed < 30, f"50 images took {elapsed:.1f} s"
+    seen = page.evaluate("window.seen")
+    assert sorted(seen) == sorted(srcs)
+    assert all(v[0] == "pending" and v[-1] in FINAL and len(v) == 2 for v in seen.values()), seen
+    worst_frame_ms = page.evaluate("Math.max(...window.gaps.slice(5))")
+    assert worst_frame_ms < 1500, f"the page froze for {worst_frame_ms:.0f} ms while scanning"
+
+
+def test_unreachable_service_and_rejected_token_are_explained(ext):
+    site = ext["site"]
+    names = ext["images"].take(2)
+    srcs = [f"/img/{n}" for n in names]
+    settings(ext, serviceUrl=f"http://127.0.0.1:{free_port()}", scanSites=[SITE])
+    page = open_page(ext, "down", page_html("Service down", names))
+    wait_states(page, srcs, allowed=("error",))
+    reason = "Realcheck: Realcheck service unreachable (click to retry)"
+    assert [b["title"] for b in badges(page)] == [reason] * 2
+    assert all(b["cls"] == "badge error" for b in badges(page))
+    popup = open_popup(ext, page)
+    until(popup, "document.getElementById('account').dataset.state === 'unreachable'")
+    assert "Realcheck service unreachable" in popup.locator("#account").inner_text()
+
+    mark = len(site.seen)
+    forged = ext["token"][:-6] + ("AAAAAA" if not ext["token"].endswith("AAAAAA") else "BBBBBB")
+    settings(ext, serviceUrl=site.proxy_url, token=forged)
+    page.wait_for_function("""() => [...document.querySelector('realcheck-overlay').shadowRoot
+        .querySelectorAll('.badge.error')].filter((b) => b.title.includes('Token rejected')).length === 2""",
+                           timeout=TIMEOUT_S * 1000)
+    assert all(s.status == 401 for s in site.requests_since(mark))
+    assert not any(s.is_upload for s in site.requests_since(mark))
+    popup.reload()
+    until(popup, "document.getElementById('account').dataset.state === 'rejected'")
+    assert "Token rejected" in popup.locator("#account").inner_text()
+
+    settings(ext, token=ext["token"])  # fixed in the options: the grey badges are checked again
+    wait_states(page, srcs)
+
+
+def test_menu_check_reaches_images_in_frames_without_the_content_script(ext):
+    names = ext["images"].take(1)
+    ext["site"].add_page("inner", page_html("Inner", names))
+    page = open_page(ext, "outer", page_html(
+        "Outer", [], extra="<iframe src='/page/inner' width='400' height='300'></iframe>"))
+    frame = page.frame_locator("iframe")
+    frame.locator("img").wait_for()
+    src = page.frames[1].evaluate("document.images[0].src")
+    frame_id = ext["worker"].evaluate("""async (url) => {
+        const tab = (await chrome.tabs.query({})).find((t) => t.url === url);
+        const found = await chrome.scripting.executeScript({target: {tabId: tab.id, allFrames: true},
+                                                            func: () => location.pathname});
+        return found.find((r) => r.result === '/page/inner').frameId;
+    }""", page.url)
+    answer = ext["worker"].evaluate("""async ([url, srcUrl, frameId]) => {
+        const tab = (await chrome.tabs.query({})).find((t) => t.url === url);
+        return realcheck.onMenuClick({menuItemId: realcheck.MENU_ID, srcUrl, frameId}, tab);
+    }""", [page.url, src, frame_id])
+    assert answer["ok"] and answer["state"] in FINAL
+    assert page.frames[1].evaluate("document.images[0].getAttribute('data-realcheck')") == answer["state"]
+
+
+def test_the_service_signin_page_hands_its_token_over(ext):
+    site = ext["site"]
+    site.signin_token = ext["token"]
+    settings(ext, token="")
+    stored = "async () => (await chrome.storage.local.get('token')).token || ''"
+    other = ext["context"].new_page()
+    other.goto(site.pages_url + "/signin")  # the same page on another origin than the service's
+    quiet(1)
+    assert ext["worker"].evaluate(stored) == ""
+
+    page = ext["context"].new_page()
+    page.goto(site.proxy_url + "/signin")
+    wait_until(lambda: ext["worker"].evaluate(stored), TIMEOUT_S, "the token to be taken over")
+    assert ext["worker"].evaluate(stored) == ext["token"]
+    page.locator("realcheck-overlay .toast").wait_for(timeout=TIMEOUT_S * 1000)
+    assert "now signed in" in page.locator("realcheck-overlay .toast").inner_text()
+
+
+def test_options_page_sets_service_and_token_and_explains_problems(ext):
+    page = ext["context"].new_page()
+    page.goto(f"chrome-extension://{ext['ext_id']}/options/options.html")
+    until(page, "document.getElementById('serviceUrl').value !== ''")
+    stored = "async () => chrome.storage.local.get(null)"
+    assert page.input_value("#serviceUrl") == ext["site"].proxy_url
+
+    page.fill("#minSize", "3")
+    page.click("button[type=submit]")
+    until(page, "document.getElementById('status').dataset.state === 'error'")
+    assert "minimum image size" in page.locator("#status").inner_text()
+    assert "minSize" not in page.evaluate(stored)
+
+    page.fill("#serviceUrl", ext["site"].proxy_url + "/")
+    page.fill("#token", "Bearer " + ext["token"])
+    page.fill("#minSize", "120")
+    page.click("button[type=submit]")
+    until(page, "document.getElementById('status').textContent.startsWith('Saved.')")
+    assert page.locator("#status").inner_text() == "Saved. Signed in as alice"
+    saved = page.evaluate(stored)
+    assert (saved["serviceUrl"], saved["token"], saved["minSize"]) == (
+        ext["site"].proxy_url, ext["token"], 120)
+    assert page.get_attribute("#signin", "href") == ext["site"].proxy_url + "/signin"
+
+    page.fill("#token", "e30.e30.c2ln")  # well-formed, but no key of the service signed it
+    page.click("button[type=submit]")
+    until(page, "document.getElementById('status').textContent.includes('Token rejected')")
+    assert page.locator("#status").get_attribute("data-state") == "error"

@@ -1,0 +1,242 @@
+"""Export checks on tiny networks (fast, no dataset needed) and on the shipped models/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from model_export import augment, common, export, metrics, nets  # noqa: E402
+from service.detection import preprocess  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+DATA = ROOT.parent / "shared" / "data"
+S = 32  # tiny input for speed
+
+
+def synthetic_face(size: int = 160, seed: int = 0) -> np.ndarray:
+    """A face-like BGR image: skin-coloured ellipse, eyes, mouth, texture noise, JPEG'd."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size, 3), rng.integers(60, 200, 3), np.uint8)
+    c = size // 2
+    cv2.ellipse(img, (c, c), (size // 3, int(size / 2.4)), 0, 0, 360, (120, 160, 210), -1)
+    for dx in (-size // 8, size // 8):
+        cv2.circle(img, (c + dx, c - size // 10), size // 24, (40, 30, 30), -1)
+    cv2.ellipse(img, (c, c + size // 5), (size // 8, size // 24), 0, 0, 180, (60, 60, 150), -1)
+    noise = rng.normal(0, 6, img.shape)
+    img = np.clip(img + noise, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def tiny(arch: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    m = nets.build(arch, width=0.0625) if arch == "vgg16" else nets.build(arch, width=0.125)
+    # give BN non-trivial statistics so export differences would show
+    m.train()
+    with torch.no_grad():
+        for _ in range(2):
+            m(torch.randn(8, 3, S, S))
+    return m.eval()
+
+
+def spec_for(size: int = S) -> preprocess.InputSpec:
+    card = dict(common.SPEC, face_size=size + 8, input_size=size)
+    return preprocess.InputSpec.from_card(card)
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet"])
+def test_forward_shapes_and_cam_mean(arch):
+    m = tiny(arch)
+    logit, cam = m(torch.randn(3, 3, S, S))
+    assert logit.shape == (3,)
+    assert cam.ndim == 3 and cam.shape[0] == 3
+    torch.testing.assert_close(cam.mean(dim=(1, 2)), logit, atol=1e-5, rtol=0)
+
+
+def test_vgg16_has_13_convs_and_torchvision_names():
+    m = nets.VGG(width=0.0625)
+    convs = [n for n, mod in m.named_modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert len(convs) == 13
+    assert convs[0] == "features.0" and convs[-1] == "features.40"  # as torchvision vgg16_bn
+    assert "classifier.weight" in m.state_dict()
+    r = nets.ResNet(18, width=0.125)
+    keys = r.state_dict().keys()
+    for k in (
+        "conv1.weight",
+        "bn1.running_mean",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "layer4.1.bn2.weight",
+        "fc.weight",
+        "fc.bias",
+    ):
+        assert k in keys
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet"])
+def test_onnx_export_dynamic_batch_and_agreement(arch, tmp_path):
+    m = tiny(arch)
+    path = export.export_fp32(m, tmp_path / "m.onnx", S)
+    assert not (tmp_path / "m.onnx.data").exists()
+    sess = export.session(path)
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    assert [o.name for o in sess.get_outputs()] == ["logit", "cam"]
+    spec = spec_for()
+    faces = [synthetic_face(S + 8, seed=i) for i in range(3)]
+    real = preprocess.to_input(np.stack([preprocess.face_views(f, spec)[0] for f in faces]), spec)
+    rand = np.random.default_rng(0).normal(0, 1, (3, 3, S, S)).astype(np.float32)
+    for x in (rand[:1], rand, real):
+        lo, cam = sess.run(["logit", "cam"], {"image": x})
+        assert lo.shape == (len(x),)
+        np.testing.assert_allclose(cam.mean(axis=(1, 2)), lo, atol=1e-5)
+        with torch.no_grad():
+            lt, ct = m(torch.from_numpy(x))
+        np.testing.assert_allclose(lo, lt.numpy(), atol=1e-4)
+        np.testing.assert_allclose(cam, ct.numpy(), atol=1e-4)
+    export.check_agreement(m, path, real)
+
+
+def test_int8_static_agrees_with_fp32(tmp_path):
+    m = tiny("resnet")
+    fp32 = export.export_fp32(m, tmp_path / "m.onnx", S)
+    spec = spec_for()
+    faces = [synthetic_face(S + 8, seed=i) for i in range(24)]
+    x = preprocess.to_input(np.stack([preprocess.face_views(f, spec)[0] for f in faces]), spec)
+    int8 = export.quantize_int8(fp32, tmp_path / "m.int8.onnx", x[:16])
+    ops = {n.op_type for n in __import__("onnx").load(str(int8)).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    a, _ = export.run_onnx(export.session(fp32), x)
+    b, cb = export.run_onnx(export.session(int8), x)
+    assert b.shape == (24,) and cb.ndim == 3
+    assert np.corrcoef(a, b)[0, 1] > 0.9
+    assert np.abs(a - b).max() < 0.25 * (np.abs(a).max() + 1e-3) + 0.05
+
+
+def test_metrics_basics():
+    y = np.array([0, 0, 1, 1])
+    assert metrics.roc_auc(y, [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert metrics.roc_auc(y, [0.5, 0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    t = metrics.threshold_at_fpr(
+        np.r_[np.zeros(100), np.ones(10)], np.r_[np.arange(100) / 100, np.ones(10)], 0.05
+    )
+    assert metrics.at_threshold(np.r_[np.zeros(100)], np.arange(100) / 100, t)["fpr"] <= 0.05
+    src = np.array(["a", "a", "b", "b", "c"])
+    m = metrics.source_mask(np.array([0, 1, 1, 1, 0]), src, "b")
+    assert m.tolist() == [True, False, True, True, True]
+
+
+def test_augment_and_self_blend_shapes():
+    rng = np.random.default_rng(0)
+    face = synthetic_face(160)
+    sb = augment.self_blend(face, rng)
+    assert (
+        sb.shape == face.shape and sb.dtype == np.uint8 and np.abs(sb.astype(int) - face).max() > 0
+    )
+    d = augment.degrade(sb, rng, 128)
+    assert d.shape == (128, 128, 3)
+    assert augment.random_view(d, rng, 96).shape == (96, 96, 3)
+
+
+# --- the shipped models ------------------------------------------------------------------------
+
+NEEDED = {
+    "name",
+    "arch",
+    "trained",
+    "files",
+    "input_name",
+    "outputs",
+    "face_margin",
+    "face_size",
+    "input_size",
+    "crops",
+    "mean",
+    "std",
+    "threshold",
+    "uncertain_band",
+    "metrics",
+    "command",
+    "params",
+}
+
+
+def _cards():
+    return sorted(MODELS.glob("*.card.json"))
+
+
+@pytest.mark.skipif(not _cards(), reason="no shipped models")
+def test_shipped_cards_and_files():
+    total = sum(f.stat().st_size for f in MODELS.rglob("*") if f.is_file())
+    assert total < 100 * 2**20
+    specs = set()
+    for path in _cards():
+        card = json.loads(path.read_text())
+        assert NEEDED <= card.keys(), NEEDED - card.keys()
+        lo, hi = card["uncertain_band"]
+        assert 0 <= lo <= card["threshold"] <= hi <= 1
+        for f in card["files"].values():
+            assert (MODELS / f).exists()
+            assert not (MODELS / (f + ".data")).exists()
+        spec = preprocess.InputSpec.from_card(card)
+        specs.add(spec)
+        sess = export.session(MODELS / card["files"]["cpu"])
+        x = np.zeros((2, 3, spec.input_size, spec.input_size), np.float32)
+        lo_, cam = sess.run(
+            [card["outputs"]["logit"], card["outputs"]["cam"]], {card["input_name"]: x}
+        )
+        assert lo_.shape == (2,) and cam.shape[0] == 2
+    assert len(specs) == 1, "both detectors must share one input spec"
+    ens = json.loads((MODELS / "ensemble.json").read_text())
+    assert {
+        "members",
+        "combine",
+        "threshold",
+        "uncertain_band",
+        "trained",
+        "metrics",
+        "command",
+    } <= ens.keys()
+    for n in ens["members"]:
+        assert (MODELS / f"{n}.card.json").exists()
+
+
+@pytest.mark.skipif(
+    not _cards() or not (DATA / "manifest.csv").exists(),
+    reason="needs shipped models and ../shared/data",
+)
+def test_shipped_int8_agrees_with_fp32_on_real_images():
+    import csv
+
+    from service.detection import faces as facemod
+
+    rows = [r for r in csv.DictReader(open(DATA / "manifest.csv")) if r["split"] == "test"]
+    rng = np.random.default_rng(0)
+    pick = [rows[i] for i in rng.choice(len(rows), 24, replace=False)]
+    for path in _cards():
+        card = json.loads(path.read_text())
+        spec = preprocess.InputSpec.from_card(card)
+        views = []
+        for r in pick:
+            img = preprocess.decode_image((DATA / r["path"]).read_bytes())
+            boxes = facemod.find_faces(img)
+            face = preprocess.crop_face(img, boxes[0], spec.face_margin)[0] if boxes else img
+            views.append(preprocess.face_views(face, spec))
+        x = preprocess.to_input(np.concatenate(views), spec)
+        a, _ = export.run_onnx(export.session(MODELS / card["files"]["gpu"]), x)
+        b, _ = export.run_onnx(export.session(MODELS / card["files"]["cpu"]), x)
+        if card["trained"]:
+            assert np.corrcoef(a, b)[0, 1] > 0.95
+            t = np.log(card["threshold"] / (1 - card["threshold"]))
+            assert ((a >= t) == (b >= t)).mean() >= 0.85
+        else:
+            assert np.isfinite(b).all()

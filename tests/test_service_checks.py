@@ -1,0 +1,324 @@
+"""POST /v1/checks and the routes that read checks back, against the real app and models."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import struct
+import time
+from collections.abc import Callable
+
+import aiohttp
+import cv2
+import numpy as np
+import pytest
+
+from service.keys import CHECKS
+from service.settings import REPO_ROOT
+from tests.conftest import encode
+from tests.support.paths import require_shared_data, sample_images
+
+ENSEMBLE = json.loads((REPO_ROOT / "models" / "ensemble.json").read_text())
+MEMBERS = ENSEMBLE["members"]
+CARDS = {m: json.loads((REPO_ROOT / "models" / f"{m}.card.json").read_text()) for m in MEMBERS}
+#: What the model cards say; the untrained placeholders and the trained models both pass.
+TRAINED = bool(ENSEMBLE.get("trained", True)) and all(
+    bool(c.get("trained")) and bool(c.get("metrics")) for c in CARDS.values())
+THRESHOLD = float(ENSEMBLE["threshold"])
+BAND = tuple(float(v) for v in ENSEMBLE["uncertain_band"])
+
+
+def gif_bytes(frames: list[np.ndarray]) -> bytes:
+    """A minimal animated GIF89a of greyscale frames (OpenCV cannot be relied on to write GIF).
+
+    256-grey palette; LZW with 9-bit literal codes only, a clear code every 250 pixels so the
+    code table never grows past 9 bits: valid for every decoder, just not compressed.
+    """
+    h, w = frames[0].shape
+    palette = bytes(v for g in range(256) for v in (g, g, g))
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", w, h, 0xF7, 0, 0) + palette)
+    out += b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop: an animation
+    for frame in frames:
+        out += b"!\xf9\x04\x00\x0a\x00\x00\x00"  # graphic control: 0.1 s per frame
+        out += b"," + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x08"
+        pixels = frame.astype(np.uint8).ravel().tolist()
+        codes = []
+        for i in range(0, len(pixels), 250):
+            codes += [256, *pixels[i:i + 250]]
+        codes.append(257)
+        acc = nbits = 0
+        data = bytearray()
+        for c in codes:
+            acc |= c << nbits
+            nbits += 9
+            while nbits >= 8:
+                data.append(acc & 0xFF)
+                acc >>= 8
+                nbits -= 8
+        if nbits:
+            data.append(acc)
+        for i in range(0, len(data), 255):
+            out += bytes([len(data[i:i + 255])]) + data[i:i + 255]
+        out += b"\x00"
+    return bytes(out + b";")
+
+
+def face_image(n: int = 0, label: str = "real") -> np.ndarray:
+    require_shared_data()
+    return cv2.imread(str(sample_images(n + 1, source="tpdne-unsplash", label=label)[n]))
+
+
+def group_photo() -> np.ndarray:
+    """Three faces side by side (900x300)."""
+    require_shared_data()
+    return np.hstack([cv2.imread(str(p)) for p in sample_images(3, source="tpdne-unsplash",
+                                                                  label="fake")])
+
+
+def formats() -> dict[str, tuple[str, Callable[[np.ndarray], bytes]]]:
+    return {
+        "jpeg": ("image/jpeg", lambda im: encode(im, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 92])),
+        "png": ("image/png", lambda im: encode(im, ".png")),
+        "webp": ("image/webp", lambda im: encode(im, ".webp", [cv2.IMWRITE_WEBP_QUALITY, 95])),
+        "bmp": ("image/bmp", lambda im: encode(im, ".bmp")),
+        "gif": ("image/gif", lambda im: gif_bytes([cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)])),
+    }
+
+
+async def post_image(client, headers, data: bytes, content_type: str = "image/jpeg",
+                     path: str = "/v1/checks", **fields) -> aiohttp.ClientResponse:
+    form = aiohttp.FormData()
+    form.add_field("image", data, filename="upload", content_type=content_type)
+    for k, v in fields.items():
+        form.add_field(k, v)
+    return await client.post(path, data=form, headers=headers)
+
+
+async def check_ok(resp) -> dict:
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def batching(client) -> dict:
+    return (await (await client.get("/health")).json())["batching"]
+
+
+def assert_verdict_consistent(obj: dict) -> None:
+    """label/verdict/confidence follow from the score the way the ensemble card says."""
+    p = obj["score"]
+    assert 0.0 <= p <= 1.0
+    assert obj["label"] == ("FAKE" if p >= THRESHOLD else "REAL")
+    expected = "uncertain" if BAND[0] <= p < BAND[1] else obj["label"].lower()
+    assert obj["verdict"] == expected
+    assert 50.0 <= obj["confidence"] <= 100.0
+
+
+async def test_every_format_is_checked(client, auth):
+    for fmt, (content_type, make) in formats().items():
+        data = make(face_image())
+        body = await check_ok(await post_image(client, auth(), data, content_type))
+        assert body["sha256"] == hashlib.sha256(data).hexdigest(), fmt
+        assert (body["width"], body["height"]) == (300, 300), fmt
+        assert body["face_found"] is True and len(body["faces"]) == 1, fmt
+        assert body["cached"] is False, fmt
+        assert_verdict_consistent(body)
+
+
+async def test_gif_is_read_from_its_first_frame(client, auth):
+    grey = cv2.cvtColor(face_image(), cv2.COLOR_BGR2GRAY)
+    blank = np.full_like(grey, 128)
+    face_first = await check_ok(await post_image(client, auth(), gif_bytes([grey, blank]), "image/gif"))
+    blank_first = await check_ok(await post_image(client, auth(), gif_bytes([blank, grey]), "image/gif"))
+    assert face_first["face_found"] is True
+    assert blank_first["face_found"] is False
+
+
+async def test_answer_carries_every_field(client, auth, face_bytes):
+    before = time.time()
+    body = await check_ok(await post_image(client, auth(), face_bytes,
+                                           page_url="https://news.example/a", source_url="https://cdn.example/f.jpg"))
+    assert body["id"].startswith("chk_")
+    assert body["sha256"] == hashlib.sha256(face_bytes).hexdigest()
+    assert_verdict_consistent(body)
+    assert body["face_found"] is True and body["cached"] is False
+    assert body["moderation"] is None
+    assert body["detectors"] == {"verdict": body["verdict"], "score": body["score"]}
+    assert body["heatmap_url"] == f"/v1/checks/{body['id']}/heatmap.png"
+    assert body["elapsed_ms"] >= 0 and before - 1 <= body["created_at"] <= time.time() + 1
+    assert body["page_url"] == "https://news.example/a"
+    assert body["source_url"] == "https://cdn.example/f.jpg"
+    assert set(body["models"]) == set(MEMBERS)
+    for name, m in body["models"].items():
+        assert 0.0 <= m["score"] <= 1.0
+        assert m["trained"] is (bool(CARDS[name].get("trained")) and bool(CARDS[name].get("metrics")))
+    assert body["trained"] is TRAINED
+    assert ("warning" in body) is (not TRAINED)
+    (face,) = body["faces"]
+    assert body["decisive_face"] == 0 and face["score"] == body["score"]
+    x, y, w, h = face["box"]
+    assert 0 <= x < x + w <= 300 and 0 <= y < y + h <= 300 and w >= 50
+    x0, y0, x1, y1 = face["region"]
+    assert x0 <= x and y0 <= y and x1 >= x + w and y1 >= y + h  # the box plus its margin
+    assert set(face["models"]) == set(MEMBERS)
+    assert_verdict_consistent(face)
+
+
+async def test_raw_image_bytes(client, auth, face_bytes):
+    headers = {**auth(), "Content-Type": "image/jpeg"}
+    resp = await client.post("/v1/checks?page_url=https://news.example/b", data=face_bytes,
+                             headers=headers)
+    body = await check_ok(resp)
+    assert body["sha256"] == hashlib.sha256(face_bytes).hexdigest()
+    assert body["face_found"] is True and body["page_url"] == "https://news.example/b"
+    octet = await client.post("/v1/checks", data=face_bytes,
+                              headers={**auth(), "Content-Type": "application/octet-stream"})
+    assert (await check_ok(octet))["cached"] is True
+
+
+async def test_group_photo_has_a_box_per_face(client, auth):
+    data = encode(group_photo(), ".jpg")
+    body = await check_ok(await post_image(client, auth(), data))
+    faces = body["faces"]
+    assert body["face_found"] is True and len(faces) >= 2
+    thirds = sorted({(f["box"][0] + f["box"][2] // 2) // 300 for f in faces})
+    assert len(thirds) == len(faces), "each face box lies on a different photo"
+    for f in faces:
+        x, y, w, h = f["box"]
+        assert 0 <= x and x + w <= 900 and 0 <= y and y + h <= 300
+        assert_verdict_consistent(f)
+    worst = max(range(len(faces)), key=lambda i: faces[i]["score"])
+    assert body["decisive_face"] == worst and body["score"] == faces[worst]["score"]
+    for name in MEMBERS:
+        assert body["models"][name]["score"] == max(f["models"][name] for f in faces)
+
+
+async def test_no_face_scores_the_whole_image(client, auth, noise_png):
+    body = await check_ok(await post_image(client, auth(), noise_png, "image/png"))
+    assert body["face_found"] is False and body["faces"] == []
+    assert body["decisive_face"] is None
+    assert "no face" in body["note"]
+    assert_verdict_consistent(body)
+
+
+async def test_second_upload_is_answered_from_the_store(client, auth, face_bytes):
+    first = await check_ok(await post_image(client, auth("alice"), face_bytes))
+    counters = await batching(client)
+    assert counters["batches_run"] == 1
+    second = await check_ok(await post_image(client, auth("bob"), face_bytes))
+    assert second["cached"] is True and second["id"] != first["id"]
+    assert second["score"] == first["score"] and second["faces"] == first["faces"]
+    assert await batching(client) == counters, "the models ran again for a known image"
+
+
+async def test_concurrent_identical_uploads_are_scored_once(client, auth, fake_face_bytes):
+    bodies = await asyncio.gather(*[post_and_read(client, auth(f"user{i}"), fake_face_bytes)
+                                    for i in range(6)])
+    counters = await batching(client)
+    assert counters["batches_run"] == 1
+    assert [b["cached"] for b in bodies].count(False) == 1
+    assert len({b["score"] for b in bodies}) == 1 and len({b["id"] for b in bodies}) == 6
+
+
+async def post_and_read(client, headers, data):
+    return await check_ok(await post_image(client, headers, data))
+
+
+async def test_stored_check_is_for_its_owner(client, auth, face_bytes):
+    made = await check_ok(await post_image(client, auth("alice"), face_bytes))
+    resp = await client.get(f"/v1/checks/{made['id']}", headers=auth("alice"))
+    assert resp.status == 200
+    stored = await resp.json()
+    assert "user_id" not in stored
+    for key in ("id", "sha256", "verdict", "score", "label", "confidence", "faces", "models"):
+        assert stored[key] == made[key]
+    other = await client.get(f"/v1/checks/{made['id']}", headers=auth("mallory"))
+    assert other.status == 404 and (await other.json())["error"] == "not_found"
+    mod = await client.get(f"/v1/checks/{made['id']}", headers=auth("maria", "moderator"))
+    assert mod.status == 200
+    missing = await client.get("/v1/checks/chk_nope", headers=auth("alice"))
+    assert missing.status == 404 and (await missing.json())["error"] == "not_found"
+    assert (await client.get(f"/v1/checks/{made['id']}")).status == 401
+
+
+async def test_list_is_the_callers_own_newest_first(client, auth, face_bytes, noise_png):
+    a = await check_ok(await post_image(client, auth("alice"), face_bytes))
+    b = await check_ok(await post_image(client, auth("alice"), noise_png, "image/png"))
+    await check_ok(await post_image(client, auth("bob"), face_bytes))
+    body = await (await client.get("/v1/checks", headers=auth("alice"))).json()
+    assert [c["id"] for c in body["items"]] == [b["id"], a["id"]]
+    page = await (await client.get("/v1/checks?limit=1", headers=auth("alice"))).json()
+    assert [c["id"] for c in page["items"]] == [b["id"]]
+    rest = await (await client.get(f"/v1/checks?limit=1&before={page['next_before']}",
+                                   headers=auth("alice"))).json()
+    assert [c["id"] for c in rest["items"]] == [a["id"]]
+    bad = await client.get("/v1/checks?limit=0", headers=auth("alice"))
+    assert bad.status == 400 and (await bad.json())["error"] == "bad_query"
+
+
+async def test_lookup_by_sha256(client, auth, face_bytes):
+    sha = hashlib.sha256(face_bytes).hexdigest()
+    miss = await client.get(f"/v1/checks?sha256={sha}", headers=auth("bob"))
+    assert miss.status == 404 and (await miss.json())["error"] == "not_found"
+    made = await check_ok(await post_image(client, auth("alice"), face_bytes))
+    counters = await batching(client)
+    hit = await client.get(f"/v1/checks?sha256={sha.upper()}&page_url=https://x.example/",
+                           headers=auth("bob"))
+    assert hit.status == 200
+    found = await hit.json()
+    assert found["cached"] is True and found["sha256"] == sha and found["id"] != made["id"]
+    assert found["score"] == made["score"] and found["page_url"] == "https://x.example/"
+    assert await batching(client) == counters
+    mine = await (await client.get("/v1/checks", headers=auth("bob"))).json()
+    assert [c["id"] for c in mine["items"]] == [found["id"]], "the lookup is recorded for bob"
+    for bad in ("abc", "g" * 64, sha + "0"):
+        resp = await client.get(f"/v1/checks?sha256={bad}", headers=auth("bob"))
+        assert resp.status == 400 and (await resp.json())["error"] == "bad_sha256"
+
+
+@pytest.mark.parametrize("size,thumb", [((300, 300), (300, 300)), ((1280, 720), (640, 360))])
+async def test_heatmap_is_a_png_of_the_thumbnail(client, auth, size, thumb):
+    image = cv2.resize(face_image(), size, interpolation=cv2.INTER_LINEAR)
+    made = await check_ok(await post_image(client, auth("alice"), encode(image, ".jpg")))
+    resp = await client.get(made["heatmap_url"], headers=auth("alice"))
+    assert resp.status == 200 and resp.content_type == "image/png"
+    png = await resp.read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    heat = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert (heat.shape[1], heat.shape[0]) == thumb
+    assert heat.std() > 5, "an image, not a blank"
+    other = await client.get(made["heatmap_url"], headers=auth("mallory"))
+    assert other.status == 404
+
+
+async def test_heatmap_of_a_faceless_image(client, auth, noise_png):
+    made = await check_ok(await post_image(client, auth(), noise_png, "image/png"))
+    resp = await client.get(made["heatmap_url"], headers=auth())
+    heat = cv2.imdecode(np.frombuffer(await resp.read(), np.uint8), cv2.IMREAD_COLOR)
+    assert (heat.shape[1], heat.shape[0]) == (160, 120)
+
+
+async def test_predict_has_the_seed_shape(client, auth, face_bytes):
+    resp = await post_image(client, auth(), face_bytes, path="/predict")
+    assert resp.status == 200
+    body = await resp.json()
+    assert set(body) == {"result", "confidence"}
+    assert body["result"] in ("REAL", "FAKE") and 0.0 <= body["confidence"] <= 100.0
+    check = await (await client.get(f"/v1/checks?sha256={hashlib.sha256(face_bytes).hexdigest()}",
+                                    headers=auth())).json()
+    assert (check["label"], check["confidence"]) == (body["result"], body["confidence"])
+
+
+async def test_a_caller_going_away_does_not_fail_the_others(client, face_bytes):
+    """Two requests share one scoring; the first is cancelled mid-way: the second is answered."""
+    checks = client.app[CHECKS]
+    first = asyncio.ensure_future(checks.check(face_bytes, "alice"))
+    await asyncio.sleep(0.02)  # the first is scoring
+    second = asyncio.ensure_future(checks.check(face_bytes, "bob"))
+    await asyncio.sleep(0.02)  # the second waits for the first's scoring
+    first.cancel()
+    shared = await asyncio.wait_for(second, 30)
+    assert shared["cached"] is True and shared["sha256"] == hashlib.sha256(face_bytes).hexdigest()
+    assert first.cancelled()
+    assert await checks.scored(shared["sha256"]) is not None, "the scoring finished and was stored"
+    assert (await batching(client))["batches_run"] == 1

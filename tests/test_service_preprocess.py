@@ -1,0 +1,152 @@
+"""Decoding and the model input, shared by serving and training (plain functions, no HTTP)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from service.detection import preprocess as pp
+from service.settings import REPO_ROOT
+from tests.conftest import encode
+from tests.test_service_checks import gif_bytes
+
+W, H = 123, 77  # odd sizes catch swapped or off-by-one header fields
+
+
+def image() -> np.ndarray:
+    y, x = np.mgrid[0:H, 0:W]
+    return np.dstack([x * 2, y * 3, (x + y) % 256]).astype(np.uint8)
+
+
+ENCODINGS = {
+    "jpeg": (".jpg", []),
+    "jpeg-progressive": (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+    "png": (".png", []),
+    "webp-lossy": (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80]),
+    "webp-lossless": (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]),
+    "bmp": (".bmp", []),
+}
+
+
+@pytest.mark.parametrize("name", list(ENCODINGS))
+def test_header_size_and_decoding(name):
+    ext, params = ENCODINGS[name]
+    data = encode(image(), ext, params)
+    fmt = pp.sniff_format(data)
+    assert fmt == name.split("-")[0]
+    assert pp.declared_size(data, fmt) == (W, H)
+    decoded = pp.decode_image(data)
+    assert decoded.shape == (H, W, 3) and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(int) - image()).mean() < 8
+
+
+def test_gif_header_and_first_frame():
+    grey = image()[..., 1]
+    data = gif_bytes([grey, 255 - grey])
+    assert pp.sniff_format(data) == "gif" and pp.declared_size(data, "gif") == (W, H)
+    decoded = pp.decode_image(data)
+    assert decoded.shape == (H, W, 3)
+    assert (decoded[..., 0] == grey).all() and (decoded[..., 2] == grey).all()
+
+
+def test_jpeg_size_is_found_past_other_segments():
+    """An EXIF/APP segment and a comment before the frame header."""
+    data = encode(image(), ".jpg")
+    app1 = b"\xff\xe1" + (2 + 300).to_bytes(2, "big") + b"Exif\0\0" + b"\0" * 294
+    com = b"\xff\xfe" + (2 + 5).to_bytes(2, "big") + b"hello"
+    data = data[:2] + app1 + com + data[2:]
+    assert pp.declared_size(data, "jpeg") == (W, H)
+    assert pp.decode_image(data).shape == (H, W, 3)
+
+
+def test_jpeg_fill_bytes_do_not_hide_the_size():
+    data = encode(image(), ".jpg")
+    sof = data.index(b"\xff\xc0")
+    padded = data[:sof] + b"\xff\xff" + data[sof:]
+    assert pp.declared_size(padded, "jpeg") == (W, H)
+    assert pp.decode_image(padded).shape == (H, W, 3)
+    # A 5000x5000 frame behind fill bytes: refused from its header, never decoded.
+    big = bytearray(padded)
+    big[sof + 2 + 5 : sof + 2 + 9] = struct.pack(">HH", 5000, 5000)
+    with pytest.raises(pp.ImageError) as e:
+        pp.decode_image(bytes(big), max_pixels=1_000_000)
+    assert e.value.code == "image_too_large"
+
+
+def test_a_header_without_a_size_is_refused():
+    no_ihdr = b"\x89PNG\r\n\x1a\n" + b"\0\0\0\0tEXt" + b"\0" * 40
+    scan_first = b"\xff\xd8\xff\xda\x00\x08" + b"\0" * 40 + b"\xff\xd9"
+    for data in (no_ihdr, scan_first):
+        with pytest.raises(pp.ImageError) as e:
+            pp.decode_image(data)
+        assert e.value.code == "corrupt_image"
+    os2_bmp = b"BM" + struct.pack("<IHHI", 26, 0, 0, 26) + struct.pack("<IHHHH", 12, W, H, 1, 24)
+    assert pp.declared_size(os2_bmp, "bmp") == (W, H)
+
+
+@pytest.mark.parametrize("variant", ["grey", "alpha", "16bit"])
+def test_png_variants_decode_to_bgr(variant):
+    img = image()
+    if variant == "grey":
+        img = img[..., 0]
+    elif variant == "alpha":
+        img = np.dstack([img, np.full((H, W), 128, np.uint8)])
+    else:
+        img = img.astype(np.uint16) * 257
+    decoded = pp.decode_image(encode(img, ".png"))
+    assert decoded.shape == (H, W, 3) and decoded.dtype == np.uint8
+
+
+def test_decode_errors():
+    with pytest.raises(pp.ImageError) as e:
+        pp.decode_image(b"")
+    assert e.value.code == "empty_image"
+    for stub in (b"GIF89a", b"GIF89a\x0a\x00\x0a\x00junk", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0",
+                 b"BM", b"RIFF\0\0\0\0WEBPVP8 "):
+        with pytest.raises(pp.ImageError) as e:
+            pp.decode_image(stub)
+        assert e.value.code == "corrupt_image", stub
+    with pytest.raises(pp.ImageError) as e:
+        pp.decode_image(encode(image(), ".png"), max_pixels=W * H - 1)
+    assert e.value.code == "image_too_large"
+    assert pp.decode_image(encode(image(), ".png"), max_pixels=W * H).shape == (H, W, 3)
+
+
+def test_views_and_input_follow_the_card():
+    card = json.loads((REPO_ROOT / "models" / "resnet.card.json").read_text())
+    spec = pp.InputSpec.from_card(card)
+    face, region = pp.crop_face(image(), (40, 20, 30, 30), spec.face_margin)
+    x0, y0, x1, y1 = region
+    assert x0 <= 40 and y0 <= 20 and x1 >= 70 and y1 >= 50
+    assert face.shape[:2] == (y1 - y0, x1 - x0)
+    views = pp.face_views(face, spec)
+    s = spec.input_size
+    assert views.shape == (len(spec.crops), s, s, 3) and views.dtype == np.uint8
+    x = pp.to_input(views, spec)
+    assert x.shape == (len(spec.crops), 3, s, s) and x.dtype == np.float32
+    # RGB order and normalisation: channel 0 of the input is the red (last BGR) channel.
+    red = views[0, ..., 2].astype(np.float32) / 255.0
+    assert np.allclose(x[0, 0], (red - spec.mean[0]) / spec.std[0], atol=1e-5)
+
+
+def test_an_animation_costs_one_frame():
+    """Only the first frame is decoded: a long animation is no slower than a still."""
+    grey = image()[..., 1]
+    still = gif_bytes([grey])
+    animation = gif_bytes([grey] + [np.roll(grey, i, axis=1) for i in range(1, 300)])
+
+    def fastest(data: bytes) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            decoded = pp.decode_image(data)
+            times.append(time.perf_counter() - started)
+        assert (decoded[..., 1] == grey).all()
+        return min(times)
+
+    assert fastest(animation) < 10 * fastest(still) + 0.02
