@@ -75,7 +75,7 @@ def markdown(run: dict) -> str:
         f"- Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, ONNX Runtime "
         f"{m['onnxruntime']}, OpenCV {m['opencv']}; providers: {', '.join(m.get('providers') or [])}",
         f"- Models: version `{m.get('models_version')}` (trained: {m.get('trained')}); service "
-        f"batching: {m.get('batching')}",
+        f"batching: {m.get('batching') or 'n/a (the service did not run)'}",
         f"- Command: `{m['command']}` (commit `{m['commit']}`)",
         f"- Images: {m['images']} JPEGs ({m['images_detail']}), every request made unique "
         "by a JPEG comment",

@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     adm.add_argument("--email", required=True)
     adm.add_argument("--password", help="else $REALCHECK_ADMIN_PASSWORD, else asked for")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
     if args.command == "token":
         return print_token(settings, args)
     if args.command == "create-admin":

@@ -116,12 +116,12 @@ async def test_moderators_hear_of_new_items_immediately(client, auth, smtp, imag
 
 
 async def test_moderators_get_a_digest_when_configured(aiohttp_client, auth, settings, smtp, images):
-    client = await aiohttp_client(create_app(dataclasses.replace(settings, mail_digest_s=1.5)))
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, mail_digest_s=3)))
     mod = auth("m1", "moderator", email="m1@example.com")
     await client.get("/v1/me", headers=mod)
     alice = auth("alice")
     ids = [await report(client, alice, (await check(client, alice, data))["id"]) for data in images[:2]]
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1)
     assert smtp.messages == []  # not before the digest is due
     (msg,) = await smtp.wait_for(1)
     assert msg["Subject"] == "Realcheck: 2 new flagged items to review"

@@ -65,9 +65,13 @@ def test_cli_refuses_bad_use(tmp_path):
     no_sub = cli("token", REALCHECK_DATA_DIR=tmp_path)
     assert no_sub.returncode == 2 and "--sub" in no_sub.stderr
     external = cli("token", "--sub", "alice", REALCHECK_DATA_DIR=tmp_path,
-                   REALCHECK_JWKS_URL="https://clerk.example.test/.well-known/jwks.json")
+                   REALCHECK_JWKS_URL="https://clerk.example.test/.well-known/jwks.json",
+                   REALCHECK_ISSUER="https://clerk.example.test")
     assert external.returncode == 2 and "external issuer" in external.stderr
     assert external.stdout == ""
+    no_issuer = cli("token", "--sub", "alice", REALCHECK_DATA_DIR=tmp_path,
+                    REALCHECK_JWKS_URL="https://clerk.example.test/.well-known/jwks.json")
+    assert no_issuer.returncode == 2 and "REALCHECK_ISSUER" in no_issuer.stderr
 
 
 def test_the_service_process_serves_checks(tmp_path, face_bytes):

@@ -15,6 +15,7 @@ from service import db as dbm
 from service.auth.tokens import ROLES, TokenError
 from service.errors import ApiError
 from service.keys import DB, VERIFIER
+from service.moderation import audit
 
 _USER = web.RequestKey("user", "User")
 
@@ -54,11 +55,18 @@ async def authenticate(request: web.Request) -> User:
     row = await dbm.fetchone(db, "SELECT role, email, disabled FROM users WHERE id = ?", (claims.sub,))
     if row is None:
         async with dbm.transaction(db):
-            await db.execute(
+            # An email already used by a local account is not taken over by a new identity.
+            taken = claims.email and await dbm.fetchone(
+                db, "SELECT 1 FROM users WHERE email = ?", (claims.email,))
+            inserted = await db.execute(
                 "INSERT OR IGNORE INTO users (id, email, role, created_at, last_seen_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (claims.sub, claims.email, claims.role or "user", dbm.now(), dbm.now()),
+                (claims.sub, None if taken else claims.email, claims.role or "user",
+                 dbm.now(), dbm.now()),
             )
+            if inserted.rowcount:
+                await audit.record(db, claims.sub, "auth.first_seen", claims.sub,
+                                   {"issuer": claims.issuer, "role": claims.role or "user"})
         row = await dbm.fetchone(db, "SELECT role, email, disabled FROM users WHERE id = ?", (claims.sub,))
     if row["disabled"]:
         raise ApiError(403, "account_disabled", "this account has been disabled by an admin")

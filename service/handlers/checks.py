@@ -15,9 +15,9 @@ from service.detection.heatmap import render_heatmap
 from service.detection.preprocess import ImageError
 from service.errors import ApiError, bad_request, not_found
 from service.handlers.common import (
+    LOOKUP_COST,
     check_length,
     optional_url,
-    LOOKUP_COST,
     page_args,
     rate_limit,
     read_json,

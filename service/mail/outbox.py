@@ -43,10 +43,11 @@ async def recover(db: aiosqlite.Connection) -> int:
 
 async def claim_next(db: aiosqlite.Connection) -> aiosqlite.Row | None:
     """The oldest due message, marked ``sending`` (and its attempt counted) atomically."""
+    due = "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+    if await dbm.fetchone(db, due + " LIMIT 1", (dbm.now(),)) is None:
+        return None  # the common case, answered without taking the write lock
     async with dbm.transaction(db):
-        row = await dbm.fetchone(
-            db, "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, id LIMIT 1", (dbm.now(),))
+        row = await dbm.fetchone(db, due + " ORDER BY next_attempt_at, id LIMIT 1", (dbm.now(),))
         if row is None:
             return None
         await db.execute(

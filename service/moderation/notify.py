@@ -50,10 +50,12 @@ async def decision_mails(db: aiosqlite.Connection, flag_id: str, decision: str, 
 
 async def announce_new_items(db: aiosqlite.Connection, base_url: str, digest_s: float) -> int:
     """Queue alerts for items not yet announced; the number of items announced (0 = not due)."""
+    waiting = "FROM flags WHERE announced_at IS NULL AND state = 'open'"
+    if await dbm.fetchone(db, f"SELECT 1 {waiting} LIMIT 1") is None:
+        return 0  # the common case, answered without taking the write lock
     async with dbm.transaction(db):
-        items = await dbm.fetchall(
-            db, "SELECT id, reason, score, detector_verdict, version, queued_at FROM flags"
-                " WHERE announced_at IS NULL AND state = 'open' ORDER BY queued_at, id")
+        items = await dbm.fetchall(db, "SELECT id, reason, score, detector_verdict, version, queued_at"
+                                       f" {waiting} ORDER BY queued_at, id")
         if not items or (digest_s > 0 and dbm.now() - items[0]["queued_at"] < digest_s):
             return 0
         moderators = await dbm.fetchall(

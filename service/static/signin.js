@@ -20,6 +20,8 @@ $("tab-register").addEventListener("click", () => setMode("register"));
 function showToken(token, user, expiresIn) {
   localStorage.setItem(TOKEN_KEY, token);
   $("token").value = token;
+  // The Realcheck extension, when installed and pointed at this service, takes the token from here.
+  $("token").setAttribute("data-realcheck-token", token);
   $("welcome").textContent = user ? `Signed in as ${user.email} (${user.role}).` : "Signed in.";
   $("expires").textContent = expiresIn
     ? `The token is valid for ${Math.round(expiresIn / 86400)} days; sign in again for a new one.` : "";
@@ -65,6 +67,7 @@ $("copy").addEventListener("click", async () => {
 $("signout").addEventListener("click", () => {
   localStorage.removeItem(TOKEN_KEY);
   $("token").value = "";
+  $("token").removeAttribute("data-realcheck-token");
   $("token-card").classList.add("hidden");
   $("auth-card").classList.remove("hidden");
 });
