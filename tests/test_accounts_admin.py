@@ -54,7 +54,7 @@ async def test_disable_and_enable(client, auth):
     assert (await client.get("/v1/checks", headers=ann)).status == 200
     actions = [e["action"] for e in (await (await client.get(
         "/v1/admin/audit", params={"target": "ann"}, headers=root)).json())["items"]]
-    assert actions == ["admin.enable", "admin.disable"]
+    assert actions == ["admin.enable", "admin.disable", "auth.first_seen"]
 
 
 async def test_delete_a_user_with_their_data(client, auth):

@@ -1,5 +1,7 @@
 """The dashboard and the sign-in page in real headless Chromium against the real service."""
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -22,6 +24,16 @@ async def browser():
 @pytest.fixture
 async def server(aiohttp_server, app):
     return await aiohttp_server(app)
+
+
+async def wait_until(page, expression: str, timeout_s: float = 15.0) -> None:
+    """Poll a JS expression with page.evaluate (CDP): the pages' CSP forbids the eval that
+    Playwright's wait_for_function uses, and the test must not switch that CSP off."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await page.evaluate(expression):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for: {expression}")
+        await asyncio.sleep(0.1)
 
 
 async def new_page(browser):
@@ -59,12 +71,12 @@ async def test_a_moderator_signs_in_sees_the_item_and_decides_with_a_key(browser
     await page.click("#token-submit")
     item = page.locator(f'#items .item[data-id="{flag_id}"]')
     await item.wait_for()
-    await page.wait_for_function(  # thumbnail fetched with the token and shown
+    await wait_until(page,   # thumbnail fetched with the token and shown
         "document.querySelector('#items .item img').naturalWidth > 0")
     await page.wait_for_selector("#reports li b")
     assert "alice@example.com" in await page.text_content("#reports")
     assert "my cousin, real" in await page.text_content("#reports")
-    await page.wait_for_function(  # image and heatmap in the detail pane
+    await wait_until(page,   # image and heatmap in the detail pane
         "Array.from(document.querySelectorAll('.media img')).every(i => i.naturalWidth > 0)")
     assert await page.text_content("#who-role") == "moderator"
     assert await page.locator("#nav button[data-view=users]").is_hidden()  # admins only
@@ -104,7 +116,7 @@ async def test_a_stale_item_is_reloaded_instead_of_overwritten(browser, server, 
     await page.keyboard.press("d")
     await page.wait_for_selector("#toast:not(.hidden)")
     assert "Another moderator" in await page.text_content("#toast")
-    await page.wait_for_function("document.querySelector('#detail-state').textContent === 'Real'")
+    await wait_until(page, "document.querySelector('#detail-state').textContent === 'Real'")
     assert errors == []
 
 

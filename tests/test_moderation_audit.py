@@ -31,7 +31,10 @@ async def test_every_kind_of_event_is_recorded_with_who_when_and_what(client, au
     await client.patch("/v1/admin/users/alice", json={"disabled": True}, headers=root)
     await client.delete(f"/v1/admin/users/{reg['user']['id']}", headers=root)
 
-    items = (await (await client.get("/v1/admin/audit", headers=root)).json())["items"]
+    everything = items = (await (await client.get("/v1/admin/audit", headers=root)).json())["items"]
+    # Token users are recorded the first time the service sees them.
+    assert {e["target"] for e in items if e["action"] == "auth.first_seen"} >= {"alice", "root"}
+    items = [e for e in items if e["action"] != "auth.first_seen"]
     assert [e["action"] for e in items] == [
         "admin.delete_user", "admin.disable", "admin.role_change", "moderation.decision",
         "moderation.report", "auth.login", "auth.login_failed", "auth.register"]
@@ -54,11 +57,11 @@ async def test_every_kind_of_event_is_recorded_with_who_when_and_what(client, au
                                           headers=root)).json())["items"]
     assert [e["action"] for e in admin_only] == ["admin.delete_user", "admin.disable", "admin.role_change"]
     by_mo = (await (await client.get("/v1/admin/audit", params={"actor": "mo"}, headers=root)).json())
-    assert [e["action"] for e in by_mo["items"]] == ["moderation.decision"]
+    assert [e["action"] for e in by_mo["items"]] == ["moderation.decision", "auth.first_seen"]
     page = await (await client.get("/v1/admin/audit", params={"limit": 3}, headers=root)).json()
     rest = await (await client.get("/v1/admin/audit", params={"limit": 100, "before": page["next_before"]},
                                    headers=root)).json()
-    assert [e["id"] for e in page["items"] + rest["items"]] == [e["id"] for e in items]
+    assert [e["id"] for e in page["items"] + rest["items"]] == [e["id"] for e in everything]
     assert rest["next_before"] is None
     resp = await client.get("/v1/admin/audit", params={"before": "x"}, headers=root)
     assert resp.status == 400
@@ -75,6 +78,8 @@ async def test_csv_export(client, auth):
     assert resp.status == 200 and resp.content_type == "text/csv"
     assert "attachment" in resp.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert [r["action"] for r in rows][0] == "auth.first_seen"  # bob, then root, first seen
+    rows = [r for r in rows if r["action"] != "auth.first_seen"]
     assert [r["action"] for r in rows] == ["admin.role_change", "faq.create"]  # oldest first
     first = rows[0]
     assert first["actor"] == "root" and first["target"] == "bob"
