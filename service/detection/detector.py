@@ -193,7 +193,3 @@ def grids_to_bytes(grids: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, grids, allow_pickle=False)
     return buf.getvalue()
-
-
-def grids_from_bytes(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import cv2
 import numpy as np
 
@@ -28,3 +31,10 @@ def render_heatmap(thumbnail_jpeg: bytes, width: int, height: int, regions, grid
         cv2.rectangle(out, (a0, b0), (a1 - 1, b1 - 1), (255, 255, 255), 1)
     ok, buf = cv2.imencode(".png", out)
     return buf.tobytes()
+
+
+def render_stored(row) -> bytes:
+    """The heatmap of a row of the ``images`` table (thumbnail, cams, width, height, result)."""
+    regions = json.loads(row["result"])["regions"]
+    grids = np.load(io.BytesIO(row["cams"]), allow_pickle=False)  # see detector.grids_to_bytes
+    return render_heatmap(row["thumbnail"], row["width"], row["height"], regions, grids)

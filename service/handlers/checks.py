@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 
 from aiohttp import web
 
 from service.auth.identity import authenticate
 from service.checks.fetch import fetch_image
-from service.detection.detector import grids_from_bytes
-from service.detection.heatmap import render_heatmap
 from service.detection.preprocess import ImageError
 from service.errors import ApiError, bad_request, not_found
 from service.handlers.common import (
     LOOKUP_COST,
     check_length,
+    heatmap_response,
     optional_url,
     page_args,
     rate_limit,
@@ -122,11 +119,6 @@ async def heatmap(request: web.Request) -> web.Response:
     row = await request.app[CHECKS].heatmap_inputs(check["sha256"])
     if row is None or not row["thumbnail"]:
         raise not_found("no heatmap is stored for this image")
-    regions = json.loads(row["result"])["regions"]
-    png = await asyncio.get_running_loop().run_in_executor(
-        None, render_heatmap, row["thumbnail"], row["width"], row["height"], regions,
-        grids_from_bytes(row["cams"]))
-    return web.Response(body=png, content_type="image/png",
-                        headers={"Cache-Control": "private, max-age=3600"})
+    return await heatmap_response(row)
 
 

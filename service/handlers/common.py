@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from aiohttp import BodyPartReader, web
 
+from service.detection.heatmap import render_stored
 from service.errors import ApiError, bad_request
 from service.keys import RATE_LIMITER, SETTINGS
 
@@ -93,3 +95,10 @@ def optional_url(value) -> str | None:
     if not isinstance(value, str) or len(value) > 2048:
         raise bad_request("bad_field", "page_url and source_url must be strings up to 2048")
     return value
+
+
+async def heatmap_response(row) -> web.Response:
+    """The heatmap PNG of a stored image, rendered off the event loop."""
+    png = await asyncio.get_running_loop().run_in_executor(None, render_stored, row)
+    return web.Response(body=png, content_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 from aiohttp import web
 
 from service import db as dbm
 from service.auth.identity import authenticate, require_role
-from service.detection.detector import grids_from_bytes
-from service.detection.heatmap import render_heatmap
 from service.errors import bad_request, not_found
-from service.handlers.common import optional_url, page_args, read_json
+from service.handlers.common import heatmap_response, optional_url, page_args, read_json
 from service.keys import CHECKS, DB, MAIL, SETTINGS
 from service.moderation import audit, flags, notify
 
@@ -85,12 +80,7 @@ async def item_heatmap(request: web.Request) -> web.Response:
     row = await flags.image_inputs(request.app[DB], await _item_id(request))
     if row is None or not row["thumbnail"] or not row["cams"]:
         raise not_found("no heatmap is stored for this item")
-    regions = json.loads(row["result"])["regions"]
-    png = await asyncio.get_running_loop().run_in_executor(
-        None, render_heatmap, row["thumbnail"], row["width"], row["height"], regions,
-        grids_from_bytes(row["cams"]))
-    return web.Response(body=png, content_type="image/png",
-                        headers={"Cache-Control": "private, max-age=3600"})
+    return await heatmap_response(row)
 
 
 async def decide(request: web.Request) -> web.Response:
