@@ -281,7 +281,9 @@ def evaluate_ensemble(out: Path) -> dict:
     }
     val_auc = {k: metrics.roc_auc(y_va, f(stack("val"))) for k, f in cands.items()}
     test_auc = {k: metrics.roc_auc(y_te, f(stack("test"))) for k, f in cands.items()}
-    best = max(("mean_logit", "logistic_val_fit", "max_logit"), key=lambda k: val_auc[k])
+    # the service applies "mean_logit" or {"weights", "bias"}: only those two can be shipped;
+    # the others are reported for comparison
+    best = max(("mean_logit", "logistic_val_fit"), key=lambda k: val_auc[k])
     # prefer the parameter-free mean unless a fitted combination is clearly better on val
     if best != "mean_logit" and val_auc[best] - val_auc["mean_logit"] < 0.005:
         best = "mean_logit"
@@ -312,7 +314,8 @@ def evaluate_ensemble(out: Path) -> dict:
                 "per_source_auc": metrics.per_source_auc(y_va, lv, s_va),
             },
             "combination_choice": {
-                "rule": "highest val AUC; mean_logit unless another is >= 0.005 better",
+                "rule": "mean_logit, unless the logistic fit on val (weights + bias) is >= 0.005 "
+                "better in val AUC; max and single members reported for comparison",
                 "val_auc": val_auc,
                 "test_auc": test_auc,
             },

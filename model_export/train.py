@@ -178,7 +178,7 @@ def train(a) -> dict:
         print(f"resumed after epoch {state['epoch']}", flush=True)
     (out / "args.json").write_text(json.dumps(vars(a), indent=2))
     stop = min(a.epochs, a.stop_epoch or a.epochs)
-    while state["epoch"] < stop:
+    while state["epoch"] < stop and not state.get("early_stopped"):
         ep = state["epoch"]
         t0 = time.time()
         model.train()
@@ -225,6 +225,16 @@ def train(a) -> dict:
         )
         if ep + 1 - state["best_epoch"] >= a.patience:
             print(f"early stop: no val improvement for {a.patience} epochs", flush=True)
+            state["early_stopped"] = True
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "state": state,
+                },
+                out / "last.pt",
+            )
             break
     summary = {
         **state,
