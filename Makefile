@@ -35,5 +35,9 @@ lint: install-test
 bench: install
 	$(PY) -m bench.run_bench
 
+# Reproduce the shipped detectors from ../shared/data (hours on 2 CPU cores; resumable).
+models: install-test
+	$(PY) -m model_export.reproduce --data ../shared/data
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

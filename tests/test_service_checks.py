@@ -309,14 +309,25 @@ async def test_predict_has_the_seed_shape(client, auth, face_bytes):
     assert (check["label"], check["confidence"]) == (body["result"], body["confidence"])
 
 
-async def test_a_caller_going_away_does_not_fail_the_others(client, face_bytes):
+async def test_a_caller_going_away_does_not_fail_the_others(client, face_bytes, monkeypatch):
     """Two requests share one scoring; the first is cancelled mid-way: the second is answered."""
     checks = client.app[CHECKS]
+    real_analyze = checks.detector.analyze
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def gated_analyze(data):  # the real scoring, held until the test lets it go
+        entered.set()
+        await release.wait()
+        return await real_analyze(data)
+
+    monkeypatch.setattr(checks.detector, "analyze", gated_analyze)
     first = asyncio.ensure_future(checks.check(face_bytes, "alice"))
-    await asyncio.sleep(0.02)  # the first is scoring
+    await asyncio.wait_for(entered.wait(), 30)  # the first is scoring
     second = asyncio.ensure_future(checks.check(face_bytes, "bob"))
-    await asyncio.sleep(0.02)  # the second waits for the first's scoring
+    await asyncio.sleep(0.05)  # the second waits for the first's scoring
     first.cancel()
+    await asyncio.sleep(0)
+    release.set()
     shared = await asyncio.wait_for(second, 30)
     assert shared["cached"] is True and shared["sha256"] == hashlib.sha256(face_bytes).hexdigest()
     assert first.cancelled()
