@@ -299,7 +299,7 @@
     } else {
       parts.push(...resultParts(rec, close));
     }
-    panel.el.replaceChildren(...parts);
+    panel.el.replaceChildren(...parts.filter((p) => p != null));
     schedule();
   }
 

@@ -219,6 +219,8 @@ def test_nothing_is_sent_while_scanning_is_off_and_the_menu_checks_one_image(ext
     page.wait_for_function("""() => document.querySelector('realcheck-overlay').shadowRoot
         .querySelector('.panel .heatmap')?.naturalWidth > 0""", timeout=TIMEOUT_S * 1000)
     assert panel.get_by_role("button", name="Report a wrong verdict").is_visible()
+    text = panel.inner_text()
+    assert "null" not in text and "undefined" not in text, text
     assert page.locator("realcheck-overlay .face-box").is_visible()
     assert any(s.path.endswith("/heatmap.png") and s.status == 200 for s in site.requests_since(mark))
     page.keyboard.press("Escape")

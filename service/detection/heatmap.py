@@ -12,9 +12,11 @@ from service.detection import preprocess as pp
 
 
 def render_heatmap(thumbnail_jpeg: bytes, width: int, height: int, regions, grids) -> bytes:
-    """PNG of the thumbnail, dimmed, with P(fake) per area of each face region in colour.
+    """PNG of the thumbnail, dimmed, with each face region coloured by its activation map.
 
-    Blue = the detectors saw nothing fake there, red = this area drove the verdict to fake.
+    The map is scaled within each face (red = the areas that pushed the score most towards
+    fake, blue = least), so it shows where the detectors looked even when the whole face is
+    confidently fake or real; the face's score itself is in the check's answer.
     """
     image = pp.decode_image(thumbnail_jpeg)
     th, tw = image.shape[:2]
@@ -23,9 +25,11 @@ def render_heatmap(thumbnail_jpeg: bytes, width: int, height: int, regions, grid
     for (x0, y0, x1, y1), grid in zip(regions, grids):
         a0, b0 = int(x0 * sx), int(y0 * sy)
         a1, b1 = max(a0 + 1, int(round(x1 * sx))), max(b0 + 1, int(round(y1 * sy)))
-        p = pp.sigmoid(cv2.resize(np.asarray(grid, np.float32), (a1 - a0, b1 - b0),
-                                  interpolation=cv2.INTER_CUBIC))
-        colour = cv2.applyColorMap((p * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        cam = cv2.resize(np.asarray(grid, np.float32), (a1 - a0, b1 - b0),
+                         interpolation=cv2.INTER_CUBIC)
+        lo, hi = float(cam.min()), float(cam.max())
+        rel = (cam - lo) / (hi - lo) if hi - lo > 1e-6 else np.full_like(cam, 0.5)
+        colour = cv2.applyColorMap((rel * 255).astype(np.uint8), cv2.COLORMAP_JET)
         patch = image[b0:b1, a0:a1].astype(np.float32)
         out[b0:b1, a0:a1] = (0.5 * patch + 0.5 * colour[: b1 - b0, : a1 - a0]).astype(np.uint8)
         cv2.rectangle(out, (a0, b0), (a1 - 1, b1 - 1), (255, 255, 255), 1)
