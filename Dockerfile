@@ -1,7 +1,8 @@
 # Realcheck service image: installs and starts exactly what `make run` does.
 #   docker build -t realcheck .                       # CPU (onnxruntime)
 #   docker build -t realcheck:gpu --build-arg RUNTIME=gpu \
-#       --build-arg BASE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04 .   # GPU (onnxruntime-gpu)
+#       --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 .   # GPU (onnxruntime-gpu;
+#       Ubuntu 24.04 brings Python 3.12, the service needs 3.11+)
 #   docker run -p 8080:8080 -v realcheck-data:/data realcheck
 ARG BASE=python:3.11-slim
 FROM ${BASE}
