@@ -264,7 +264,7 @@ function renderDetail(item) {
     h("span", { class: "spacer" }),
     h("span", { class: "hint" }, item.reason === "report" ? "Reported by a user" : "Flagged by the detectors"),
     h("span", { class: "hint" }, "· version " + item.version));
-  const media = h("div", { class: "media" }, figure(item.image_url, "Image"), figure(item.heatmap_url, "Heatmap: red drove the verdict to fake"));
+  const media = h("div", { class: "media" }, figure(item.image_url, "Image"), figure(item.heatmap_url, "Heatmap: red = where the detectors saw most fake"));
   const note = h("textarea", { id: "note", rows: "1", maxlength: "2000",
     placeholder: "Note (optional): shown to users who check this image and to reporters" });
   const buttons = Object.entries(DECISIONS).map(([d, spec]) =>

@@ -53,11 +53,13 @@ def live_service(data_dir: Path, port: int | None = None, **env):
 
 
 def make_token(data_dir: Path, sub: str, role: str = "user", port: int | None = None,
-               **env) -> str:
+               email: str | None = None, **env) -> str:
     """A token from the service's own CLI (``python -m service token``)."""
     environ = {**os.environ, "REALCHECK_DATA_DIR": str(data_dir), **{k: str(v) for k, v in env.items()}}
     if port:
         environ["REALCHECK_PORT"] = str(port)
-    out = subprocess.run([sys.executable, "-m", "service", "token", "--sub", sub, "--role", role],
-                         cwd=REPO, env=environ, check=True, capture_output=True, text=True)
+    args = [sys.executable, "-m", "service", "token", "--sub", sub, "--role", role]
+    if email:
+        args += ["--email", email]
+    out = subprocess.run(args, cwd=REPO, env=environ, check=True, capture_output=True, text=True)
     return out.stdout.strip()
