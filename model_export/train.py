@@ -178,6 +178,11 @@ def train(a) -> dict:
         print(f"resumed after epoch {state['epoch']}", flush=True)
     (out / "args.json").write_text(json.dumps(vars(a), indent=2))
     stop = min(a.epochs, a.stop_epoch or a.epochs)
+
+    def save_last() -> None:  # everything --resume needs
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                    "sched": sched.state_dict(), "state": state}, out / "last.pt")
+
     while state["epoch"] < stop and not state.get("early_stopped"):
         ep = state["epoch"]
         t0 = time.time()
@@ -214,27 +219,11 @@ def train(a) -> dict:
             torch.save(
                 {"model": model.state_dict(), "epoch": ep + 1, "val_auc": auc}, out / "best.pt"
             )
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "sched": sched.state_dict(),
-                "state": state,
-            },
-            out / "last.pt",
-        )
+        save_last()
         if ep + 1 - state["best_epoch"] >= a.patience:
             print(f"early stop: no val improvement for {a.patience} epochs", flush=True)
             state["early_stopped"] = True
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "state": state,
-                },
-                out / "last.pt",
-            )
+            save_last()
             break
     summary = {
         **state,

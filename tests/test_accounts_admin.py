@@ -1,20 +1,10 @@
 """Admins manage users (list, role, disable, delete with their data) and the FAQ of the help page."""
 
-import aiohttp
 
 from service import db as dbm
 from service.keys import DB
+from tests.support.api import post_check as check
 from tests.support.paths import require_shared_data, sample_images
-
-
-async def check(client, headers, data: bytes, page_url=None) -> dict:
-    form = aiohttp.FormData()
-    form.add_field("image", data, filename="face.jpg", content_type="image/jpeg")
-    if page_url:
-        form.add_field("page_url", page_url)
-    resp = await client.post("/v1/checks", data=form, headers=headers)
-    assert resp.status == 201, await resp.text()
-    return await resp.json()
 
 
 async def test_list_search_and_change_roles(client, auth):

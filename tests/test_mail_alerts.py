@@ -4,10 +4,10 @@ decisions on reports. Real SMTP server (aiosmtpd), real app."""
 import asyncio
 import dataclasses
 
-import aiohttp
 import pytest
 
 from service.app import create_app
+from tests.support.api import post_check as check
 from tests.support.live import free_port
 from tests.support.paths import require_shared_data, sample_images
 from tests.test_mail_delivery import SmtpServer, mail_settings
@@ -31,14 +31,6 @@ def images() -> list[bytes]:
     return [p.read_bytes() for p in sample_images(3, source="tpdne-unsplash", label="fake")]
 
 
-async def check(client, headers, data, page_url=None) -> dict:
-    form = aiohttp.FormData()
-    form.add_field("image", data, filename="f.jpg", content_type="image/jpeg")
-    if page_url:
-        form.add_field("page_url", page_url)
-    resp = await client.post("/v1/checks", data=form, headers=headers)
-    assert resp.status == 201, await resp.text()
-    return await resp.json()
 
 
 async def report(client, headers, check_id, note=None) -> str:

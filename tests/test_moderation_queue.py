@@ -1,10 +1,10 @@
 """The flagged queue against the real app: flagging, reports, listing, items, decisions, overrides."""
 
-import aiohttp
 import cv2
 import numpy as np
 import pytest
 
+from tests.support.api import post_check as check
 from tests.support.paths import require_shared_data, sample_images
 
 
@@ -14,14 +14,6 @@ def faces() -> list[bytes]:
     return [p.read_bytes() for p in sample_images(4, source="tpdne-unsplash")]
 
 
-async def check(client, headers, data: bytes, page_url: str | None = None) -> dict:
-    form = aiohttp.FormData()
-    form.add_field("image", data, filename="face.jpg", content_type="image/jpeg")
-    if page_url:
-        form.add_field("page_url", page_url)
-    resp = await client.post("/v1/checks", data=form, headers=headers)
-    assert resp.status == 201, await resp.text()
-    return await resp.json()
 
 
 async def report(client, headers, check_id: str, **body) -> dict:
