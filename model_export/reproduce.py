@@ -13,7 +13,7 @@ through to training automatically):
 5. export + INT8 + cards + plots for each member, then the ensemble (`model_export.evaluate`);
 6. the figures tables in ``docs/models.md`` (`model_export.report`).
 
-On 2 idle CPU cores it takes about an hour (the shipped run took longer: the cores were shared).
+On 2 idle CPU cores it takes about an hour and a half (most of it the vgg16 run).
 With a GPU, raise the epochs/widths in ``PLAN``.
 """
 
@@ -33,15 +33,22 @@ AB = {"epochs": 10, "epoch_samples": 4096, "sbi": 0.3, "pair_stop_epoch": 5}
 # mid-way (kill after an epoch's checkpoint, `--resume` with fewer epochs), which changes the
 # remaining cosine schedule; when time was left, each run was then extended by a second cosine
 # cycle (a warm restart: `--resume` with more epochs); `best.pt` only moves when val AUC improves.
-# Each (stop_after_epoch, schedule_epochs) segment replays that exactly; with a GPU, use one
-# segment with more epochs instead.
+# Later, on idle cores, both were continued by short cycles of 6 more epochs each (6 = patience,
+# so a whole cycle without a val improvement ends the run): both stopped early after epoch 28
+# (best epoch 22; vgg16 in its (29, 29) segment, resnet in its (32, 32) one). Each
+# (stop_after_epoch, schedule_epochs) segment replays that exactly; with a GPU, use one segment
+# with more epochs instead.
 PLAN = {
     "vgg16": {
-        "segments": [(1, 18), (2, 10), (6, 6), (11, 11)],
+        "segments": [(1, 18), (2, 10), (6, 6), (11, 11), (17, 17), (23, 23), (29, 29)],
         "epoch_samples": 8192,
         "patience": 6,
     },
-    "resnet": {"segments": [(3, 22), (12, 12), (20, 20)], "epoch_samples": 8192, "patience": 6},
+    "resnet": {
+        "segments": [(3, 22), (12, 12), (20, 20), (26, 26), (32, 32)],
+        "epoch_samples": 8192,
+        "patience": 6,
+    },
 }
 LOSO = {"name": "resnet", "epochs": 4, "epoch_samples": 4096}
 
