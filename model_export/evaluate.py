@@ -51,7 +51,7 @@ def score_onnx(sess, faces: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
         v = views_of(faces[i : i + chunk], spec)
         n, k = v.shape[:2]
         lo, _ = export.run_onnx(sess, preprocess.to_input(v.reshape(n * k, *v.shape[2:]), spec))
-        out.append(lo.reshape(n, k).mean(axis=1))  # combine_view_logits, vectorised
+        out.append(preprocess.combine_view_logits(lo.reshape(n, k)))
     return np.concatenate(out)
 
 

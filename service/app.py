@@ -17,7 +17,7 @@ from service.checks.fetch import make_fetch_session
 from service.checks.store import CheckService
 from service.detection.detector import Detector
 from service.detection.models import load_ensemble
-from service.errors import MAX_BODY, error_middleware
+from service.errors import error_middleware
 from service.keys import (
     CHECKS,
     DB,
@@ -81,7 +81,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[error_middleware])
     app[SETTINGS] = settings
-    app[MAX_BODY] = settings.max_body_bytes
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
     app.cleanup_ctx.extend([database_ctx, http_ctx, auth_ctx, detector_ctx])
     app.cleanup_ctx.append(mail_ctx)  # the outbox sender (sets app[MAIL])

@@ -7,6 +7,8 @@ import math
 
 from aiohttp import web
 
+from service.keys import SETTINGS
+
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +68,8 @@ async def error_middleware(request: web.Request, handler):
         code = _HTTP_CODES.get(e.status, "http_error")
         message = e.reason
         if e.status == 413:
-            message = f"the request body is larger than the limit of {request.app[MAX_BODY]} bytes"
+            limit = request.app[SETTINGS].max_body_bytes
+            message = f"the request body is larger than the limit of {limit} bytes"
         resp = web.json_response({"error": code, "message": message}, status=e.status)
         for h in ("Allow", "Retry-After"):
             if h in e.headers:
@@ -79,5 +82,3 @@ async def error_middleware(request: web.Request, handler):
             status=500,
         )
 
-
-MAX_BODY = web.AppKey("max_body", int)

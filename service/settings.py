@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: images declaring more pixels are refused before decoding (also OpenCV's own limit)
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -24,7 +26,7 @@ class Settings:
     #: "auto" (GPU if ONNX Runtime offers one), "cpu" or "gpu".
     device: str = "auto"
     max_body_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     batch_max_size: int = 16
     batch_max_wait_ms: float = 5.0
     inference_threads: int = 0  # 0 = let ONNX Runtime choose
@@ -59,7 +61,6 @@ class Settings:
     # Sign-in with email and password (local issuer only).
     login_max_failures: int = 5  # consecutive failures before the account is locked
     login_lockout_s: int = 900
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -84,8 +85,6 @@ class Settings:
     def from_env(cls, environ=os.environ, **overrides) -> "Settings":
         values: dict = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = environ.get("REALCHECK_" + f.name.upper())
             if raw is None:
                 continue

@@ -150,8 +150,7 @@ class Detector:
         member_face_p = {name: [] for name in members}
         for i, (box, region) in enumerate(zip(prep.boxes, prep.regions)):
             rows = slice(i * k, (i + 1) * k)
-            member_logit = np.array([pp.combine_view_logits(logits[rows, j])
-                                     for j in range(len(members))])
+            member_logit = pp.combine_view_logits(logits[rows].T)  # (members,)
             p = float(pp.sigmoid(ens.combine(member_logit)))
             view_cams = np.tensordot(cams[rows], ens.weights, axes=([1], [0])) + ens.bias
             grids.append(face_cam(view_cams, self.spec))

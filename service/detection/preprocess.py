@@ -15,7 +15,9 @@ import os
 import struct
 from dataclasses import dataclass
 
-MAX_IMAGE_PIXELS = int(os.environ.get("REALCHECK_MAX_IMAGE_PIXELS", str(40_000_000)))
+from service.settings import DEFAULT_MAX_IMAGE_PIXELS  # plain Python: no cv2 yet
+
+MAX_IMAGE_PIXELS = int(os.environ.get("REALCHECK_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 
 import cv2  # noqa: E402  (must follow the environment variable above)
@@ -241,9 +243,12 @@ def to_input(views_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def combine_view_logits(logits: np.ndarray) -> float:
-    """One face's logit from its views' logits (the mean), as training evaluation does it."""
-    return float(np.mean(logits))
+def combine_view_logits(logits: np.ndarray) -> np.ndarray:
+    """A face's logit from its views' logits (the mean over the last axis, the views).
+
+    (k,) -> scalar for one face; (n, k) -> (n,) for n faces, as evaluation scores them.
+    """
+    return np.mean(np.asarray(logits, np.float64), axis=-1)
 
 
 def sigmoid(x):
