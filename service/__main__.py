@@ -57,8 +57,8 @@ def create_admin(settings: Settings, args) -> int:
     import getpass
     import os
 
-    from service.moderation.bootstrap import BootstrapError
-    from service.moderation.bootstrap import create_admin as run
+    from service.auth.bootstrap import BootstrapError
+    from service.auth.bootstrap import create_admin as run
 
     password = args.password or os.environ.get("REALCHECK_ADMIN_PASSWORD")
     if not password and sys.stdin.isatty():

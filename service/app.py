@@ -11,7 +11,6 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from service import db as dbm
 from service.auth.tokens import LocalIssuer, TokenVerifier
 from service.checks.fetch import make_fetch_session
 from service.checks.store import CheckService
@@ -29,16 +28,19 @@ from service.keys import (
     SETTINGS,
     VERIFIER,
 )
+from service.mail import alerts
 from service.mail.sender import mail_ctx
+from service.moderation import queue
 from service.ratelimit import RateLimiter
 from service.routes import add_routes
 from service.settings import Settings
+from service.store import open_database
 
 log = logging.getLogger("service")
 
 
 async def database_ctx(app: web.Application):
-    app[DB] = await dbm.connect(app[SETTINGS].db_path)
+    app[DB] = await open_database(app[SETTINGS])
     yield
     await app[DB].close()
 
@@ -69,11 +71,22 @@ async def detector_ctx(app: web.Application):
                         max_image_pixels=s.max_image_pixels)
     detector.start()
     app[DETECTOR] = detector
-    app[CHECKS] = CheckService(app[DB], detector)
+    app[CHECKS] = CheckService(app[DB], detector, override_for=queue.override,
+                               after_check=check_callback(s.public_url.rstrip("/")))
     log.info("models %s (trained=%s) on %s", ensemble.version, ensemble.trained,
              ensemble.providers)
     yield
     await detector.stop()
+
+
+def check_callback(base_url: str):
+    """What storing a check sets off, in its transaction: the moderation queue counts or flags
+    the image, and a fake verdict mails its owner if they asked for alerts."""
+    async def after_check(tx, check: dict, user_id: str | None) -> None:
+        await queue.record_sighting(tx, check)
+        if user_id is not None and check["verdict"] == "fake":
+            await alerts.fake_alert(tx, check, user_id, base_url)
+    return after_check
 
 
 def create_app(settings: Settings | None = None) -> web.Application:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import aiohttp
-import aiosqlite
 from aiohttp import web
 
 if TYPE_CHECKING:
     pass
 
 SETTINGS = web.AppKey("settings", "Settings")
-DB = web.AppKey("db", aiosqlite.Connection)
+DB = web.AppKey("db", "Database")  # service.store: SQLite or PostgreSQL
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 ISSUER = web.AppKey("issuer", "LocalIssuer | None")
 VERIFIER = web.AppKey("verifier", "TokenVerifier")

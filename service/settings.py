@@ -20,6 +20,11 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = REPO_ROOT / "var"
+    #: empty: SQLite in ``data_dir`` (the embedded default); ``sqlite:///<path>`` another file;
+    #: ``postgresql://user:password@host:port/dbname``: PostgreSQL (several replicas may share it)
+    database_url: str = ""
+    database_pool_min: int = 1  # PostgreSQL connections each process keeps open
+    database_pool_max: int = 10
     models_dir: Path = REPO_ROOT / "models"
     #: public origin of this service, used as the local issuer and as an allowed ``azp``.
     public_url: str = ""
@@ -69,11 +74,18 @@ class Settings:
             self.public_url = f"http://{self.host}:{self.port}"
         if not self.issuer and not self.jwks_url:
             self.issuer = self.public_url
+        if self.database_url and not self.database_url.startswith(
+                ("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("REALCHECK_DATABASE_URL must start with sqlite:///, postgresql://"
+                             " or postgres://")
         if self.jwks_url and not self.issuer:
             raise ValueError("REALCHECK_JWKS_URL needs REALCHECK_ISSUER (the tokens' iss)")
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file (when ``database_url`` does not name PostgreSQL)."""
+        if self.database_url.startswith("sqlite://"):
+            return Path(self.database_url[len("sqlite://"):])
         return self.data_dir / "realcheck.sqlite3"
 
     @property

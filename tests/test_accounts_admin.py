@@ -1,7 +1,6 @@
 """Admins manage users (list, role, disable, delete with their data) and the FAQ of the help page."""
 
 
-from service import db as dbm
 from service.keys import DB
 from tests.support.api import post_check as check
 from tests.support.paths import require_shared_data, sample_images
@@ -85,9 +84,9 @@ async def test_delete_a_user_with_their_data(client, auth):
     # The item only bob kept open is gone, with its image; the decided one stays and applies.
     assert (await client.get(f"/v1/moderation/items/{r_only['flag_id']}", headers=mod)).status == 404
     db = client.app[DB]
-    assert await dbm.fetchone(db, "SELECT 1 FROM images WHERE sha256 = ?", (only_bob["sha256"],)) is None
+    assert await db.fetchone("SELECT 1 FROM images WHERE sha256 = ?", (only_bob["sha256"],)) is None
     assert (await check(client, ann, images[2]))["moderation"]["verdict"] == "fake"
-    row = await dbm.fetchone(db, "SELECT email, password_hash, deleted_at FROM users WHERE id = 'bob'")
+    row = await db.fetchone("SELECT email, password_hash, deleted_at FROM users WHERE id = 'bob'")
     assert row["email"] is None and row["password_hash"] is None and row["deleted_at"] > 0
     entry = (await (await client.get("/v1/admin/audit", params={"action": "admin.delete_user"},
                                      headers=root)).json())["items"][0]

@@ -10,7 +10,6 @@ import jwt
 import pytest
 from aiohttp import web
 
-from service import db as dbm
 from service.app import create_app
 from service.auth import passwords
 from service.auth.tokens import LocalIssuer
@@ -48,7 +47,7 @@ async def test_register_then_sign_in_and_use_the_token(client):
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["sub"] == body["user"]["id"] and claims["role"] == "user"
     assert (await client.get("/v1/checks", headers=bearer(token))).status == 200
-    row = await dbm.fetchone(client.app[DB], "SELECT password_hash FROM users WHERE id = ?",
+    row = await client.app[DB].fetchone("SELECT password_hash FROM users WHERE id = ?",
                              (claims["sub"],))
     assert row["password_hash"].startswith("scrypt$17$8$1$") and PASSWORD not in row["password_hash"]
 

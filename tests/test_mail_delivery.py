@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from service import db as dbm
 from service.app import create_app
 from service.keys import DB
 from service.settings import Settings
@@ -130,7 +129,7 @@ async def test_a_queued_message_is_sent_once(client, auth, smtp, face_bytes):
     assert msg["Message-ID"].startswith("<outbox-1-") and msg["Message-ID"].endswith("@realcheck.example>")
     await asyncio.sleep(0.5)  # more sender passes: still one
     assert len(smtp.messages) == 1
-    row = await dbm.fetchone(client.app[DB], "SELECT state, attempts, sent_at FROM outbox")
+    row = await client.app[DB].fetchone("SELECT state, attempts, sent_at FROM outbox")
     assert (row["state"], row["attempts"]) == ("sent", 1) and row["sent_at"] > 0
 
 

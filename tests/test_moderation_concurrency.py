@@ -8,7 +8,6 @@ import asyncio
 
 import aiohttp
 
-from service import db as dbm
 from service.app import create_app
 from service.keys import DB
 
@@ -68,9 +67,9 @@ async def test_two_service_instances_on_one_database(aiohttp_client, settings, a
         r1, r2 = await asyncio.gather(decision(one, m1, flag_id, "fake", version),
                                       decision(two, m2, flag_id, "real", version))
         assert sorted([r1.status, r2.status]) == [200, 409], (r1.status, r2.status)
-    row = await dbm.fetchone(two.app[DB], "SELECT version FROM flags WHERE id = ?", (flag_id,))
+    row = await two.app[DB].fetchone("SELECT version FROM flags WHERE id = ?", (flag_id,))
     assert row["version"] == 4
-    (decided,) = await dbm.fetchone(
-        one.app[DB], "SELECT COUNT(*) FROM flag_events WHERE flag_id = ? AND kind = 'decided'",
+    decided = await one.app[DB].fetchval(
+        "SELECT COUNT(*) FROM flag_events WHERE flag_id = ? AND kind = 'decided'",
         (flag_id,))
     assert decided == 3

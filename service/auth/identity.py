@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from service import db as dbm
-from service.auth.tokens import ROLES, TokenError
+from service import accounts, audit
+from service.auth.tokens import TokenError
 from service.errors import ApiError
 from service.keys import DB, VERIFIER
-from service.moderation import audit
+from service.roles import ROLES
 
 _USER = web.RequestKey("user", "User")
 
@@ -52,22 +52,14 @@ async def authenticate(request: web.Request) -> User:
         # The issuer's keys being out of reach is our outage, not a bad token.
         raise ApiError(503 if e.code == "jwks_unavailable" else 401, e.code, e.message) from e
     db = request.app[DB]
-    row = await dbm.fetchone(db, "SELECT role, email, disabled FROM users WHERE id = ?", (claims.sub,))
+    row = await accounts.identity(db, claims.sub)
     if row is None:
-        async with dbm.transaction(db):
-            # An email already used by a local account is not taken over by a new identity.
-            taken = claims.email and await dbm.fetchone(
-                db, "SELECT 1 FROM users WHERE email = ?", (claims.email,))
-            inserted = await db.execute(
-                "INSERT OR IGNORE INTO users (id, email, role, created_at, last_seen_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (claims.sub, None if taken else claims.email, claims.role or "user",
-                 dbm.now(), dbm.now()),
-            )
-            if inserted.rowcount:
-                await audit.record(db, claims.sub, "auth.first_seen", claims.sub,
-                                   {"issuer": claims.issuer, "role": claims.role or "user"})
-        row = await dbm.fetchone(db, "SELECT role, email, disabled FROM users WHERE id = ?", (claims.sub,))
+        role = claims.role or "user"
+        async with db.transaction() as tx:
+            if await accounts.first_sight(tx, claims.sub, claims.email, role):
+                await audit.record(tx, claims.sub, "auth.first_seen", claims.sub,
+                                   {"issuer": claims.issuer, "role": role})
+        row = await accounts.identity(db, claims.sub)
     if row["disabled"]:
         raise ApiError(403, "account_disabled", "this account has been disabled by an admin")
     user = User(id=claims.sub, role=row["role"], email=row["email"] or claims.email)

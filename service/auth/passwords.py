@@ -15,10 +15,6 @@ import os
 import re
 import threading
 
-import aiosqlite
-
-from service import db as dbm
-
 LOG2_N, R, P = 17, 8, 1  # OWASP's minimum for scrypt: N = 2^17, r = 8, p = 1
 KEY_BYTES = 32
 MIN_LENGTH, MAX_LENGTH = 10, 1024
@@ -103,27 +99,6 @@ def normalize_email(email) -> str | None:
     return email if len(email) <= 254 and EMAIL_RE.match(email) else None
 
 
-# Lockout: ``failed_logins`` counts consecutive failures; at the limit the account is locked
-# for ``lockout_s`` and the count starts again. A success resets it.
-
 def locked_for(row, now: float) -> float:
-    """Seconds this account stays locked (0 when it is not)."""
+    """Seconds this account stays locked (0 when it is not); see ``accounts.record_failure``."""
     return max(0.0, (row["locked_until"] or 0.0) - now)
-
-
-async def record_failure(db: aiosqlite.Connection, user_id: str, max_failures: int,
-                         lockout_s: float) -> bool:
-    """Count a failed sign-in (inside a transaction); True if the account is now locked."""
-    row = await dbm.fetchone(db, "SELECT failed_logins FROM users WHERE id = ?", (user_id,))
-    failures = row["failed_logins"] + 1
-    if failures >= max_failures:
-        await db.execute("UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?",
-                         (dbm.now() + lockout_s, user_id))
-        return True
-    await db.execute("UPDATE users SET failed_logins = ? WHERE id = ?", (failures, user_id))
-    return False
-
-
-async def record_success(db: aiosqlite.Connection, user_id: str) -> None:
-    await db.execute("UPDATE users SET failed_logins = 0, locked_until = 0, last_seen_at = ?"
-                     " WHERE id = ?", (dbm.now(), user_id))

@@ -23,7 +23,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ROLES = ("user", "moderator", "admin")
+from service.roles import ROLES
+
 ALGORITHM = "RS256"
 
 

@@ -1,4 +1,9 @@
-"""Checks: score an image once per model version, remember it, answer from memory after."""
+"""Checks: score an image once per model version, remember it, answer from memory after.
+
+The ``images`` and ``checks`` tables are written here only. What other concerns do with a
+check (the moderation queue, email alerts) is passed in by ``create_app`` as two callbacks, so
+this module depends on none of them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,10 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
-import aiosqlite
-
-from service import db as dbm
 from service.detection.detector import Detector, grids_to_bytes
-from service.moderation import hooks
+from service.store import Connection, Database, now
 
 PUBLIC_FIELDS = (
     "verdict", "score", "label", "confidence", "face_found", "faces", "decisive_face", "models",
@@ -23,15 +26,21 @@ PUBLIC_FIELDS = (
 class CheckService:
     """Plain-Python core of the checks API (testable without HTTP)."""
 
-    def __init__(self, db: aiosqlite.Connection, detector: Detector):
+    def __init__(self, db: Database, detector: Detector, *,
+                 override_for: Callable[[Connection, str], Awaitable[dict | None]] | None = None,
+                 after_check: Callable[[Connection, dict, str | None], Awaitable[None]] | None = None):
+        """``override_for(conn, sha256)``: a verdict that replaces the detectors' (moderators');
+        ``after_check(tx, check, user_id)``: runs inside the transaction that stores a check."""
         self.db = db
         self.detector = detector
+        self.override_for = override_for
+        self.after_check = after_check
         self.inflight: dict[str, asyncio.Future] = {}
 
     async def scored(self, sha256: str) -> dict | None:
         """The stored result for this image under the current models, if any."""
-        row = await dbm.fetchone(
-            self.db, "SELECT result FROM images WHERE sha256 = ? AND models_version = ?",
+        row = await self.db.fetchone(
+            "SELECT result FROM images WHERE sha256 = ? AND models_version = ?",
             (sha256, self.detector.ensemble.version))
         return json.loads(row["result"]) if row else None
 
@@ -62,12 +71,18 @@ class CheckService:
         if known is not None:
             return known, True
         result, grids, thumbnail = await self.detector.analyze(data)
-        async with dbm.transaction(self.db):
-            await self.db.execute(
-                "INSERT OR REPLACE INTO images (sha256, models_version, result, thumbnail,"
-                " cams, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        async with self.db.transaction() as tx:
+            # One row per image, whichever replica scored it first or last (same models,
+            # same pixels: the same result); a new model version replaces the old result.
+            await tx.execute(
+                "INSERT INTO images (sha256, models_version, result, thumbnail, cams, width,"
+                " height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (sha256) DO UPDATE SET models_version = excluded.models_version,"
+                " result = excluded.result, thumbnail = excluded.thumbnail, cams = excluded.cams,"
+                " width = excluded.width, height = excluded.height,"
+                " created_at = excluded.created_at",
                 (sha256, result["models_version"], json.dumps(result), thumbnail,
-                 grids_to_bytes(grids), result["width"], result["height"], dbm.now()))
+                 grids_to_bytes(grids), result["width"], result["height"], now()))
         return result, False
 
     async def check(self, data: bytes, user_id: str | None, *, page_url: str | None = None,
@@ -98,9 +113,9 @@ class CheckService:
             "cached": cached,
             "page_url": page_url,
             "source_url": source_url,
-            "created_at": dbm.now(),
+            "created_at": now(),
         }
-        override = await hooks.override_for(self.db, sha256)
+        override = await self.override_for(self.db, sha256) if self.override_for else None
         if override is not None:
             check["moderation"] = override
             check["verdict"] = override["verdict"]
@@ -109,18 +124,19 @@ class CheckService:
             check["note"] = "decided by a moderator: " + override["verdict"]
         check["heatmap_url"] = f"/v1/checks/{check['id']}/heatmap.png"
         check["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
-        async with dbm.transaction(self.db):
-            await self.db.execute(
+        async with self.db.transaction() as tx:
+            await tx.execute(
                 "INSERT INTO checks (id, sha256, user_id, verdict, score, result, page_url,"
                 " source_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (check["id"], sha256, user_id, check["verdict"], check["score"],
                  json.dumps(check), page_url, source_url, check["created_at"]))
-            await hooks.after_check(self.db, check, user_id)
+            if self.after_check is not None:
+                await self.after_check(tx, check, user_id)
         return check
 
     async def get(self, check_id: str) -> dict | None:
-        row = await dbm.fetchone(self.db, "SELECT result, user_id FROM checks WHERE id = ?",
-                                 (check_id,))
+        row = await self.db.fetchone("SELECT result, user_id FROM checks WHERE id = ?",
+                                     (check_id,))
         if row is None:
             return None
         check = json.loads(row["result"])
@@ -130,14 +146,13 @@ class CheckService:
 
     async def list_for(self, user_id: str, limit: int, before: float | None,
                        offset: int = 0) -> list[dict]:
-        rows = await dbm.fetchall(
-            self.db,
+        rows = await self.db.fetchall(
             "SELECT result FROM checks WHERE user_id = ? AND created_at < ?"
             " ORDER BY created_at DESC LIMIT ? OFFSET ?",
             (user_id, before if before is not None else float("inf"), limit, offset))
         return [json.loads(r["result"]) for r in rows]
 
     async def heatmap_inputs(self, sha256: str):
-        return await dbm.fetchone(
-            self.db, "SELECT thumbnail, cams, width, height, result FROM images WHERE sha256 = ?",
+        return await self.db.fetchone(
+            "SELECT thumbnail, cams, width, height, result FROM images WHERE sha256 = ?",
             (sha256,))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import db as dbm
+from service import accounts, audit
 from service.auth import passwords
 from service.auth.identity import authenticate
 from service.errors import ApiError, bad_request
 from service.handlers.common import read_json
 from service.keys import DB, ISSUER, SETTINGS
-from service.moderation import audit, users
+from service.store import now
 
 
 def _issuer(request: web.Request):
@@ -37,7 +37,7 @@ def _session(request: web.Request, row) -> dict:
     issuer = _issuer(request)
     token = issuer.issue(row["id"], row["role"], email=row["email"])
     return {"token": token, "token_type": "Bearer", "expires_in": issuer.ttl_s,
-            "user": users.public(row)}
+            "user": accounts.public(row)}
 
 
 async def register(request: web.Request) -> web.Response:
@@ -48,13 +48,13 @@ async def register(request: web.Request) -> web.Response:
     if problem:
         raise bad_request("weak_password", problem)
     db = request.app[DB]
-    if await dbm.fetchone(db, "SELECT 1 FROM users WHERE email = ?", (email,)):
-        raise ApiError(409, "email_taken", "an account with this email already exists: sign in")
+    if await accounts.email_in_use(db, email):  # answered before the slow hash; create decides
+        raise accounts.email_taken()
     password_hash = await passwords.hash_password(password)
-    async with dbm.transaction(db):
-        user_id = await users.create(db, email, password_hash)
-        await audit.record(db, user_id, "auth.register", user_id, {"email": email}, request.remote)
-    return web.json_response(_session(request, await users.get(db, user_id)), status=201)
+    async with db.transaction() as tx:
+        user_id = await accounts.create(tx, email, password_hash)
+        await audit.record(tx, user_id, "auth.register", user_id, {"email": email}, request.remote)
+    return web.json_response(_session(request, await accounts.get(db, user_id)), status=201)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -63,44 +63,44 @@ async def login(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
     email, password = await _credentials(request)
     db = request.app[DB]
-    row = await users.by_email(db, email)
-    if row is not None and (wait := passwords.locked_for(row, dbm.now())) > 0:
-        async with dbm.transaction(db):
-            await audit.record(db, row["id"], "auth.login_locked", row["id"], None, request.remote)
+    row = await accounts.by_email(db, email)
+    if row is not None and (wait := passwords.locked_for(row, now())) > 0:
+        async with db.transaction() as tx:
+            await audit.record(tx, row["id"], "auth.login_locked", row["id"], None, request.remote)
         raise ApiError(429, "account_locked",
                        f"too many failed sign-ins: try again in {int(wait) + 1} s",
                        retry_after_s=int(wait) + 1)
     ok = await passwords.verify_password(password, row["password_hash"] if row else None)
     if not ok:
-        async with dbm.transaction(db):
+        async with db.transaction() as tx:
             locked = False
             if row is not None and row["password_hash"]:
-                locked = await passwords.record_failure(db, row["id"], s.login_max_failures,
-                                                        s.login_lockout_s)
-            await audit.record(db, row["id"] if row else None, "auth.login_failed",
+                locked = await accounts.record_failure(tx, row["id"], s.login_max_failures,
+                                                       s.login_lockout_s)
+            await audit.record(tx, row["id"] if row else None, "auth.login_failed",
                                row["id"] if row else None, {"email": email}, request.remote)
             if locked:
-                await audit.record(db, row["id"], "auth.locked", row["id"],
+                await audit.record(tx, row["id"], "auth.locked", row["id"],
                                    {"for_s": s.login_lockout_s}, request.remote)
         raise ApiError(401, "bad_credentials", "wrong email or password")
     if row["disabled"]:
-        async with dbm.transaction(db):
-            await audit.record(db, row["id"], "auth.login_refused", row["id"],
+        async with db.transaction() as tx:
+            await audit.record(tx, row["id"], "auth.login_refused", row["id"],
                                {"reason": "disabled"}, request.remote)
         raise ApiError(403, "account_disabled", "this account has been disabled by an admin")
     new_hash = await passwords.hash_password(password) if passwords.needs_rehash(row["password_hash"]) \
         else None
-    async with dbm.transaction(db):
-        await passwords.record_success(db, row["id"])
+    async with db.transaction() as tx:
+        await accounts.record_success(tx, row["id"])
         if new_hash:
-            await db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, row["id"]))
-        await audit.record(db, row["id"], "auth.login", row["id"], None, request.remote)
-    return web.json_response(_session(request, await users.get(db, row["id"])))
+            await accounts.set_password_hash(tx, row["id"], new_hash)
+        await audit.record(tx, row["id"], "auth.login", row["id"], None, request.remote)
+    return web.json_response(_session(request, await accounts.get(db, row["id"])))
 
 
 async def me(request: web.Request) -> web.Response:
     user = await authenticate(request)
-    return web.json_response(users.public(await users.get(request.app[DB], user.id)))
+    return web.json_response(accounts.public(await accounts.get(request.app[DB], user.id)))
 
 
 async def update_me(request: web.Request) -> web.Response:
@@ -108,7 +108,7 @@ async def update_me(request: web.Request) -> web.Response:
     user = await authenticate(request)
     body = await read_json(request)
     db = request.app[DB]
-    row = await users.get(db, user.id)
+    row = await accounts.get(db, user.id)
     changes: dict = {}
     for flag in ("email_alerts", "queue_alerts"):
         if flag in body:
@@ -126,14 +126,10 @@ async def update_me(request: web.Request) -> web.Response:
     if not changes and not any(k in body for k in ("email", "email_alerts", "queue_alerts")):
         raise bad_request("nothing_to_change", "send email, email_alerts or queue_alerts")
     if changes:
-        async with dbm.transaction(db):
-            if changes.get("email") and await dbm.fetchone(
-                    db, "SELECT 1 FROM users WHERE email = ? AND id != ?", (changes["email"], user.id)):
-                raise ApiError(409, "email_taken", "another account uses this email")
-            sets = ", ".join(f"{k} = ?" for k in changes)
-            await db.execute(f"UPDATE users SET {sets} WHERE id = ?", (*changes.values(), user.id))
+        async with db.transaction() as tx:
+            await accounts.update_own(tx, user.id, changes)
             detail = {k: v for k, v in changes.items() if k != "email"}
             if "email" in changes:
                 detail["email"] = {"from": row["email"], "to": changes["email"]}
-            await audit.record(db, user, "account.update", user.id, detail, request.remote)
-    return web.json_response(users.public(await users.get(db, user.id)))
+            await audit.record(tx, user, "account.update", user.id, detail, request.remote)
+    return web.json_response(accounts.public(await accounts.get(db, user.id)))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import db as dbm
+from service import accounts, audit
 from service.auth.identity import require_role
-from service.auth.tokens import ROLES
 from service.errors import ApiError, bad_request
 from service.handlers.common import page_args, read_json
 from service.keys import DB, MAIL
 from service.mail import outbox
-from service.moderation import audit, users
+from service.roles import ROLES
 
 
 async def list_users(request: web.Request) -> web.Response:
@@ -21,7 +20,7 @@ async def list_users(request: web.Request) -> web.Response:
     if role is not None and role not in ROLES:
         raise bad_request("bad_query", f"role must be one of {', '.join(ROLES)}")
     limit, offset = page_args(request)
-    items, total = await users.listing(request.app[DB], request.query.get("q"), role, limit, offset)
+    items, total = await accounts.listing(request.app[DB], request.query.get("q"), role, limit, offset)
     return web.json_response({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
@@ -38,13 +37,13 @@ async def update_user(request: web.Request) -> web.Response:
     if user_id == admin.id and (disabled or (role is not None and role != admin.role)):
         raise ApiError(409, "own_account", "you cannot change your own role or disable yourself")
     db = request.app[DB]
-    async with dbm.transaction(db):
-        user, changes = await users.update(db, user_id, role=role, disabled=disabled)
+    async with db.transaction() as tx:
+        user, changes = await accounts.update(tx, user_id, role=role, disabled=disabled)
         if "role" in changes:
-            await audit.record(db, admin, "admin.role_change", user_id, changes["role"], request.remote)
+            await audit.record(tx, admin, "admin.role_change", user_id, changes["role"], request.remote)
         if "disabled" in changes:
             action = "admin.disable" if changes["disabled"]["to"] else "admin.enable"
-            await audit.record(db, admin, action, user_id, None, request.remote)
+            await audit.record(tx, admin, action, user_id, None, request.remote)
     return web.json_response(user)
 
 
@@ -55,10 +54,10 @@ async def delete_user(request: web.Request) -> web.Response:
     if user_id == admin.id:
         raise ApiError(409, "own_account", "you cannot delete your own account here")
     db = request.app[DB]
-    async with dbm.transaction(db):
-        row = await users.get(db, user_id)
-        removed = await users.delete(db, user_id)
-        await audit.record(db, admin, "admin.delete_user", user_id,
+    async with db.transaction() as tx:
+        row = await accounts.get(tx, user_id)
+        removed = await accounts.delete(tx, user_id)
+        await audit.record(tx, admin, "admin.delete_user", user_id,
                            {"email": row["email"], "role": row["role"], "removed": removed},
                            request.remote)
     return web.json_response({"deleted": user_id, "removed": removed})
@@ -111,9 +110,9 @@ async def retry_outbox(request: web.Request) -> web.Response:
     if message_id is not None and (not isinstance(message_id, int) or isinstance(message_id, bool)):
         raise bad_request("bad_field", "id must be a message id")
     db = request.app[DB]
-    async with dbm.transaction(db):
-        n = await outbox.retry_failed(db, message_id)
-        await audit.record(db, admin, "mail.retry", str(message_id) if message_id else None,
+    async with db.transaction() as tx:
+        n = await outbox.retry_failed(tx, message_id)
+        await audit.record(tx, admin, "mail.retry", str(message_id) if message_id else None,
                            {"requeued": n}, request.remote)
     request.app[MAIL].poke()
     return web.json_response({"requeued": n})

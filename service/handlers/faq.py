@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import db as dbm
+from service import audit, faq
 from service.auth.identity import require_role
 from service.errors import not_found
 from service.handlers.common import read_json
 from service.keys import DB
-from service.moderation import audit, faq
 
 
 async def public_faq(request: web.Request) -> web.Response:
@@ -26,9 +25,9 @@ async def create_faq(request: web.Request) -> web.Response:
     admin = await require_role(request, "admin")
     fields = faq.validate(await read_json(request), partial=False)
     db = request.app[DB]
-    async with dbm.transaction(db):
-        entry = await faq.create(db, fields)
-        await audit.record(db, admin, "faq.create", str(entry["id"]),
+    async with db.transaction() as tx:
+        entry = await faq.create(tx, fields)
+        await audit.record(tx, admin, "faq.create", str(entry["id"]),
                            {"question": entry["question"]}, request.remote)
     return web.json_response(entry, status=201)
 
@@ -45,9 +44,9 @@ async def update_faq(request: web.Request) -> web.Response:
     faq_id = _faq_id(request)
     fields = faq.validate(await read_json(request), partial=True)
     db = request.app[DB]
-    async with dbm.transaction(db):
-        entry = await faq.update(db, faq_id, fields)
-        await audit.record(db, admin, "faq.update", str(faq_id), {"fields": sorted(fields)},
+    async with db.transaction() as tx:
+        entry = await faq.update(tx, faq_id, fields)
+        await audit.record(tx, admin, "faq.update", str(faq_id), {"fields": sorted(fields)},
                            request.remote)
     return web.json_response(entry)
 
@@ -56,8 +55,8 @@ async def delete_faq(request: web.Request) -> web.Response:
     admin = await require_role(request, "admin")
     faq_id = _faq_id(request)
     db = request.app[DB]
-    async with dbm.transaction(db):
-        entry = await faq.delete(db, faq_id)
-        await audit.record(db, admin, "faq.delete", str(faq_id), {"question": entry["question"]},
+    async with db.transaction() as tx:
+        entry = await faq.delete(tx, faq_id)
+        await audit.record(tx, admin, "faq.delete", str(faq_id), {"question": entry["question"]},
                            request.remote)
     return web.json_response({"deleted": faq_id})

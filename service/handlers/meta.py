@@ -1,4 +1,4 @@
-"""Health, the JWKS of the local issuer, and the OpenAPI description."""
+"""Health and the JWKS of the local issuer (the OpenAPI description is served by ``routes``)."""
 
 from __future__ import annotations
 
@@ -32,9 +32,3 @@ async def jwks(request: web.Request) -> web.Response:
     if issuer is None:
         raise not_found("this service uses an external issuer")
     return web.json_response(issuer.jwks(), headers={"Cache-Control": "public, max-age=300"})
-
-
-async def openapi(request: web.Request) -> web.Response:
-    from service.routes import openapi_document
-
-    return web.json_response(openapi_document())

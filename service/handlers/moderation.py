@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import db as dbm
+from service import audit
 from service.auth.identity import authenticate, require_role
 from service.errors import bad_request, not_found
 from service.handlers.common import heatmap_response, optional_url, page_args, read_json
 from service.keys import CHECKS, DB, MAIL, SETTINGS
-from service.moderation import audit, flags, notify
+from service.mail import alerts
+from service.moderation import queue
 
 MAX_NOTE = 2000
 
@@ -32,9 +33,9 @@ async def report_check(request: web.Request) -> web.Response:
     body = await read_json(request) if request.can_read_body else {}
     note, page_url = _note(body), optional_url(body.get("page_url"))
     db = request.app[DB]
-    async with dbm.transaction(db):
-        result = await flags.report(db, check, user.id, note, page_url)
-        await audit.record(db, user, "moderation.report", result["flag_id"],
+    async with db.transaction() as tx:
+        result = await queue.report(tx, check, user.id, note, page_url)
+        await audit.record(tx, user, "moderation.report", result["flag_id"],
                            {"check_id": check["id"], "note": note}, request.remote)
     request.app[MAIL].poke()
     return web.json_response({"flag_id": result["flag_id"], "status": result["status"]}, status=201)
@@ -45,15 +46,14 @@ async def list_items(request: web.Request) -> web.Response:
     await require_role(request, "moderator")
     state = request.query.get("state", "open")
     sort = request.query.get("sort", "score")
-    if state not in (*flags.STATES, "all"):
-        raise bad_request("bad_query", f"state must be one of {', '.join(flags.STATES)} or all")
-    if sort not in flags.SORTS:
-        raise bad_request("bad_query", f"sort must be one of {', '.join(flags.SORTS)}")
+    if state not in (*queue.STATES, "all"):
+        raise bad_request("bad_query", f"state must be one of {', '.join(queue.STATES)} or all")
+    if sort not in queue.SORTS:
+        raise bad_request("bad_query", f"sort must be one of {', '.join(queue.SORTS)}")
     limit, offset = page_args(request, default=25, maximum=100)
-    items, total = await flags.list_items(request.app[DB], state, sort, limit, offset)
-    counts = dict(await dbm.fetchall(request.app[DB], "SELECT state, COUNT(*) FROM flags GROUP BY state"))
+    items, total = await queue.list_items(request.app[DB], state, sort, limit, offset)
     return web.json_response({"items": items, "total": total, "limit": limit, "offset": offset,
-                              "counts": {s: counts.get(s, 0) for s in flags.STATES}})
+                              "counts": await queue.counts(request.app[DB])})
 
 
 async def _item_id(request: web.Request) -> str:
@@ -62,14 +62,14 @@ async def _item_id(request: web.Request) -> str:
 
 
 async def get_item(request: web.Request) -> web.Response:
-    item = await flags.get_item(request.app[DB], await _item_id(request))
+    item = await queue.get_item(request.app[DB], await _item_id(request))
     if item is None:
         raise not_found("no such item")
     return web.json_response(item)
 
 
 async def item_image(request: web.Request) -> web.Response:
-    row = await flags.image_inputs(request.app[DB], await _item_id(request))
+    row = await queue.image_inputs(request.app[DB], await _item_id(request))
     if row is None or not row["thumbnail"]:
         raise not_found("no image is stored for this item")
     return web.Response(body=row["thumbnail"], content_type="image/jpeg",
@@ -77,7 +77,7 @@ async def item_image(request: web.Request) -> web.Response:
 
 
 async def item_heatmap(request: web.Request) -> web.Response:
-    row = await flags.image_inputs(request.app[DB], await _item_id(request))
+    row = await queue.image_inputs(request.app[DB], await _item_id(request))
     if row is None or not row["thumbnail"] or not row["cams"]:
         raise not_found("no heatmap is stored for this item")
     return await heatmap_response(row)
@@ -89,7 +89,7 @@ async def decide(request: web.Request) -> web.Response:
     item_id = request.match_info["item_id"]
     body = await read_json(request)
     decision = body.get("decision")
-    if decision not in flags.DECISIONS:
+    if decision not in queue.DECISIONS:
         raise bad_request("bad_decision", "decision must be fake, real or dismissed")
     version = body.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
@@ -98,11 +98,11 @@ async def decide(request: web.Request) -> web.Response:
     note = _note(body)
     db = request.app[DB]
     base_url = request.app[SETTINGS].public_url.rstrip("/")
-    async with dbm.transaction(db):
-        new_version = await flags.decide(db, item_id, decision, note, version, moderator)
-        told = await notify.decision_mails(db, item_id, decision, note, new_version, base_url)
-        await audit.record(db, moderator, "moderation.decision", item_id,
+    async with db.transaction() as tx:
+        new_version = await queue.decide(tx, item_id, decision, note, version, moderator)
+        told = await alerts.decision_mails(tx, item_id, decision, note, new_version, base_url)
+        await audit.record(tx, moderator, "moderation.decision", item_id,
                            {"decision": decision, "note": note, "version": new_version,
                             "reporters_notified": told}, request.remote)
     request.app[MAIL].poke()
-    return web.json_response(await flags.get_item(db, item_id))
+    return web.json_response(await queue.get_item(db, item_id))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from service import faq
 from service.errors import not_found
 from service.keys import DB
-from service.moderation import faq
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\.(css|js|svg|png|ico)$")

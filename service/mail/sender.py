@@ -15,19 +15,18 @@ import asyncio
 import logging
 import time
 
-import aiosqlite
 from aiohttp import web
 
 from service.keys import DB, MAIL, SETTINGS
-from service.mail import outbox, smtp
-from service.moderation import hooks, notify
+from service.mail import alerts, outbox, smtp
 from service.settings import Settings
+from service.store import Database
 
 log = logging.getLogger(__name__)
 
 
 class MailSender:
-    def __init__(self, db: aiosqlite.Connection, settings: Settings):
+    def __init__(self, db: Database, settings: Settings):
         self.db = db
         self.settings = settings
         self.wake = asyncio.Event()
@@ -84,7 +83,7 @@ class MailSender:
     async def run_once(self) -> int:
         """One pass; the number of messages sent."""
         s = self.settings
-        await notify.announce_new_items(self.db, s.public_url.rstrip("/"), s.mail_digest_s)
+        await alerts.announce_new_items(self.db, s.public_url.rstrip("/"), s.mail_digest_s)
         if self.stopping or not self.enabled or time.monotonic() < self.paused_until:
             return 0
         sent = 0
@@ -126,7 +125,6 @@ class MailSender:
 
 async def mail_ctx(app: web.Application):
     """cleanup_ctx: the sender runs for the app's lifetime."""
-    hooks.bind(app[DB], app[SETTINGS].public_url)
     sender = MailSender(app[DB], app[SETTINGS])
     app[MAIL] = sender
     await sender.start()

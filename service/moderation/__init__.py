@@ -1,1 +1,1 @@
-"""Moderation: the flagged queue, decisions, audit trail, users and FAQ administration."""
+"""Moderation: the flagged queue (``queue``): items, reports, decisions and their history."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from service import db as dbm
+from service import accounts, audit
 from service.auth import passwords
-from service.moderation import audit, users
 from service.settings import Settings
+from service.store import open_database
 
 
 class BootstrapError(Exception):
@@ -22,14 +22,13 @@ async def create_admin(settings: Settings, email: str, password: str | None) -> 
     address = passwords.normalize_email(email)
     if address is None:
         raise BootstrapError(f"not an email address: {email!r}")
-    db = await dbm.connect(settings.db_path)
+    db = await open_database(settings)
     try:
-        admin = await dbm.fetchone(
-            db, "SELECT email FROM users WHERE role = 'admin' AND disabled = 0 AND deleted_at IS NULL")
+        admin = await accounts.active_admin_email(db)
         if admin is not None:
-            raise BootstrapError(f"an admin already exists ({admin['email']}): admins promote"
+            raise BootstrapError(f"an admin already exists ({admin}): admins promote"
                                  " other accounts in the dashboard")
-        row = await users.by_email(db, address)
+        row = await accounts.by_email(db, address)
         if settings.jwks_url:
             if row is None:
                 raise BootstrapError(f"no account has the email {address} yet: sign in once with"
@@ -40,18 +39,17 @@ async def create_admin(settings: Settings, email: str, password: str | None) -> 
             if problem:
                 raise BootstrapError(problem)
         password_hash = await passwords.hash_password(password) if password else None
-        async with dbm.transaction(db):
+        async with db.transaction() as tx:
             if row is None:
-                user_id = await users.create(db, address, password_hash, role="admin")
+                user_id = await accounts.create(tx, address, password_hash, role="admin")
                 done = f"created admin {address} ({user_id})"
             else:
                 user_id = row["id"]
-                await db.execute("UPDATE users SET role = 'admin', disabled = 0 WHERE id = ?", (user_id,))
+                await accounts.make_admin(tx, user_id)
                 if password_hash and not row["password_hash"]:
-                    await db.execute("UPDATE users SET password_hash = ? WHERE id = ?",
-                                     (password_hash, user_id))
+                    await accounts.set_password_hash(tx, user_id, password_hash)
                 done = f"made {address} ({user_id}) an admin"
-            await audit.record(db, "cli", "cli.create_admin", user_id,
+            await audit.record(tx, "cli", "cli.create_admin", user_id,
                                {"email": address, "existing": row is not None})
         return done
     finally:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
-from service import db as dbm
 from service.errors import bad_request, not_found
+from service.store import Connection, now
 
 MAX_QUESTION, MAX_ANSWER = 300, 10_000
 
@@ -40,36 +38,35 @@ def validate(body: dict, partial: bool) -> dict:
     return out
 
 
-async def entries(db: aiosqlite.Connection, published_only: bool) -> list[dict]:
+async def entries(conn: Connection, published_only: bool) -> list[dict]:
     where = "WHERE published = 1" if published_only else ""
-    rows = await dbm.fetchall(db, f"SELECT * FROM faq {where} ORDER BY position, id")
+    rows = await conn.fetchall(f"SELECT * FROM faq {where} ORDER BY position, id")
     return [public(r) for r in rows]
 
 
-async def create(db: aiosqlite.Connection, fields: dict) -> dict:
-    now = dbm.now()
+async def create(tx: Connection, fields: dict) -> dict:
+    at = now()
     if "position" not in fields:
-        (top,) = await dbm.fetchone(db, "SELECT COALESCE(MAX(position), 0) FROM faq")
+        top = await tx.fetchval("SELECT COALESCE(MAX(position), 0) FROM faq")
         fields["position"] = top + 1
-    cur = await db.execute(
+    row = await tx.fetchone(
         "INSERT INTO faq (question, answer, position, published, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (fields["question"], fields["answer"], fields["position"], fields.get("published", 1), now, now))
-    return public(await dbm.fetchone(db, "SELECT * FROM faq WHERE id = ?", (cur.lastrowid,)))
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+        (fields["question"], fields["answer"], fields["position"], fields.get("published", 1), at, at))
+    return public(row)
 
 
-async def update(db: aiosqlite.Connection, faq_id: int, fields: dict) -> dict:
+async def update(tx: Connection, faq_id: int, fields: dict) -> dict:
     sets = ", ".join(f"{k} = ?" for k in fields)
-    cur = await db.execute(f"UPDATE faq SET {sets}, updated_at = ? WHERE id = ?",
-                           (*fields.values(), dbm.now(), faq_id))
-    if cur.rowcount == 0:
-        raise not_found("no such FAQ entry")
-    return public(await dbm.fetchone(db, "SELECT * FROM faq WHERE id = ?", (faq_id,)))
-
-
-async def delete(db: aiosqlite.Connection, faq_id: int) -> dict:
-    row = await dbm.fetchone(db, "SELECT * FROM faq WHERE id = ?", (faq_id,))
+    row = await tx.fetchone(f"UPDATE faq SET {sets}, updated_at = ? WHERE id = ? RETURNING *",
+                            (*fields.values(), now(), faq_id))
     if row is None:
         raise not_found("no such FAQ entry")
-    await db.execute("DELETE FROM faq WHERE id = ?", (faq_id,))
+    return public(row)
+
+
+async def delete(tx: Connection, faq_id: int) -> dict:
+    row = await tx.fetchone("DELETE FROM faq WHERE id = ? RETURNING *", (faq_id,))
+    if row is None:
+        raise not_found("no such FAQ entry")
     return public(row)

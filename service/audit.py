@@ -11,22 +11,20 @@ import io
 import json
 from datetime import UTC, datetime
 
-import aiosqlite
-
-from service import db as dbm
+from service.store import Connection, now
 
 CSV_COLUMNS = ("id", "at", "actor", "actor_email", "action", "target", "detail", "ip")
 
 
-async def record(db: aiosqlite.Connection, actor, action: str, target: str | None = None,
+async def record(tx: Connection, actor, action: str, target: str | None = None,
                  detail: dict | None = None, ip: str | None = None) -> None:
     """``actor``: a User (id and email are kept), a plain string such as ``"cli"``, or None."""
     actor_id = getattr(actor, "id", actor)
     actor_email = getattr(actor, "email", None)
-    await db.execute(
+    await tx.execute(
         "INSERT INTO audit (at, actor, actor_email, action, target, detail, ip)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (dbm.now(), actor_id, actor_email, action, target,
+        (now(), actor_id, actor_email, action, target,
          json.dumps(detail, sort_keys=True) if detail else None, ip))
 
 
@@ -54,15 +52,15 @@ def _row(r) -> dict:
             "detail": json.loads(r["detail"]) if r["detail"] else None, "ip": r["ip"]}
 
 
-async def entries(db: aiosqlite.Connection, *, action=None, actor=None, target=None,
+async def entries(conn: Connection, *, action=None, actor=None, target=None,
                   limit: int = 100, before: int | None = None) -> list[dict]:
     """Newest first; ``before`` is the id of the last entry of the previous page."""
     where, params = _filters(action, actor, target)
     if before is not None:
         where += (" AND " if where else " WHERE ") + "id < ?"
         params.append(before)
-    rows = await dbm.fetchall(db, f"SELECT * FROM audit{where} ORDER BY id DESC LIMIT ?",
-                              (*params, limit))
+    rows = await conn.fetchall(f"SELECT * FROM audit{where} ORDER BY id DESC LIMIT ?",
+                               (*params, limit))
     return [_row(r) for r in rows]
 
 
@@ -72,14 +70,20 @@ def _cell(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-async def export_csv(db: aiosqlite.Connection, *, action=None, actor=None, target=None) -> str:
+async def export_csv(conn: Connection, *, action=None, actor=None, target=None) -> str:
     """Every matching entry, oldest first, as CSV with an ISO 8601 UTC time column."""
     where, params = _filters(action, actor, target)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    async with db.execute(f"SELECT * FROM audit{where} ORDER BY id", params) as cur:
-        async for r in cur:
+    last = 0
+    while True:  # in pages by id, so a long trail is never held in memory twice
+        page_where = where + (" AND " if where else " WHERE ") + "id > ?"
+        rows = await conn.fetchall(f"SELECT * FROM audit{page_where} ORDER BY id LIMIT 1000",
+                                   (*params, last))
+        for r in rows:
             at = datetime.fromtimestamp(r["at"], UTC).isoformat(timespec="seconds")
             writer.writerow([r["id"], at, *(_cell(r[c]) for c in CSV_COLUMNS[2:])])
-    return out.getvalue()
+        if len(rows) < 1000:
+            return out.getvalue()
+        last = rows[-1]["id"]

@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import uuid
 
-import aiosqlite
-
-from service import db as dbm
 from service.errors import ApiError, not_found
+from service.store import Connection, chunks, for_update, in_list, now
 
 STATES = ("open", "confirmed_fake", "real", "dismissed")
 #: decision -> (state, the verdict it imposes on every later check of the image)
@@ -37,40 +35,48 @@ def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:20]
 
 
-async def add_event(db: aiosqlite.Connection, flag_id: str, kind: str, actor: str | None = None,
+async def add_event(tx: Connection, flag_id: str, kind: str, actor: str | None = None,
                     detail: dict | None = None) -> None:
-    await db.execute("INSERT INTO flag_events (flag_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?)",
-                     (flag_id, dbm.now(), actor, kind, json.dumps(detail) if detail else None))
+    await tx.execute("INSERT INTO flag_events (flag_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?)",
+                     (flag_id, now(), actor, kind, json.dumps(detail) if detail else None))
 
 
-async def _create(db, sha256: str, reason: str, score, detector_verdict) -> str:
-    flag_id, now = new_id("flg_"), dbm.now()
-    await db.execute(
+async def _locked(tx: Connection, sha256: str):
+    """The image's item, locked until the transaction ends (PostgreSQL; SQLite's write lock
+    already serialises transactions), so two replicas never act on one item at once."""
+    return await tx.fetchone(f"SELECT * FROM flags WHERE sha256 = ?{for_update(tx)}", (sha256,))
+
+
+async def _create(tx: Connection, sha256: str, reason: str, score, detector_verdict):
+    """The image's item, created now unless another transaction just did: (row, created)."""
+    flag_id, at = new_id("flg_"), now()
+    created = await tx.execute(
         "INSERT INTO flags (id, sha256, reason, score, detector_verdict, queued_at, created_at,"
-        " last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (flag_id, sha256, reason, score, detector_verdict, now, now, now))
-    return flag_id
+        " last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+        (flag_id, sha256, reason, score, detector_verdict, at, at, at))
+    return await _locked(tx, sha256), bool(created)
 
 
-async def record_sighting(db: aiosqlite.Connection, check: dict) -> str | None:
+async def record_sighting(tx: Connection, check: dict) -> str | None:
     """After a check is stored (inside its transaction): flag it, or count it on its item."""
     detectors = check.get("detectors") or {}
     score = detectors.get("score", check.get("score"))
     verdict = detectors.get("verdict", check.get("verdict"))
-    row = await dbm.fetchone(db, "SELECT id FROM flags WHERE sha256 = ?", (check["sha256"],))
-    if row is not None:
-        await db.execute("UPDATE flags SET last_seen_at = ?, score = ?, detector_verdict = ?"
-                         " WHERE id = ?", (dbm.now(), score, verdict, row["id"]))
-        return row["id"]
-    if check["verdict"] not in FLAGGING_VERDICTS:
-        return None
-    flag_id = await _create(db, check["sha256"], "detectors", score, verdict)
-    await add_event(db, flag_id, "flagged", None,
-                    {"check_id": check["id"], "verdict": check["verdict"], "score": score})
-    return flag_id
+    row = await _locked(tx, check["sha256"])
+    if row is None:
+        if check["verdict"] not in FLAGGING_VERDICTS:
+            return None
+        row, created = await _create(tx, check["sha256"], "detectors", score, verdict)
+        if created:
+            await add_event(tx, row["id"], "flagged", None,
+                            {"check_id": check["id"], "verdict": check["verdict"], "score": score})
+            return row["id"]
+    await tx.execute("UPDATE flags SET last_seen_at = ?, score = ?, detector_verdict = ?"
+                     " WHERE id = ?", (now(), score, verdict, row["id"]))
+    return row["id"]
 
 
-async def report(db: aiosqlite.Connection, check: dict, user_id: str, note: str | None,
+async def report(tx: Connection, check: dict, user_id: str, note: str | None,
                  page_url: str | None) -> dict:
     """A "wrong verdict" report on one of the user's checks (inside a transaction).
 
@@ -78,37 +84,36 @@ async def report(db: aiosqlite.Connection, check: dict, user_id: str, note: str 
     unless the same user already reported it since that decision; the decision keeps applying
     to checks until moderators decide again.
     """
-    now = dbm.now()
+    at = now()
     detectors = check.get("detectors") or {}
-    flag = await dbm.fetchone(db, "SELECT * FROM flags WHERE sha256 = ?", (check["sha256"],))
+    flag = await _locked(tx, check["sha256"])
     if flag is None:
-        flag_id = await _create(db, check["sha256"], "report", detectors.get("score", check["score"]),
-                                detectors.get("verdict"))
-        flag = await dbm.fetchone(db, "SELECT * FROM flags WHERE id = ?", (flag_id,))
+        flag, _ = await _create(tx, check["sha256"], "report",
+                                detectors.get("score", check["score"]), detectors.get("verdict"))
     page_url = page_url or check.get("page_url")
-    mine = await dbm.fetchone(db, "SELECT id, created_at FROM flag_reports WHERE flag_id = ? AND user_id = ?",
-                              (flag["id"], user_id))
+    mine = await tx.fetchone("SELECT id, created_at FROM flag_reports WHERE flag_id = ? AND user_id = ?",
+                             (flag["id"], user_id))
     if mine is None:
         report_id = new_id("rep_")
-        await db.execute(
+        await tx.execute(
             "INSERT INTO flag_reports (id, flag_id, check_id, user_id, note, page_url, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (report_id, flag["id"], check["id"], user_id, note, page_url, now))
+            (report_id, flag["id"], check["id"], user_id, note, page_url, at))
     else:
         report_id = mine["id"]
-        await db.execute(
+        await tx.execute(
             "UPDATE flag_reports SET check_id = ?, note = ?, page_url = ?, created_at = ?,"
-            " notified_version = NULL WHERE id = ?", (check["id"], note, page_url, now, report_id))
+            " notified_version = NULL WHERE id = ?", (check["id"], note, page_url, at, report_id))
     fresh = mine is None or (flag["decided_at"] is not None and mine["created_at"] < flag["decided_at"])
     state = flag["state"]
-    await db.execute("UPDATE flags SET last_seen_at = ? WHERE id = ?", (now, flag["id"]))
-    await add_event(db, flag["id"], "reported", user_id,
+    await tx.execute("UPDATE flags SET last_seen_at = ? WHERE id = ?", (at, flag["id"]))
+    await add_event(tx, flag["id"], "reported", user_id,
                     {"check_id": check["id"], "note": note, "page_url": page_url})
     if state != "open" and fresh:
-        await db.execute(
+        await tx.execute(
             "UPDATE flags SET state = 'open', version = version + 1, queued_at = ?,"
-            " announced_at = NULL WHERE id = ?", (now, flag["id"]))
-        await add_event(db, flag["id"], "reopened", user_id, {"was": state})
+            " announced_at = NULL WHERE id = ?", (at, flag["id"]))
+        await add_event(tx, flag["id"], "reopened", user_id, {"was": state})
         state = "open"
     return {"flag_id": flag["id"], "report_id": report_id, "status": state}
 
@@ -120,24 +125,24 @@ def _decision(r) -> dict | None:
             "by_email": r["decided_by_email"], "at": r["decided_at"], "note": r["decision_note"]}
 
 
-async def pages(db: aiosqlite.Connection, flag_id: str, sha256: str, limit: int) -> list[dict]:
+async def pages(conn: Connection, flag_id: str, sha256: str, limit: int) -> list[dict]:
     """Where the image was met: pages of its checks and of its reports, most frequent first."""
-    rows = await dbm.fetchall(db, """
-        SELECT page_url, COUNT(*) AS n, MAX(at) AS last FROM (
+    rows = await conn.fetchall("""
+        SELECT page_url, COUNT(*) AS n, MAX(at) AS last_at FROM (
             SELECT page_url, created_at AS at FROM checks WHERE sha256 = ? AND page_url IS NOT NULL
             UNION ALL
-            SELECT page_url, created_at FROM flag_reports WHERE flag_id = ? AND page_url IS NOT NULL)
-        GROUP BY page_url ORDER BY n DESC, last DESC LIMIT ?""", (sha256, flag_id, limit))
-    return [{"url": r["page_url"], "count": r["n"], "last_seen_at": r["last"]} for r in rows]
+            SELECT page_url, created_at FROM flag_reports WHERE flag_id = ? AND page_url IS NOT NULL
+        ) AS seen GROUP BY page_url ORDER BY n DESC, last_at DESC LIMIT ?""", (sha256, flag_id, limit))
+    return [{"url": r["page_url"], "count": r["n"], "last_seen_at": r["last_at"]} for r in rows]
 
 
-async def _summary(db, r, page_limit: int) -> dict:
+async def _summary(conn, r, page_limit: int) -> dict:
     return {
         "id": r["id"], "sha256": r["sha256"], "state": r["state"], "reason": r["reason"],
         "score": r["score"], "detector_verdict": r["detector_verdict"], "version": r["version"],
         "check_count": r["check_count"], "user_count": r["user_count"],
         "report_count": r["report_count"],
-        "pages": await pages(db, r["id"], r["sha256"], page_limit),
+        "pages": await pages(conn, r["id"], r["sha256"], page_limit),
         "decision": _decision(r),
         "created_at": r["created_at"], "queued_at": r["queued_at"], "last_seen_at": r["last_seen_at"],
         "image_url": f"/v1/moderation/items/{r['id']}/image.jpg",
@@ -145,37 +150,37 @@ async def _summary(db, r, page_limit: int) -> dict:
     }
 
 
-async def list_items(db: aiosqlite.Connection, state: str, sort: str, limit: int, offset: int
+async def list_items(conn: Connection, state: str, sort: str, limit: int, offset: int
                      ) -> tuple[list[dict], int]:
     """``state`` is one of STATES or ``all``; ``sort`` one of SORTS."""
     where, params = ("", ()) if state == "all" else ("WHERE f.state = ?", (state,))
-    rows = await dbm.fetchall(
-        db, f"SELECT f.*, {_COUNTS} FROM flags f {where} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
+    rows = await conn.fetchall(
+        f"SELECT f.*, {_COUNTS} FROM flags f {where} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
         (*params, limit, offset))
-    (total,) = await dbm.fetchone(db, f"SELECT COUNT(*) FROM flags f {where}", params)
-    return [await _summary(db, r, 3) for r in rows], total
+    total = await conn.fetchval(f"SELECT COUNT(*) FROM flags f {where}", params)
+    return [await _summary(conn, r, 3) for r in rows], total
 
 
-async def get_item(db: aiosqlite.Connection, flag_id: str) -> dict | None:
+async def get_item(conn: Connection, flag_id: str) -> dict | None:
     """Everything a moderator needs to decide: faces, each detector's score, reports, history."""
-    r = await dbm.fetchone(db, f"SELECT f.*, {_COUNTS} FROM flags f WHERE f.id = ?", (flag_id,))
+    r = await conn.fetchone(f"SELECT f.*, {_COUNTS} FROM flags f WHERE f.id = ?", (flag_id,))
     if r is None:
         return None
-    item = await _summary(db, r, 100)
-    image = await dbm.fetchone(db, "SELECT result FROM images WHERE sha256 = ?", (r["sha256"],))
+    item = await _summary(conn, r, 100)
+    image = await conn.fetchone("SELECT result FROM images WHERE sha256 = ?", (r["sha256"],))
     result = json.loads(image["result"]) if image else {}
     item.update({k: result.get(k) for k in (
         "faces", "decisive_face", "models", "face_found", "trained", "models_version", "width",
         "height", "warning")})
     item["detectors"] = {"verdict": result.get("verdict"), "score": result.get("score"),
                          "label": result.get("label"), "confidence": result.get("confidence")}
-    reports = await dbm.fetchall(db, """
+    reports = await conn.fetchall("""
         SELECT r.*, u.email FROM flag_reports r LEFT JOIN users u ON u.id = r.user_id
         WHERE r.flag_id = ? ORDER BY r.created_at""", (flag_id,))
     item["reports"] = [{"id": x["id"], "user_id": x["user_id"], "email": x["email"],
                         "note": x["note"], "page_url": x["page_url"], "check_id": x["check_id"],
                         "created_at": x["created_at"]} for x in reports]
-    events = await dbm.fetchall(db, """
+    events = await conn.fetchall("""
         SELECT e.*, u.email FROM flag_events e LEFT JOIN users u ON u.id = e.actor
         WHERE e.flag_id = ? ORDER BY e.id""", (flag_id,))
     item["history"] = [{"at": e["at"], "kind": e["kind"], "actor": e["actor"],
@@ -184,20 +189,20 @@ async def get_item(db: aiosqlite.Connection, flag_id: str) -> dict | None:
     return item
 
 
-async def decide(db: aiosqlite.Connection, flag_id: str, decision: str, note: str | None,
+async def decide(conn: Connection, flag_id: str, decision: str, note: str | None,
                  version: int, moderator) -> int:
     """Apply a decision made on ``version`` (inside a transaction); the new version.
 
     404 if there is no such item, 409 ``conflict`` if someone changed it since ``version``.
     """
     state, verdict = DECISIONS[decision]
-    cur = await db.execute(
+    changed = await conn.execute(
         "UPDATE flags SET state = ?, override_verdict = ?, decided_by = ?, decided_role = ?,"
         " decided_at = ?, decision_note = ?, version = version + 1 WHERE id = ? AND version = ?",
-        (state, verdict, moderator.id, moderator.role, dbm.now(), note, flag_id, version))
-    if cur.rowcount == 0:
-        row = await dbm.fetchone(
-            db, f"SELECT f.*, {_COUNTS} FROM flags f WHERE f.id = ?", (flag_id,))
+        (state, verdict, moderator.id, moderator.role, now(), note, flag_id, version))
+    if changed == 0:
+        row = await conn.fetchone(
+            f"SELECT f.*, {_COUNTS} FROM flags f WHERE f.id = ?", (flag_id,))
         if row is None:
             raise not_found("no such item")
         raise ApiError(409, "conflict",
@@ -205,14 +210,14 @@ async def decide(db: aiosqlite.Connection, flag_id: str, decision: str, note: st
                        f" {row['state']}): reload it and decide again",
                        current={"version": row["version"], "state": row["state"],
                                 "decision": _decision(row)})
-    await add_event(db, flag_id, "decided", moderator.id,
+    await add_event(conn, flag_id, "decided", moderator.id,
                     {"decision": decision, "note": note, "version": version + 1})
     return version + 1
 
 
-async def override(db: aiosqlite.Connection, sha256: str) -> dict | None:
-    row = await dbm.fetchone(
-        db, "SELECT id, override_verdict, decided_role, decided_at, decision_note FROM flags"
+async def override(conn: Connection, sha256: str) -> dict | None:
+    row = await conn.fetchone(
+        "SELECT id, override_verdict, decided_role, decided_at, decision_note FROM flags"
             " WHERE sha256 = ? AND override_verdict IS NOT NULL", (sha256,))
     if row is None:
         return None
@@ -221,7 +226,32 @@ async def override(db: aiosqlite.Connection, sha256: str) -> dict | None:
             "decided_at": row["decided_at"], "note": row["decision_note"], "item_id": row["id"]}
 
 
-async def image_inputs(db: aiosqlite.Connection, flag_id: str):
-    return await dbm.fetchone(db, """
+async def counts(conn: Connection) -> dict:
+    """How many items are in each state."""
+    rows = await conn.fetchall("SELECT state, COUNT(*) AS n FROM flags GROUP BY state")
+    found = {r["state"]: r["n"] for r in rows}
+    return {s: found.get(s, 0) for s in STATES}
+
+
+async def unannounced(tx: Connection) -> list:
+    """Open items no alert has named yet, oldest first (locked: one sender announces them)."""
+    return await tx.fetchall(
+        "SELECT id, reason, score, detector_verdict, version, queued_at FROM flags"
+        f" WHERE announced_at IS NULL AND state = 'open' ORDER BY queued_at, id{for_update(tx)}")
+
+
+async def any_unannounced(conn: Connection) -> bool:
+    return await conn.fetchval(
+        "SELECT 1 FROM flags WHERE announced_at IS NULL AND state = 'open' LIMIT 1") is not None
+
+
+async def mark_announced(tx: Connection, flag_ids: list[str]) -> None:
+    for part in chunks(flag_ids):
+        listed, params = in_list(part)
+        await tx.execute(f"UPDATE flags SET announced_at = ? WHERE id IN {listed}", (now(), *params))
+
+
+async def image_inputs(conn: Connection, flag_id: str):
+    return await conn.fetchone("""
         SELECT i.thumbnail, i.cams, i.width, i.height, i.result FROM flags f
         JOIN images i ON i.sha256 = f.sha256 WHERE f.id = ?""", (flag_id,))

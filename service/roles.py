@@ -1,0 +1,3 @@
+"""The roles, least to most powerful; each role may do what the ones before it may."""
+
+ROLES = ("user", "moderator", "admin")

@@ -1,0 +1,88 @@
+"""SQLite through aiosqlite: one connection in WAL mode, writes serialised by a lock.
+
+The connection is shared by every request of the process, so ``transaction`` holds this
+database's lock from BEGIN IMMEDIATE to COMMIT: one coroutine's statements never land in
+another's open transaction. Other processes on the same file are kept apart by SQLite's own
+write lock (``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from service.store.migrations import statements_for, target_version
+
+
+class SqliteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+        self.lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> "SqliteDatabase":
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       "busy_timeout=5000"):
+            await conn.execute("PRAGMA " + pragma)
+        db = cls(conn, path)
+        try:
+            await db.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return db
+
+    async def migrate(self) -> int:
+        """Apply the migrations this file lacks (``PRAGMA user_version`` counts them); how many."""
+        version = await self.fetchval("PRAGMA user_version")
+        applied = 0
+        for number in range(version + 1, target_version() + 1):
+            async with self.transaction():  # BEGIN IMMEDIATE: one process migrates at a time
+                if await self.fetchval("PRAGMA user_version") >= number:
+                    continue  # another process got there first
+                for sql in statements_for(number, self.dialect):
+                    await self.conn.execute(sql)
+                await self.conn.execute(f"PRAGMA user_version={number}")
+            applied += 1
+        return applied
+
+    async def execute(self, sql: str, params=()) -> int:
+        async with self.conn.execute(sql, params) as cur:
+            return cur.rowcount
+
+    async def fetchone(self, sql: str, params=()):
+        async with self.conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params=()) -> list:
+        async with self.conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchval(self, sql: str, params=()):
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    @asynccontextmanager
+    async def transaction(self):
+        """``async with db.transaction() as tx``: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+        async with self.lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        await self.conn.close()
