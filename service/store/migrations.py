@@ -141,6 +141,29 @@ MIGRATIONS: list[list[str]] = [
             updated_at {float} NOT NULL
         )""",
     ],
+    # 3: a check of an image without a face has no score (verdict "no_face"): checks.score
+    # becomes nullable (rebuilt, as SQLite cannot drop a NOT NULL; the same statements run on
+    # PostgreSQL)
+    [
+        """CREATE TABLE checks_v3 (
+            id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            user_id TEXT,
+            verdict TEXT NOT NULL,
+            score {float},
+            result TEXT NOT NULL,
+            page_url TEXT,
+            source_url TEXT,
+            created_at {float} NOT NULL
+        )""",
+        "INSERT INTO checks_v3 (id, sha256, user_id, verdict, score, result, page_url, source_url,"
+        " created_at) SELECT id, sha256, user_id, verdict, score, result, page_url, source_url,"
+        " created_at FROM checks",
+        "DROP TABLE checks",
+        "ALTER TABLE checks_v3 RENAME TO checks",
+        "CREATE INDEX checks_sha256 ON checks (sha256)",
+        "CREATE INDEX checks_user ON checks (user_id, created_at)",
+    ],
 ]
 
 
