@@ -16,7 +16,7 @@ $(VENV)/.run-$(RUNTIME): pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[cpu,test,train]"
+	$(PY) -m pip install -q -e ".[cpu,test,train,facefinder]"
 	touch $@ $(VENV)/.run-cpu
 
 install: $(VENV)/.run-$(RUNTIME)

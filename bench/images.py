@@ -17,7 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # The same folder and selection rule as tests/support/paths.py (which needs pytest to import).
 SHARED_DATA = Path(os.environ.get("REALCHECK_SHARED_DATA", REPO.parent / "shared" / "data"))
-SOURCES = ("dfdc-faces", "tpdne-unsplash", "gan-faces-extra", "sdfd-sd21", "utkface")
+SOURCES = ("dfdc-faces", "tpdne-unsplash", "gan-faces-extra", "sdfd-sd21", "utkface",
+           "celebrity-press", "snapshots", "london-canada")
 BOUNDARY = "realcheck-bench-7f3a9c1e"
 
 

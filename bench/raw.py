@@ -1,6 +1,6 @@
 """Raw ONNX Runtime figures: the service's model work per image, without a server around it.
 
-Every image goes through the service's own `prepare` (decode, Haar faces, crops, views), and
+Every image goes through the service's own `prepare` (decode, BlazeFace, aligned crops, views), and
 the batches go through the service's own `Detector.run_models` (every ensemble member's session
 on the same rows, then the activation maps stacked), so "per image" means the same detectors,
 faces and views as a check.
@@ -45,14 +45,16 @@ def measure_raw(images: list[BenchImage], settings: Settings, *, seconds_per_bat
 
 
 def _measure(detector: Detector, images, seconds_per_batch, repeats, rounds, batch_sizes) -> dict:
-    spec, max_px = detector.spec, detector.max_image_pixels
+    spec, max_px, finder = detector.spec, detector.max_image_pixels, detector.finder
     run = detector.run_models
-    preps = [prepare(im.data, spec, max_px) for im in images]
+    preps = [prepare(im.data, spec, max_px, finder) for im in images]
+    keep = [i for i, p in enumerate(preps) if p.face_found]  # the bench set has faces
+    images, preps = [images[i] for i in keep], [preps[i] for i in keep]
     run(preps[0].x)  # first run allocates
     # Per image, one at a time: what a lone request costs without a server.
     prep_ms, infer_ms, single_ms, prep_cpu_ms, infer_cpu_ms = [], [], [], [], []
     for im, p in zip(images, preps):
-        tp = [_timed(prepare, im.data, spec, max_px) for _ in range(repeats)]
+        tp = [_timed(prepare, im.data, spec, max_px, finder) for _ in range(repeats)]
         ti = [_timed(run, p.x) for _ in range(repeats)]
         prep_ms.append(statistics.median(w for w, _ in tp) * 1000)
         infer_ms.append(statistics.median(w for w, _ in ti) * 1000)

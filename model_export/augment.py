@@ -23,24 +23,61 @@ def _resize(img: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(img, (side, side), interpolation=interp)
 
 
-def degrade(face: np.ndarray, rng: np.random.Generator, face_size: int) -> np.ndarray:
-    """Random framing, resolution, blur, JPEG (at the reduced resolution, as the web does it)."""
+def degrade(face: np.ndarray, rng: np.random.Generator, face_size: int, zoom: float = 1.25) -> np.ndarray:
+    """A randomly degraded ``face_size`` face from a cached training face (``zoom`` x context).
+
+    Against the shortcuts each source offers: the framing (a random zoom, shift and small rotation
+    of the aligned square), the edges (a band of repeated edge pixels, as the service gets when a
+    face touches the image's border), the resolution (the face arrives smaller than the model sees
+    it, and is upscaled), sharpness, JPEG at the reduced size (as the web serves it), colour
+    (brightness, contrast, saturation, grayscale).
+    """
     s = face.shape[0]
-    side = int(s * rng.uniform(0.75, 1.0))
-    x0, y0 = rng.integers(0, s - side + 1, size=2)
-    img = face[y0 : y0 + side, x0 : x0 + side]
-    if rng.random() < 0.5:  # the face arrives at a lower resolution than the model sees
-        work = int(face_size * rng.uniform(0.35, 0.95))
-        interp = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC)[rng.integers(3)]
-        img = cv2.resize(img, (work, work), interpolation=interp)
-    else:
-        img = _resize(img, face_size)
+    base = s / zoom  # the service's square inside the cached one
+    scale = rng.uniform(0.88, 1.12)
+    angle = rng.uniform(-8, 8) if rng.random() < 0.5 else 0.0
+    shift = rng.uniform(-0.05, 0.05, 2) * base
+    m = cv2.getRotationMatrix2D((s / 2, s / 2), angle, 1.0)
+    m[:, 2] += shift
+    side = base * scale
+    # output pixel -> cached pixel: centre crop of `side` around the (rotated, shifted) centre
+    out = int(face_size * rng.uniform(0.3, 1.0)) if rng.random() < 0.6 else face_size
+    k = side / out
+    a = np.array([[k, 0, s / 2 - side / 2], [0, k, s / 2 - side / 2], [0, 0, 1]])
+    full = np.vstack([m, [0, 0, 1]])
+    inv = np.linalg.inv(full) @ a
+    interp = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC)[rng.integers(3)]
+    src = face
+    if k > 1.5:
+        src = cv2.resize(face, (int(s / k * 1.25), int(s / k * 1.25)), interpolation=cv2.INTER_AREA)
+        f = src.shape[0] / s
+        inv = np.diag([f, f, 1.0]) @ inv
+        interp = cv2.INTER_LINEAR
+    img = cv2.warpAffine(src, inv[:2], (out, out), flags=(interp if interp != cv2.INTER_AREA
+                         else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.35:  # the face touches an image edge: repeat a band of edge pixels
+        band = int(out * rng.uniform(0.03, 0.2))
+        side_ix = rng.integers(4)
+        if side_ix == 0:
+            img[:band] = img[band:band + 1]
+        elif side_ix == 1:
+            img[-band:] = img[-band - 1:-band]
+        elif side_ix == 2:
+            img[:, :band] = img[:, band:band + 1]
+        else:
+            img[:, -band:] = img[:, -band - 1:-band]
     if rng.random() < 0.15:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
-    if rng.random() < 0.6:
+    if rng.random() < 0.4:  # colour: brightness, contrast, saturation
+        f = img.astype(np.float32)
+        f = (f - f.mean()) * rng.uniform(0.75, 1.25) + f.mean() + rng.uniform(-20, 20)
+        gray = f.mean(axis=2, keepdims=True)
+        f = gray + (f - gray) * rng.uniform(0.6, 1.3)
+        img = np.clip(f, 0, 255).astype(np.uint8)
+    if rng.random() < 0.7:
         img = _jpeg(img, rng.integers(30, 96))
-    img = _resize(img, face_size)  # what `preprocess.resize_square` does in the service
-    if rng.random() < 0.05:
+    img = _resize(img, face_size)
+    if rng.random() < 0.1:
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return img
 

@@ -16,8 +16,10 @@ RUNS_DIR = Path(__file__).resolve().parent / "runs"
 
 # One input spec for both detectors, so the service cuts the views once per face.
 SPEC = {
-    "face_margin": 0.2,
-    "face_size": 128,
+    "face_scale": 2.0,
+    "eye_y": 0.4,
+    "min_face": 48,
+    "face_size": 112,
     "input_size": 96,
     "crops": [[0.5, 0.5], [0.0, 0.0], [1.0, 1.0]],
     "mean": [0.485, 0.456, 0.406],

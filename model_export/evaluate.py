@@ -8,8 +8,10 @@ INT8 QDQ calibrated on training-face views; every figure below is measured with 
 (what the service runs on the CPU) unless named ``fp32``:
 
 * per-face logit = mean of the views' logits (`preprocess.combine_view_logits`), P(fake) = sigmoid;
-* threshold: the smallest P(fake) at which at most 5 % of ``val`` reals are called fake;
-  uncertain band: [threshold at 15 % val real FPR, threshold at 1 % val real FPR];
+* threshold: the smallest P(fake) at which at most 5 % of the ``val`` reals of *every* real
+  source are called fake; uncertain band: from the lowest P(fake) where the class-balanced
+  P(fake | score) on ``val`` (isotonic fit) passes ``BAND_POSTERIOR`` up to the threshold: below
+  it the answer is REAL, inside it the detectors cannot tell;
 * ``test``: accuracy/precision/recall/F1/FPR/confusion at the threshold and ROC AUC, overall and
   per source (a one-class source is ranked against the other class of all test sources);
 * robustness: test AUC after JPEG q50/q75, half downscale and screenshot-like re-encoding of the
@@ -37,7 +39,7 @@ from model_export import robust as robust_mod
 from model_export.data import Cache
 from service.detection import preprocess
 
-MAX_FPR, BAND_LO_FPR, BAND_HI_FPR = 0.05, 0.15, 0.01
+MAX_FPR, BAND_POSTERIOR = 0.05, 0.25
 
 
 def views_of(faces: np.ndarray, spec) -> np.ndarray:
@@ -55,17 +57,34 @@ def score_onnx(sess, faces: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
     return np.concatenate(out)
 
 
-def choose_threshold(y_val, p_val) -> tuple[float, list[float]]:
-    t = metrics.threshold_at_fpr(y_val, p_val, MAX_FPR)
-    lo = metrics.threshold_at_fpr(y_val, p_val, BAND_LO_FPR)
-    hi = metrics.threshold_at_fpr(y_val, p_val, BAND_HI_FPR)
-    return t, [min(lo, t), max(hi, t)]
+THRESHOLD_RULE = (
+    f"threshold: smallest P(fake) with <= {MAX_FPR:.0%} of the val reals of every real source at "
+    f"or above it; uncertain band: [lowest P(fake) where the class-balanced P(fake | score) on val "
+    f"exceeds {BAND_POSTERIOR}, threshold)"
+)
 
 
-def full_metrics(y, logit, sources, t, band, robust_logits=None) -> dict:
+def choose_threshold(y_val, p_val, s_val) -> tuple[float, list[float]]:
+    t, _ = metrics.threshold_per_real_source(y_val, p_val, s_val, MAX_FPR)
+    lo = metrics.band_low(y_val, p_val, BAND_POSTERIOR)
+    return t, [min(lo, t), t]
+
+
+def called_fake_by_real_source(y, p, sources, t) -> dict:
+    """Share of each real source's faces called fake (``p >= t``)."""
+    out = {}
+    for s in sorted(np.unique(sources[y == 0])):
+        m = (sources == s) & (y == 0)
+        out[str(s)] = {"called_fake": float((p[m] >= t).mean()), "n": int(m.sum())}
+    return out
+
+
+def full_metrics(y, logit, sources, t, band) -> dict:
     p = preprocess.sigmoid(logit)
     m = {"auc": metrics.roc_auc(y, logit), **metrics.at_threshold(y, p, t)}
-    m["uncertain_fraction"] = float(((p >= band[0]) & (p <= band[1])).mean())
+    m["uncertain_fraction"] = float(((p >= band[0]) & (p < band[1])).mean())
+    m["real_sources_called_fake"] = called_fake_by_real_source(y, p, sources, t)
+    m["verdicts_per_source"] = verdict_shares(y, p, sources, t, band)
     per = {}
     for s in sorted(np.unique(sources)):
         k = metrics.source_mask(y, sources, s)
@@ -82,25 +101,24 @@ def full_metrics(y, logit, sources, t, band, robust_logits=None) -> dict:
                 {f"vs_other_class_{q}": both[q] for q in ("precision", "recall", "f1", "accuracy")}
             )
     m["per_source"] = per
-    if robust_logits is not None:
-        rob = {}
-        for c, lg in robust_logits.items():
-            auc = metrics.roc_auc(y, lg)
-            rob[c] = {
-                "auc": auc,
-                "delta_auc": auc - m["auc"],
-                "per_source_delta_auc": {
-                    s: metrics.roc_auc(
-                        y[metrics.source_mask(y, sources, s)],
-                        lg[metrics.source_mask(y, sources, s)],
-                    )
-                    - per[s]["auc"]
-                    for s in per
-                },
-                "fpr_at_threshold": metrics.at_threshold(y, preprocess.sigmoid(lg), t)["fpr"],
-            }
-        m["robustness"] = rob
     return m
+
+
+def verdict_shares(y, p, sources, t, band) -> dict:
+    """Per source and class: the shares of REAL / UNSURE / FAKE verdicts."""
+    out = {}
+    for s in sorted(np.unique(sources)):
+        for lab, name in ((0, "real"), (1, "fake")):
+            m = (sources == s) & (y == lab)
+            if m.any():
+                q = p[m]
+                out[f"{s}/{name}"] = {
+                    "n": int(m.sum()),
+                    "real": float((q < band[0]).mean()),
+                    "uncertain": float(((q >= band[0]) & (q < t)).mean()),
+                    "fake": float((q >= t).mean()),
+                }
+    return out
 
 
 def calibration_inputs(cache: Cache, spec, n_faces: int = 192, seed: int = 0) -> np.ndarray:
@@ -129,6 +147,50 @@ def _existing_val_auc(path: Path):
     return card.get("metrics", {}).get("val", {}).get("auc")
 
 
+def robust_scores(sess, spec) -> dict | None:
+    """Logits of the changed copies (``model_export.robust``) and of their originals."""
+    path = robust_mod.robust_path(common.SPEC)
+    if not path.exists():
+        return None
+    r = np.load(path)
+    crops = r["crops"]
+    n, c = crops.shape[:2]
+    logits = score_onnx(sess, crops.reshape(n * c, *crops.shape[2:]), spec).reshape(n, c)
+    cache = Cache(common.SPEC)
+    orig = score_onnx(sess, cache.serve[r["index"]], spec)
+    return {"index": r["index"], "found": r["found"], "logits": logits, "orig": orig,
+            "conditions": [str(x) for x in r["conditions"]]}
+
+
+def invariance(cache: Cache, rob: dict, t: float, band) -> dict:
+    """Per condition: faces still found, |change of P(fake)| (median, p95, max), reals called
+    fake (before -> after), fakes still called fake, AUC on the changed copies."""
+    idx, found = rob["index"], rob["found"]
+    y = cache.labels[idx]
+    p0 = preprocess.sigmoid(rob["orig"])
+    out = {}
+    for j, c in enumerate(rob["conditions"]):
+        f = found[:, j]
+        p1 = preprocess.sigmoid(rob["logits"][:, j])
+        d = np.abs(p1 - p0)[f]
+        reals, fakes = f & (y == 0), f & (y == 1)
+        out[c] = {
+            "faces_found": float(f.mean()),
+            "abs_delta_p_median": float(np.median(d)) if len(d) else None,
+            "abs_delta_p_p95": float(np.percentile(d, 95)) if len(d) else None,
+            "abs_delta_p_max": float(d.max()) if len(d) else None,
+            "reals_called_fake_before": float((p0[reals] >= t).mean()),
+            "reals_called_fake_after": float((p1[reals] >= t).mean()),
+            "reals_turned_fake": int(((p0 < t) & (p1 >= t))[reals].sum()),
+            "fakes_called_fake_before": float((p0[fakes] >= t).mean()),
+            "fakes_called_fake_after": float((p1[fakes] >= t).mean()),
+            "auc": metrics.roc_auc(y[f], rob["logits"][f, j]),
+            "auc_original": metrics.roc_auc(y[f], rob["orig"][f]),
+            "n": int(f.sum()),
+        }
+    return out
+
+
 def _subsample(idx: np.ndarray, limit: int | None) -> np.ndarray:
     return idx if not limit else idx[:: max(1, len(idx) // limit)]
 
@@ -138,11 +200,10 @@ def evaluate_member(
 ) -> dict:
     torch.set_num_threads(2)
     spec = preprocess.InputSpec.from_card(common.SPEC)
-    cache = Cache(common.SPEC["face_margin"], common.SPEC["face_size"])
+    cache = Cache(common.SPEC)
     model = load_checkpoint(name, run)
     summary = json.loads((Path(run) / "summary.json").read_text())
     va, te = cache.index("val"), cache.index("test")
-    te_all = te
     va, te = _subsample(va, limit), _subsample(te, limit)
     y_va, y_te = cache.labels[va], cache.labels[te]
     s_va, s_te = cache.sources[va], cache.sources[te]
@@ -160,13 +221,11 @@ def evaluate_member(
     lv = score_onnx(s8, cache.serve[va], spec)
     lt = score_onnx(s8, cache.serve[te], spec)
     lt32 = score_onnx(s32, cache.serve[te], spec)
-    rpath = robust_mod.robust_path(common.SPEC["face_margin"], common.SPEC["face_size"])
-    rob = None
-    if rpath.exists():
-        r = np.load(rpath, mmap_mode="r")[np.searchsorted(te_all, te)]
-        rob = {c: score_onnx(s8, r[:, j], spec) for j, c in enumerate(robust_mod.CONDITIONS)}
-    t, band = choose_threshold(y_va, preprocess.sigmoid(lv))
-    m_test = full_metrics(y_te, lt, s_te, t, band, rob)
+    rob = robust_scores(s8, spec)
+    t, band = choose_threshold(y_va, preprocess.sigmoid(lv), s_va)
+    m_test = full_metrics(y_te, lt, s_te, t, band)
+    if rob is not None:
+        m_test["invariance"] = invariance(cache, rob, t, band)
     m_val = {
         "auc": metrics.roc_auc(y_va, lv),
         "per_source_auc": metrics.per_source_auc(y_va, lv, s_va),
@@ -185,9 +244,7 @@ def evaluate_member(
         {
             "threshold": t,
             "uncertain_band": band,
-            "threshold_rule": f"smallest P(fake) with <= {MAX_FPR:.0%} of val reals above it; "
-            "band = "
-            f"[P at {BAND_LO_FPR:.0%} val real FPR, P at {BAND_HI_FPR:.0%} val real FPR]",
+            "threshold_rule": THRESHOLD_RULE,
             "metrics_model": "INT8 (files.cpu), views combined by mean logit",
             "training": {
                 k: summary["args"][k]
@@ -214,7 +271,7 @@ def evaluate_member(
         val=lv,
         test=lt,
         test_fp32=lt32,
-        **({f"robust_{k}": v for k, v in rob.items()} if rob else {}),
+        **({"robust": rob["logits"], "robust_orig": rob["orig"]} if rob else {}),
     )
     _ship(name, stage, card, out, y_te, lt, s_te, m_test, force)
     return card
@@ -257,7 +314,7 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 5
 
 
 def evaluate_ensemble(out: Path) -> dict:
-    cache = Cache(common.SPEC["face_margin"], common.SPEC["face_size"])
+    cache = Cache(common.SPEC)
     va, te = cache.index("val"), cache.index("test")
     y_va, y_te, s_va, s_te = (
         cache.labels[va],
@@ -267,7 +324,7 @@ def evaluate_ensemble(out: Path) -> dict:
     )
     names = list(common.ARCHS)
     sc = {n: np.load(common.RUNS_DIR / f"scores_{n}.npz") for n in names}
-    keys = [k for k in sc[names[0]].files if k.startswith("robust_")]
+    has_rob = "robust" in sc[names[0]].files
 
     def stack(key):
         return np.stack([sc[n][key] for n in names], axis=1)
@@ -289,9 +346,16 @@ def evaluate_ensemble(out: Path) -> dict:
         best = "mean_logit"
     f = cands[best]
     lv, lt = f(stack("val")), f(stack("test"))
-    rob = {k[len("robust_") :]: f(stack(k)) for k in keys} or None
-    t, band = choose_threshold(y_va, preprocess.sigmoid(lv))
-    m_test = full_metrics(y_te, lt, s_te, t, band, rob)
+    t, band = choose_threshold(y_va, preprocess.sigmoid(lv), s_va)
+    m_test = full_metrics(y_te, lt, s_te, t, band)
+    if has_rob:
+        r = np.load(robust_mod.robust_path(common.SPEC))
+        rl = np.stack([sc[n]["robust"] for n in names], axis=-1)  # (n, C, members)
+        ro = np.stack([sc[n]["robust_orig"] for n in names], axis=1)
+        rob = {"index": r["index"], "found": r["found"], "orig": f(ro),
+               "logits": np.stack([f(rl[:, j]) for j in range(rl.shape[1])], 1),
+               "conditions": [str(x) for x in r["conditions"]]}
+        m_test["invariance"] = invariance(cache, rob, t, band)
     combine = (
         best
         if best in ("mean_logit", "max_logit")
@@ -305,7 +369,8 @@ def evaluate_ensemble(out: Path) -> dict:
         "P(fake) = sigmoid(combined)",
         "threshold": t,
         "uncertain_band": band,
-        "threshold_rule": members[names[0]].get("threshold_rule"),
+        "threshold_rule": THRESHOLD_RULE,
+        "min_face": common.SPEC["min_face"],
         "trained": all(c.get("trained") for c in members.values()),
         "metrics": {
             "test": m_test,

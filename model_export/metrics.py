@@ -107,3 +107,46 @@ def per_source_auc(y, s, sources) -> dict:
         m = source_mask(y, sources, src)
         out[str(src)] = roc_auc(y[m], s[m])
     return out
+
+
+def threshold_per_real_source(y, p, sources, max_fpr: float) -> tuple[float, dict]:
+    """Smallest threshold at which every real source has at most ``max_fpr`` of its reals
+    called fake (``p >= t``); also each source's own threshold."""
+    y, p, sources = np.asarray(y), np.asarray(p, np.float64), np.asarray(sources)
+    own = {}
+    for s in sorted(np.unique(sources[y == 0])):
+        m = (sources == s) & (y == 0)
+        own[str(s)] = threshold_at_fpr(np.zeros(int(m.sum())), p[m], max_fpr)
+    return max(own.values()), own
+
+
+def balanced_posterior(y, p) -> tuple[np.ndarray, np.ndarray]:
+    """P(fake | score) with both classes weighted equally, as a non-decreasing step function of
+    the score (isotonic regression by pool-adjacent-violators): (sorted scores, posterior)."""
+    y = np.asarray(y).astype(bool)
+    p = np.asarray(p, np.float64)
+    order = np.argsort(p, kind="mergesort")
+    ys, ps = y[order], p[order]
+    w = np.where(ys, 0.5 / max(1, ys.sum()), 0.5 / max(1, (~ys).sum()))
+    vals, wts, counts = [], [], []
+    for v, wt in zip(ys.astype(np.float64), w):
+        vals.append(v)
+        wts.append(wt)
+        counts.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            tw = wts[-2] + wts[-1]
+            vals[-2] = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / tw
+            wts[-2] = tw
+            counts[-2] += counts[-1]
+            vals.pop()
+            wts.pop()
+            counts.pop()
+    return ps, np.repeat(vals, counts)
+
+
+def band_low(y, p, max_posterior: float) -> float:
+    """Lowest score at which the class-balanced P(fake | score) exceeds ``max_posterior``:
+    below it a REAL verdict is given; from it up to the fake threshold the answer is uncertain."""
+    ps, post = balanced_posterior(y, p)
+    above = np.flatnonzero(post > max_posterior)
+    return float(ps[above[0]]) if len(above) else float(ps[-1])

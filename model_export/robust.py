@@ -1,16 +1,19 @@
-"""Degraded copies of the test images, cut through the full service path (for robustness figures).
+"""Changed copies of test images, cut through the full service path (invariance figures).
 
-Each condition is applied to the *whole* original image, then the service path runs again
-(`find_faces` on the degraded image -> `crop_face` -> resize), so the figure includes the face
-finder's own failures under degradation:
+Each condition is applied to the *whole* original image, then the service's face path runs again
+(`faces.find_faces` on the changed image -> the face nearest the original one -> `align_face`),
+so the figures include the face finder's own failures:
 
-* ``jpeg50`` / ``jpeg75``: JPEG re-encoding at quality 50 / 75;
-* ``half``: downscaled to half width and height (area filter);
-* ``screenshot``: what a screenshot of the image on a HiDPI screen, shared again, looks like:
-  upscaled x1.5 (bilinear, as a browser renders it), PNG round trip, then JPEG quality 85 as chat
-  and social sites re-encode uploads.
+* re-encoding: ``jpeg50``, ``jpeg75``, ``screenshot`` (x1.5 bilinear as a HiDPI browser renders it,
+  PNG round trip, then JPEG q85 as chat and social sites re-encode uploads);
+* scale: ``scale0.5`` (area filter), ``scale2`` (bilinear);
+* borders of 40 px: ``border_white``, ``border_black``, ``border_mirror``, ``border_noise``;
+* ``reframe``: the image placed off-centre on a grey canvas twice its size, as a screenshot of
+  a page or a collage frames a photo;
+* ``tile``: the image tiled 2x2 into a "group photo" (the top-left copy's face is kept; the
+  service scores all four and calls the image as fake as its most fake face).
 
-    python -m model_export.robust   # 2 processes, ~5 min -> model_export/cache/*/robust_test.npy
+    python -m model_export.robust   # -> model_export/cache/<spec>/robust_test.npz
 """
 
 from __future__ import annotations
@@ -23,63 +26,119 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from model_export import common
-from model_export.data import Cache, cache_paths, face_crop_for_service
-from service.detection import preprocess
+from model_export.data import Cache, cache_paths, main_face
+from service.detection import faces, preprocess
 
-CONDITIONS = ["jpeg50", "jpeg75", "half", "screenshot"]
+CONDITIONS = ["jpeg50", "jpeg75", "screenshot", "scale0.5", "scale2", "border_white",
+              "border_black", "border_mirror", "border_noise", "reframe", "tile"]
+BORDER = 40
+PER_SOURCE = 120  # test images per source (evenly spread): the figures' sample
 
 
 def _jpeg(img, q):
-    return cv2.imdecode(
-        cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR
-    )
+    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])[1],
+                        cv2.IMREAD_COLOR)
 
 
-def degrade_image(img: np.ndarray, condition: str) -> np.ndarray:
+def change_image(img: np.ndarray, condition: str, seed: int = 0):
+    """(changed image, 2x3 map from original pixels to changed pixels)."""
+    h, w = img.shape[:2]
+    ident = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     if condition == "jpeg50":
-        return _jpeg(img, 50)
+        return _jpeg(img, 50), ident
     if condition == "jpeg75":
-        return _jpeg(img, 75)
-    if condition == "half":
-        h, w = img.shape[:2]
-        return cv2.resize(img, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+        return _jpeg(img, 75), ident
     if condition == "screenshot":
-        h, w = img.shape[:2]
         up = cv2.resize(img, (int(w * 1.5), int(h * 1.5)), interpolation=cv2.INTER_LINEAR)
         png = cv2.imdecode(cv2.imencode(".png", up)[1], cv2.IMREAD_COLOR)
-        return _jpeg(png, 85)
+        return _jpeg(png, 85), ident * 1.5
+    if condition in ("scale0.5", "scale2"):
+        f = 0.5 if condition == "scale0.5" else 2.0
+        interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+        out = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=interp)
+        return out, ident * f
+    if condition.startswith("border_"):
+        kind = condition.split("_", 1)[1]
+        b = BORDER
+        if kind == "noise":
+            rng = np.random.default_rng(seed)
+            out = rng.integers(0, 256, (h + 2 * b, w + 2 * b, 3), dtype=np.uint8)
+            out[b:b + h, b:b + w] = img
+        else:
+            mode = {"white": cv2.BORDER_CONSTANT, "black": cv2.BORDER_CONSTANT,
+                    "mirror": cv2.BORDER_REFLECT}[kind]
+            value = (255, 255, 255) if kind == "white" else (0, 0, 0)
+            out = cv2.copyMakeBorder(img, b, b, b, b, mode, value=value)
+        return out, np.array([[1.0, 0, b], [0, 1.0, b]])
+    if condition == "reframe":
+        out = np.full((2 * h, 2 * w, 3), 128, np.uint8)
+        x0, y0 = w // 4, h // 3
+        out[y0:y0 + h, x0:x0 + w] = img
+        return out, np.array([[1.0, 0, x0], [0, 1.0, y0]])
+    if condition == "tile":
+        return np.concatenate([np.concatenate([img, img], 1)] * 2, 0), ident
     raise ValueError(condition)
 
 
+def _nearest(found, point):
+    return min(found, key=lambda f: float(np.hypot(*(f.keypoints[:2].mean(0) - point))))
+
+
 def _work(args):
-    path, margin, face_size = args
+    path, spec_dict = args
     cv2.setNumThreads(1)
+    spec = preprocess.InputSpec.from_card(spec_dict)
     img = preprocess.decode_image(Path(path).read_bytes())
+    ref = main_face(faces.find_faces(img))
+    out = np.zeros((len(CONDITIONS), spec.face_size, spec.face_size, 3), np.uint8)
+    found = np.zeros(len(CONDITIONS), bool)
+    if ref is None:
+        return out, found
+    eyes = ref.keypoints[:2].mean(0)
+    for j, c in enumerate(CONDITIONS):
+        changed, m = change_image(img, c, seed=j)
+        fs = faces.find_faces(changed)
+        if not fs:
+            continue
+        f = _nearest(fs, m[:, :2] @ eyes + m[:, 2])
+        out[j], _ = preprocess.align_face(changed, f.keypoints, spec)
+        found[j] = True
+    return out, found
+
+
+def robust_path(spec: dict) -> Path:
+    return cache_paths(spec)["dir"] / "robust_test.npz"
+
+
+def sample(cache: Cache, split: str = "test", per_source: int = PER_SOURCE) -> np.ndarray:
+    """An evenly spread sample of each source's judged faces of ``split`` (indices)."""
+    idx = cache.index(split)
     out = []
-    for c in CONDITIONS:
-        crop, _ = face_crop_for_service(degrade_image(img, c), margin)
-        out.append(preprocess.resize_square(crop, face_size))
-    return np.stack(out)
-
-
-def robust_path(margin: float, face_size: int) -> Path:
-    return cache_paths(margin, face_size)["dir"] / "robust_test.npy"
+    for s in sorted(set(cache.sources[idx])):
+        own = idx[cache.sources[idx] == s]
+        for lab in (0, 1):
+            o = own[cache.labels[own] == lab]
+            if len(o):
+                out.append(o[np.linspace(0, len(o) - 1, min(per_source, len(o))).astype(int)])
+    return np.unique(np.concatenate(out))
 
 
 def build(processes: int = 2, split: str = "test") -> Path:
-    margin, fs = common.SPEC["face_margin"], common.SPEC["face_size"]
-    out = robust_path(margin, fs)
+    out = robust_path(common.SPEC)
     if out.exists():
         return out
-    cache = Cache(margin, fs)
-    idx = cache.index(split)
-    jobs = [(str(cache.data_dir / cache.records[i].path), margin, fs) for i in idx]
+    cache = Cache(common.SPEC)
+    idx = sample(cache, split)
+    jobs = [(str(cache.data_dir / cache.records[i].path), common.SPEC) for i in idx]
     with Pool(processes) as pool:
-        arr = np.stack(list(pool.imap(_work, jobs, chunksize=16)))  # (n, C, fs, fs, 3)
-    tmp = out.with_suffix(".tmp.npy")
-    np.save(tmp, arr)
+        res = list(pool.imap(_work, jobs, chunksize=8))
+    crops = np.stack([r[0] for r in res])  # (n, C, fs, fs, 3)
+    found = np.stack([r[1] for r in res])  # (n, C)
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez(tmp, index=idx, crops=crops, found=found, conditions=np.array(CONDITIONS))
     tmp.rename(out)
-    print(f"wrote {out} {arr.shape}")
+    print(f"wrote {out} {crops.shape}; faces found per condition: "
+          + ", ".join(f"{c} {found[:, j].mean():.3f}" for j, c in enumerate(CONDITIONS)))
     return out
 
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from model_export import augment, common, metrics
-from model_export.data import Cache
+from model_export.data import TRAIN_ZOOM, Cache
 from service.detection import preprocess
 
 
@@ -58,6 +58,7 @@ class Batches:
         self.p /= self.p.sum()
         self.reals = np.flatnonzero(labels == 0)
         self.seed = seed
+        self.zoom = TRAIN_ZOOM
         self.mean = np.asarray(spec.mean, np.float32)
         self.std = np.asarray(spec.std, np.float32)
 
@@ -70,14 +71,14 @@ class Batches:
                 seed = int(rng.integers(2**63))
                 for k in (i, j):
                     r = np.random.default_rng(seed)
-                    face = augment.degrade(self.faces[k], r, self.spec.face_size)
+                    face = augment.degrade(self.faces[k], r, self.spec.face_size, self.zoom)
                     views.append(augment.random_view(face, r, self.spec.input_size))
                     ys.append(int(self.labels[k]))
                 continue
             face = self.faces[i]
             if y == 1 and self.sbi > 0 and rng.random() < self.sbi:
                 face = augment.self_blend(self.faces[rng.choice(self.reals)], rng)
-            face = augment.degrade(face, rng, self.spec.face_size)
+            face = augment.degrade(face, rng, self.spec.face_size, self.zoom)
             views.append(augment.random_view(face, rng, self.spec.input_size))
             ys.append(y)
         x = preprocess.to_input(np.stack(views), self.spec)
@@ -145,7 +146,7 @@ def train(a) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = preprocess.InputSpec.from_card(common.SPEC)
-    cache = Cache(common.SPEC["face_margin"], common.SPEC["face_size"])
+    cache = Cache(common.SPEC)
     tr = cache.index("train", exclude_source=a.exclude_source)
     va = cache.index("val", exclude_source=a.exclude_source)
     if a.val_limit and len(va) > a.val_limit:  # a fixed, evenly spread subset (short runs)

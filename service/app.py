@@ -15,6 +15,7 @@ from service.auth.tokens import LocalIssuer, TokenVerifier
 from service.checks.fetch import make_fetch_session
 from service.checks.store import CheckService
 from service.detection.detector import Detector
+from service.detection.faces import FaceFinder
 from service.detection.models import load_ensemble
 from service.errors import error_middleware
 from service.keys import (
@@ -68,7 +69,7 @@ async def detector_ctx(app: web.Application):
     s = app[SETTINGS]
     ensemble = load_ensemble(s.models_dir, s.device, s.inference_threads)
     detector = Detector(ensemble, max_batch=s.batch_max_size, max_wait_ms=s.batch_max_wait_ms,
-                        max_image_pixels=s.max_image_pixels)
+                        max_image_pixels=s.max_image_pixels, finder=FaceFinder(s.models_dir))
     detector.start()
     app[DETECTOR] = detector
     app[CHECKS] = CheckService(app[DB], detector, override_for=queue.override,

@@ -107,6 +107,9 @@ async def batching(client) -> dict:
 def assert_verdict_consistent(obj: dict) -> None:
     """label/verdict/confidence follow from the score the way the ensemble card says."""
     p = obj["score"]
+    if obj.get("too_small"):
+        assert obj["verdict"] == "uncertain" and "too small" in obj["note"]
+        return
     assert 0.0 <= p <= 1.0
     assert obj["label"] == ("FAKE" if p >= THRESHOLD else "REAL")
     expected = "uncertain" if BAND[0] <= p < BAND[1] else obj["label"].lower()
@@ -158,8 +161,15 @@ async def test_answer_carries_every_field(client, auth, face_bytes):
     assert body["decisive_face"] == 0 and face["score"] == body["score"]
     x, y, w, h = face["box"]
     assert 0 <= x < x + w <= 300 and 0 <= y < y + h <= 300 and w >= 50
+    # the aligned square: its corners (turned with the head) and their bounds in the image
+    quad = np.array(face["quad"])
+    assert quad.shape == (4, 2)
+    cx, cy = quad.mean(0)
+    assert x < cx < x + w and y < cy < y + h
     x0, y0, x1, y1 = face["region"]
-    assert x0 <= x and y0 <= y and x1 >= x + w and y1 >= y + h  # the box plus its margin
+    assert (x0, y0) == tuple(np.clip(np.floor(quad.min(0)), 0, 300).astype(int))
+    assert x0 < x1 <= 300 and y0 < y1 <= 300
+    assert face["too_small"] is False
     assert set(face["models"]) == set(MEMBERS)
     assert_verdict_consistent(face)
 
@@ -189,16 +199,35 @@ async def test_group_photo_has_a_box_per_face(client, auth):
         assert_verdict_consistent(f)
     worst = max(range(len(faces)), key=lambda i: faces[i]["score"])
     assert body["decisive_face"] == worst and body["score"] == faces[worst]["score"]
-    for name in MEMBERS:
-        assert body["models"][name]["score"] == max(f["models"][name] for f in faces)
+    for name in MEMBERS:  # the members' scores of the decisive face, not maxima over faces
+        assert body["models"][name]["score"] == faces[worst]["models"][name]
 
 
-async def test_no_face_scores_the_whole_image(client, auth, noise_png):
+async def test_no_face_is_not_judged(client, auth, noise_png):
     body = await check_ok(await post_image(client, auth(), noise_png, "image/png"))
     assert body["face_found"] is False and body["faces"] == []
+    assert body["verdict"] == "no_face"
+    assert body["score"] is None and body["label"] is None and body["confidence"] is None
     assert body["decisive_face"] is None
-    assert "no face" in body["note"]
-    assert_verdict_consistent(body)
+    assert body["note"] == "no face found: not judged"
+    assert all(m["score"] is None for m in body["models"].values())
+    heat = await client.get(body["heatmap_url"], headers=auth())
+    assert heat.status == 200 and heat.content_type == "image/png"
+
+
+async def test_a_face_too_small_to_judge_is_uncertain(client, auth):
+    """A face shrunk below the card's min_face pixels is found and shown, but not judged."""
+    img = face_image()
+    small = cv2.resize(img, (40, 40), interpolation=cv2.INTER_AREA)
+    canvas = np.full((200, 200, 3), 200, np.uint8)
+    canvas[80:120, 80:120] = small
+    body = await check_ok(await post_image(client, auth(), encode(canvas), "image/png"))
+    if not body["faces"]:
+        pytest.skip("the face finder does not see a face this small")
+    face = body["faces"][0]
+    assert face["too_small"] is True and face["verdict"] == "uncertain"
+    assert "too small" in face["note"]
+    assert body["verdict"] == "uncertain" and body["note"] == "every face is too small to judge"
 
 
 async def test_second_upload_is_answered_from_the_store(client, auth, face_bytes):

@@ -120,10 +120,21 @@ def test_decode_errors():
 def test_views_and_input_follow_the_card():
     card = json.loads((REPO_ROOT / "models" / "resnet.card.json").read_text())
     spec = pp.InputSpec.from_card(card)
-    face, region = pp.crop_face(image(), (40, 20, 30, 30), spec.face_margin)
-    x0, y0, x1, y1 = region
-    assert x0 <= 40 and y0 <= 20 and x1 >= 70 and y1 >= 50
-    assert face.shape[:2] == (y1 - y0, x1 - x0)
+    # keypoints of a level face: eyes 20 px apart at y=40, mouth 20 px below them
+    kp = np.array([[50, 40], [70, 40], [60, 50], [60, 60], [40, 45], [80, 45]], np.float64)
+    face, frame = pp.align_face(image(), kp, spec)
+    assert face.shape == (spec.face_size, spec.face_size, 3)
+    assert pp.frame_side(frame, spec.face_size) == pytest.approx(20 * spec.face_scale)
+    quad = pp.frame_quad(frame, spec.face_size)
+    eye_mid = np.array([60, 40])
+    side = 20 * spec.face_scale
+    assert np.allclose(quad[0], eye_mid - [side / 2, spec.eye_y * side])
+    # each output pixel holds the image's pixel under the frame (a smooth image: no aliasing)
+    smooth = np.dstack([np.mgrid[0:H, 0:W][1] * 2] * 3).astype(np.uint8)
+    out, _ = pp.align_face(smooth, kp, spec)
+    for u, v in ((10, 10), (56, 56), (100, 30)):
+        x, y = frame @ [u + 0.5, v + 0.5, 1]
+        assert abs(int(out[v, u, 0]) - 2 * min(max(x - 0.5, 0), W - 1)) <= 3
     views = pp.face_views(face, spec)
     s = spec.input_size
     assert views.shape == (len(spec.crops), s, s, 3) and views.dtype == np.uint8

@@ -2,7 +2,9 @@
 
 Blocking work (decoding, face finding, cropping) runs in a thread pool; model runs go through
 the `MicroBatcher` on a single inference thread. An image with several faces is as fake as its
-most fake face; an image with no face is scored as a whole and says so (``face_found``).
+most fake face. An image where no face is found is not judged (``verdict: "no_face"``), and a face
+whose aligned square is smaller than the card's ``min_face`` pixels is shown but not judged
+(``too_small``, verdict ``uncertain``): the detectors were not trained to read such faces.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from service.detection import preprocess as pp
 from service.detection.batcher import MicroBatcher
-from service.detection.faces import find_faces
+from service.detection.faces import FaceFinder
 from service.detection.models import Ensemble, ModelsError
 
 CAM_GRID = 32  # side of the stored activation-map grid per face
@@ -29,10 +31,15 @@ class Prepared:
     width: int
     height: int
     boxes: list[tuple[int, int, int, int]]
-    regions: list[tuple[int, int, int, int]]
-    face_found: bool
-    x: np.ndarray  # (faces * views, 3, S, S)
+    regions: list[tuple[int, int, int, int]]  # axis-aligned bounds of each aligned square
+    quads: list[list[list[float]]]  # each aligned square's corners in image pixels
+    too_small: list[bool]
+    x: np.ndarray  # (faces * views, 3, S, S); empty when no face was found
     thumbnail: bytes
+
+    @property
+    def face_found(self) -> bool:
+        return bool(self.boxes)
 
 
 def make_thumbnail(image: np.ndarray) -> bytes:
@@ -45,33 +52,35 @@ def make_thumbnail(image: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def prepare(data: bytes, spec: pp.InputSpec, max_pixels: int) -> Prepared:
-    """Decode and cut the views of every face (blocking; run it in a thread)."""
+def prepare(data: bytes, spec: pp.InputSpec, max_pixels: int, finder: FaceFinder) -> Prepared:
+    """Decode, find every face and cut its aligned views (blocking; run it in a thread)."""
     image = pp.decode_image(data, max_pixels)
     h, w = image.shape[:2]
-    boxes = find_faces(image)
-    face_found = bool(boxes)
-    if not face_found:
-        boxes = [(0, 0, w, h)]
-    regions, views = [], []
-    for box in boxes:
-        if face_found:
-            face, region = pp.crop_face(image, box, spec.face_margin)
-        else:
-            face, region = image, (0, 0, w, h)
-        regions.append(region)
-        views.append(pp.face_views(face, spec))
-    x = pp.to_input(np.concatenate(views), spec)
-    return Prepared(w, h, [tuple(map(int, b)) for b in boxes], regions, face_found, x,
-                    make_thumbnail(image))
+    found = finder.find(image)
+    boxes, regions, quads, small, views = [], [], [], [], []
+    for face in found:
+        aligned, frame = pp.align_face(image, face.keypoints, spec)
+        quad = pp.frame_quad(frame, spec.face_size)
+        x0, y0 = np.clip(quad.min(0), 0, [w, h])
+        x1, y1 = np.clip(quad.max(0), 0, [w, h])
+        boxes.append(face.int_box())
+        regions.append((int(x0), int(y0), int(round(x1)), int(round(y1))))
+        quads.append([[round(float(a), 1), round(float(b), 1)] for a, b in quad])
+        small.append(pp.frame_side(frame, spec.face_size) < spec.min_face)
+        views.append(pp.face_views(aligned, spec))
+    s = spec.input_size
+    x = pp.to_input(np.concatenate(views), spec) if views else np.zeros((0, 3, s, s), np.float32)
+    return Prepared(w, h, boxes, regions, quads, small, x, make_thumbnail(image))
 
 
-def verdict_for(p: float, threshold: float, band: tuple[float, float]) -> dict:
+def verdict_for(p: float | None, threshold: float, band: tuple[float, float]) -> dict:
     """Verdict, label and a 0..100 confidence for the label.
 
     The confidence is 50 at the threshold and grows linearly to 100 at P(fake) = 1 for FAKE
     and at P(fake) = 0 for REAL, so the number always reads as "how sure of this label".
     """
+    if p is None:
+        return {"verdict": "no_face", "label": None, "confidence": None}
     label = "FAKE" if p >= threshold else "REAL"
     if label == "FAKE":
         conf = 50.0 + 50.0 * (p - threshold) / max(1e-9, 1.0 - threshold)
@@ -105,13 +114,14 @@ class Detector:
     """The ensemble plus its executors and batcher; `analyze` is the whole check."""
 
     def __init__(self, ensemble: Ensemble, *, max_batch: int, max_wait_ms: float,
-                 max_image_pixels: int, prepare_workers: int = 2):
+                 max_image_pixels: int, prepare_workers: int = 2, finder: FaceFinder | None = None):
         specs = {m.spec for m in ensemble.members}
         if len(specs) != 1:
             raise ModelsError("all detectors of the ensemble must share one input spec")
         self.ensemble = ensemble
         self.spec = specs.pop()
         self.max_image_pixels = max_image_pixels
+        self.finder = finder or FaceFinder()
         self.prepare_pool = ThreadPoolExecutor(prepare_workers, thread_name_prefix="prepare")
         self.infer_pool = ThreadPoolExecutor(1, thread_name_prefix="infer")
         self.batcher = MicroBatcher(self.run_models, self.infer_pool, max_batch, max_wait_ms)
@@ -138,41 +148,54 @@ class Detector:
         loop = asyncio.get_running_loop()
         with self.batcher.preparing_one():
             prep = await loop.run_in_executor(
-                self.prepare_pool, prepare, data, self.spec, self.max_image_pixels)
+                self.prepare_pool, prepare, data, self.spec, self.max_image_pixels, self.finder)
+        if not prep.face_found:
+            return self.summarize(prep, None, None)
         logits, cams = await self.batcher.submit(prep.x)
         return self.summarize(prep, logits, cams)
 
-    def summarize(self, prep: Prepared, logits: np.ndarray, cams: np.ndarray):
+    def summarize(self, prep: Prepared, logits: np.ndarray | None, cams: np.ndarray | None):
         ens = self.ensemble
         k = self.views_per_face
         members = [m.name for m in ens.members]
         faces, grids = [], []
-        member_face_p = {name: [] for name in members}
         for i, (box, region) in enumerate(zip(prep.boxes, prep.regions)):
             rows = slice(i * k, (i + 1) * k)
             member_logit = pp.combine_view_logits(logits[rows].T)  # (members,)
             p = float(pp.sigmoid(ens.combine(member_logit)))
             view_cams = np.tensordot(cams[rows], ens.weights, axes=([1], [0])) + ens.bias
             grids.append(face_cam(view_cams, self.spec))
-            per_model = {}
-            for j, name in enumerate(members):
-                mp = float(pp.sigmoid(member_logit[j]))
-                member_face_p[name].append(mp)
-                per_model[name] = round(mp, 4)
-            faces.append({
-                "box": list(box), "region": list(region), "score": round(p, 4),
-                **verdict_for(p, ens.threshold, ens.band), "models": per_model,
-            })
-        worst = max(range(len(faces)), key=lambda i: faces[i]["score"])
-        score = faces[worst]["score"]
+            per_model = {name: round(float(pp.sigmoid(member_logit[j])), 4)
+                         for j, name in enumerate(members)}
+            face = {
+                "box": list(box), "region": list(region), "quad": prep.quads[i],
+                "score": round(p, 4), **verdict_for(p, ens.threshold, ens.band),
+                "too_small": prep.too_small[i], "models": per_model,
+            }
+            if prep.too_small[i]:
+                face["verdict"] = "uncertain"
+                face["note"] = (f"face smaller than {self.spec.min_face} px: too small to judge")
+            faces.append(face)
+        judged = [i for i, f in enumerate(faces) if not f["too_small"]]
+        pool = judged or list(range(len(faces)))
+        decisive = max(pool, key=lambda i: faces[i]["score"]) if faces else None
+        if decisive is None:
+            top = verdict_for(None, ens.threshold, ens.band)
+            score = None
+        else:
+            score = faces[decisive]["score"]
+            top = verdict_for(score, ens.threshold, ens.band)
+            if not judged:
+                top["verdict"] = "uncertain"
         result = {
-            **verdict_for(score, ens.threshold, ens.band),
+            **top,
             "score": score,
             "face_found": prep.face_found,
-            "faces": faces if prep.face_found else [],
-            "decisive_face": worst if prep.face_found else None,
+            "faces": faces,
+            "decisive_face": decisive,
             "models": {
-                m.name: {"score": round(max(member_face_p[m.name]), 4), "trained": m.trained}
+                m.name: {"score": faces[decisive]["models"][m.name] if faces else None,
+                         "trained": m.trained}
                 for m in ens.members
             },
             "trained": ens.trained,
@@ -180,12 +203,17 @@ class Detector:
             "width": prep.width,
             "height": prep.height,
             "regions": [f["region"] for f in faces],
+            "quads": [f["quad"] for f in faces],
         }
         if not prep.face_found:
-            result["note"] = "no face found: the whole image was scored"
+            result["note"] = "no face found: not judged"
+        elif not judged:
+            result["note"] = "every face is too small to judge"
         if not ens.trained:
             result["warning"] = "the detectors are untrained: this verdict means nothing"
-        return result, np.stack(grids).astype(np.float16), prep.thumbnail
+        side = CAM_GRID
+        stacked = np.stack(grids) if grids else np.zeros((0, side, side), np.float32)
+        return result, stacked.astype(np.float16), prep.thumbnail
 
 
 def grids_to_bytes(grids: np.ndarray) -> bytes:

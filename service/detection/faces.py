@@ -1,49 +1,242 @@
-"""Face finding with OpenCV's Haar cascades (shipped inside opencv-python-headless < 5)."""
+"""Face finding with MediaPipe BlazeFace (ONNX, converted by `model_export.blazeface`).
+
+Two passes share one decoder: the short-range model (128 px) on the whole image, letterboxed, finds
+faces that fill a good part of the picture; the 256-px "back" model (trained on faces further
+from the camera) on the same letterboxed image finds the small faces of group and street photos.
+Large images are additionally cut into overlapping tiles for the 256-px model so that faces of a
+few dozen pixels in a 1024-px photo are still found. The anchor decoding and the weighted
+non-maximum suppression follow MediaPipe's published graph options (SSD anchors with fixed size,
+``TensorsToDetections`` box/keypoint scales, ``NonMaxSuppression`` in weighted mode); they are
+written here, so no TensorFlow is needed at run time.
+
+A face is a `Face`: score, box (x, y, w, h) and six keypoints in image pixels: the eyes (the
+person's right eye first, i.e. the one on the image's left for a frontal face), the nose tip, the
+mouth centre and the two ear tragions.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-# preprocess sets OPENCV_IO_MAX_IMAGE_PIXELS, which OpenCV reads only when cv2 is first imported
-# (often before this line): decode_image therefore checks the declared size itself.
+# preprocess sets OPENCV_IO_MAX_IMAGE_PIXELS before OpenCV is first imported where it can
 from service.detection import preprocess  # noqa: F401
 
-_CASCADE_FILE = "haarcascade_frontalface_default.xml"
-_local = threading.local()
-
-# Faces are searched on a copy whose longer side is at most this many pixels (speed), and
-# faces smaller than MIN_FACE_FRACTION of the shorter side are ignored (noise).
-DETECT_MAX_SIDE = 640
-MIN_FACE_FRACTION = 0.08
-MAX_FACES = 8
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+CARD_FILE = "blazeface.card.json"
+MAX_FACES = 16
 
 
-def _cascade() -> cv2.CascadeClassifier:
-    # CascadeClassifier is not thread-safe: one per thread.
-    c = getattr(_local, "cascade", None)
-    if c is None:
-        c = cv2.CascadeClassifier(cv2.data.haarcascades + _CASCADE_FILE)
-        if c.empty():
-            raise RuntimeError(f"OpenCV face cascade {_CASCADE_FILE} is missing (opencv >= 5?)")
-        _local.cascade = c
-    return c
+@dataclass(frozen=True)
+class Face:
+    score: float
+    box: tuple[float, float, float, float]  # x, y, w, h in image pixels
+    keypoints: np.ndarray = field(compare=False)  # (6, 2) x, y in image pixels
+
+    @property
+    def eyes(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.keypoints[0], self.keypoints[1]
+
+    def int_box(self) -> tuple[int, int, int, int]:
+        return tuple(int(round(v)) for v in self.box)
 
 
-def find_faces(image_bgr: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Face boxes (x, y, w, h) in image pixels, largest first, at most MAX_FACES."""
-    h, w = image_bgr.shape[:2]
-    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-    small = image_bgr if scale == 1.0 else cv2.resize(
-        image_bgr, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA
-    )
-    gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
-    min_side = max(24, int(min(gray.shape) * MIN_FACE_FRACTION))
-    found = _cascade().detectMultiScale(
-        gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
-    )
-    boxes = [tuple(int(round(v / scale)) for v in b) for b in (found if len(found) else [])]
-    boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
-    return boxes[:MAX_FACES]
+def ssd_anchors(input_size: int, strides: list[int], per_cell: list[int]) -> np.ndarray:
+    """Anchor centres (n, 2) in 0..1: for each stride, ``per_cell`` anchors at each cell centre."""
+    out = []
+    for stride, k in zip(strides, per_cell):
+        g = int(np.ceil(input_size / stride))
+        ys, xs = np.mgrid[0:g, 0:g]
+        c = np.stack([(xs + 0.5) / g, (ys + 0.5) / g], -1).reshape(-1, 1, 2)
+        out.append(np.repeat(c, k, axis=1).reshape(-1, 2))
+    return np.concatenate(out).astype(np.float32)
+
+
+class _Model:
+    """One BlazeFace ONNX file with its anchors and decoding settings (from the card)."""
+
+    def __init__(self, models_dir: Path, spec: dict, threads: int = 1):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(
+            str(models_dir / spec["file"]), so, providers=["CPUExecutionProvider"])
+        self.size = int(spec["input_size"])
+        self.min_score = float(spec["min_score"])
+        self.anchors = ssd_anchors(self.size, spec["anchor_strides"], spec["anchors_per_cell"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.lock = threading.Lock()
+
+    def detect(self, square_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores (n,), boxes (n, 4) as x0, y0, x1, y1 and keypoints (n, 6, 2), all in 0..1."""
+        x = square_rgb.astype(np.float32) * (2.0 / 255.0) - 1.0
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        reg, cls = self.session.run(None, {self.input_name: x})
+        reg, cls = reg[0], cls[0, :, 0]
+        keep = cls > np.log(self.min_score / (1.0 - self.min_score))  # sigmoid(cls) > min_score
+        if not keep.any():
+            return np.zeros(0), np.zeros((0, 4)), np.zeros((0, 6, 2))
+        reg, cls, anc = reg[keep] / self.size, cls[keep], self.anchors[keep]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(cls, -100, 100)))
+        cx, cy = reg[:, 0] + anc[:, 0], reg[:, 1] + anc[:, 1]
+        w, h = reg[:, 2], reg[:, 3]
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+        kps = reg[:, 4:16].reshape(-1, 6, 2) + anc[:, None, :]
+        return scores, boxes, kps
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of one box ``a`` (4,) with boxes ``b`` (n, 4), x0 y0 x1 y1."""
+    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = ix * iy
+    area = lambda r: np.clip(r[..., 2] - r[..., 0], 0, None) * np.clip(r[..., 3] - r[..., 1], 0, None)  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+
+
+def _contained(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of box ``a``'s area that lies inside box ``b`` (x0 y0 x1 y1)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)
+
+
+def weighted_nms(scores, boxes, kps, iou_threshold: float):
+    """MediaPipe's weighted NMS: each cluster of overlapping detections becomes their
+    score-weighted mean (box and keypoints), with the best score of the cluster."""
+    order = np.argsort(-scores)
+    scores, boxes, kps = scores[order], boxes[order], kps[order]
+    out = []
+    remaining = np.ones(len(scores), bool)
+    for i in range(len(scores)):
+        if not remaining[i]:
+            continue
+        members = remaining & (_iou(boxes[i], boxes) > iou_threshold)
+        members[i] = True
+        w = scores[members][:, None]
+        box = (boxes[members] * w).sum(0) / w.sum()
+        kp = (kps[members] * w[:, :, None]).sum(0) / w.sum()
+        out.append((float(scores[i]), box, kp))
+        remaining &= ~members
+    return out
+
+
+def _letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, int, int]:
+    """Image scaled into a size x size square, centred, black padding: (square, scale, dx, dy)."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(image, (nw, nh), interpolation=interp)
+    out = np.zeros((size, size, 3), np.uint8)
+    dx, dy = (size - nw) // 2, (size - nh) // 2
+    out[dy:dy + nh, dx:dx + nw] = small
+    return out, scale, dx, dy
+
+
+class FaceFinder:
+    """BlazeFace short-range + back (+ tiles for large images), thread-safe."""
+
+    def __init__(self, models_dir: Path = MODELS_DIR, threads: int = 1):
+        self.card = json.loads((Path(models_dir) / CARD_FILE).read_text())
+        d = self.card["detection"]
+        self.models = {k: _Model(Path(models_dir), v, threads) for k, v in self.card["models"].items()}
+        self.iou = float(d["nms_iou"])
+        self.tile_min_side = int(d["tile_min_side"])
+        self.tile_side = int(d["tile_side"])
+        self.min_box_fraction = float(d["min_box_fraction"])
+        self.max_containment = float(d["max_containment"])
+        self.back_min_side = int(d["back_min_side"])
+        self.short_margin = float(d["short_margin"])
+
+    def _run(self, name: str, bgr: np.ndarray, ox: float = 0.0, oy: float = 0.0):
+        """One model on the letterboxed image: scores, boxes (x0 y0 x1 y1), keypoints, in the
+        image's pixels (shifted by ``ox``, ``oy``)."""
+        m = self.models[name]
+        square, scale, dx, dy = _letterbox(bgr, m.size)
+        with m.lock:  # one session run at a time per model: the sessions have one thread each
+            s, b, k = m.detect(cv2.cvtColor(square, cv2.COLOR_BGR2RGB))
+        b = (b * m.size - [dx, dy, dx, dy]) / scale + [ox, oy, ox, oy]
+        k = (k * m.size - [dx, dy]) / scale + [ox, oy]
+        return s, b, k
+
+    def find(self, image_bgr: np.ndarray) -> list[Face]:
+        """Faces, most confident first (at most MAX_FACES)."""
+        h, w = image_bgr.shape[:2]
+        # The short-range model places keypoints well when the face has some margin around it:
+        # it sees the image with a black border of `short_margin` of its longer side (a tight
+        # crop, where the face fills the picture, is then framed like its training faces).
+        pad = int(round(self.short_margin * max(h, w)))
+        padded = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        short = self._nms(*self._run("short", padded, -pad, -pad))
+        # The back model adds the faces too small for the short one; where both found a face,
+        # the short model's box and keypoints are kept (the back model's keypoints drift on
+        # large faces).
+        small = []
+        if max(h, w) >= self.back_min_side:
+            parts = [self._run("back", image_bgr)]
+            if max(h, w) >= self.tile_min_side:
+                parts += [self._run("back", image_bgr[y:y + t, x:x + t], x, y)
+                          for x, y, t in tiles(w, h, self.tile_side)]
+            back = self._nms(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
+            small = [d for d in back if not any(
+                _iou(d[1], np.asarray([o[1]]))[0] > self.iou or _contained(d[1], o[1]) > 0.5
+                or _contained(o[1], d[1]) > 0.5 for o in short)]
+        found = sorted(short + small, key=lambda d: -d[0])
+        faces, kept = [], []
+        min_side = self.min_box_fraction * min(h, w)
+        for score, box, kp in found:
+            if any(_contained(box, other) > self.max_containment for other in kept):
+                continue  # a face inside a more confident face is a part of it (an eye, a cheek)
+            kept.append(box)
+            x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+            x1, y1 = min(float(w), box[2]), min(float(h), box[3])
+            if x1 - x0 < 2 or y1 - y0 < 2 or max(box[2] - box[0], box[3] - box[1]) < min_side:
+                continue
+            faces.append(Face(score, (x0, y0, x1 - x0, y1 - y0), kp.astype(np.float32)))
+        return faces[:MAX_FACES]
+
+    def _nms(self, s, b, k):
+        return weighted_nms(s, b, k, self.iou) if len(s) else []
+
+
+def tiles(w: int, h: int, side: int) -> list[tuple[int, int, int]]:
+    """Overlapping square tiles (x, y, side) covering a w x h image (overlap >= a quarter tile)."""
+    side = min(side, w, h)
+    out = []
+    for y in _starts(h, side):
+        for x in _starts(w, side):
+            out.append((x, y, side))
+    return out
+
+
+def _starts(length: int, side: int) -> list[int]:
+    if length <= side:
+        return [0]
+    n = int(np.ceil((length - side) / (0.75 * side))) + 1
+    return [round(i * (length - side) / (n - 1)) for i in range(n)]
+
+
+_default: FaceFinder | None = None
+_default_lock = threading.Lock()
+
+
+def default_finder() -> FaceFinder:
+    """The finder over the shipped `models/` files (loaded once per process)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = FaceFinder()
+        return _default
+
+
+def find_faces(image_bgr: np.ndarray) -> list[Face]:
+    return default_finder().find(image_bgr)

@@ -24,7 +24,9 @@ import cv2  # noqa: E402  (must follow the environment variable above)
 import numpy as np  # noqa: E402
 
 CARD_KEYS = {
-    "face_margin": "fraction of the face box added on each side before cropping",
+    "face_scale": "side of the aligned face square, in units of the face's size (see `face_frame`)",
+    "eye_y": "height of the eyes' midpoint in the aligned face square (0 = top, 1 = bottom)",
+    "min_face": "faces whose aligned square is smaller than this many image pixels are not judged",
     "face_size": "side in pixels the face crop is resized to",
     "input_size": "side in pixels of each view fed to the network",
     "crops": "list of [fx, fy] view positions inside the face (0 = left/top, 1 = right/bottom)",
@@ -46,7 +48,9 @@ class ImageError(ValueError):
 class InputSpec:
     """The part of a model card that defines the network's input."""
 
-    face_margin: float
+    face_scale: float
+    eye_y: float
+    min_face: int
     face_size: int
     input_size: int
     crops: tuple[tuple[float, float], ...]
@@ -56,7 +60,9 @@ class InputSpec:
     @classmethod
     def from_card(cls, card: dict) -> "InputSpec":
         return cls(
-            face_margin=float(card["face_margin"]),
+            face_scale=float(card["face_scale"]),
+            eye_y=float(card["eye_y"]),
+            min_face=int(card["min_face"]),
             face_size=int(card["face_size"]),
             input_size=int(card["input_size"]),
             crops=tuple((float(x), float(y)) for x, y in card["crops"]),
@@ -194,26 +200,74 @@ def _decode_gif_first_frame(data: bytes) -> np.ndarray | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def expand_box(box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """Grow an (x, y, w, h) face box by ``margin`` of its size on each side, square it, clip it.
+# The face's size: the larger of the eye distance and the eye-to-mouth distance (the second keeps
+# turned heads, whose eyes come close together, at their true size). Frontal faces have the two
+# about equal, so a face_scale of 2.5 spans roughly the forehead to below the chin.
+def face_frame(keypoints: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """The aligned face square as a 2x3 affine map from face-square pixels (0..face_size) to
+    image pixels: eyes level, the face's size fixed, the eyes' midpoint at (0.5, eye_y)."""
+    kp = np.asarray(keypoints, np.float64)
+    eye_a, eye_b, mouth = kp[0], kp[1], kp[3]
+    mid = (eye_a + eye_b) / 2.0
+    across = eye_b - eye_a
+    size = max(float(np.hypot(*across)), float(np.hypot(*(mouth - mid))), 1.0)
+    ux = across / max(float(np.hypot(*across)), 1e-6)  # unit vector along the eyes
+    if float(np.hypot(*across)) < 1e-6:
+        ux = np.array([1.0, 0.0])
+    uy = np.array([-ux[1], ux[0]])  # "down" in the face
+    side = size * spec.face_scale
+    k = side / spec.face_size  # image pixels per face-square pixel
+    origin = mid - ux * (0.5 * side) - uy * (spec.eye_y * side)
+    return np.array([[ux[0] * k, uy[0] * k, origin[0]], [ux[1] * k, uy[1] * k, origin[1]]])
 
-    Returns (x0, y0, x1, y1) in image pixels.
+
+def frame_quad(frame: np.ndarray, face_size: int) -> np.ndarray:
+    """The face square's corners in image pixels (top-left, top-right, bottom-right, bottom-left)."""
+    s = float(face_size)
+    corners = np.array([[0, 0, 1], [s, 0, 1], [s, s, 1], [0, s, 1]], np.float64)
+    return corners @ frame.T
+
+
+def frame_side(frame: np.ndarray, face_size: int) -> float:
+    """Side of the face square in image pixels."""
+    return float(np.hypot(frame[0, 0], frame[1, 0]) * face_size)
+
+
+def align_face(image: np.ndarray, keypoints, spec: InputSpec, out_size: int | None = None,
+               zoom: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned face square (uint8, out_size x out_size, default face_size) and its frame.
+
+    Parts of the square outside the image repeat the image's edge. A face much larger than the
+    output is first shrunk with an area filter, so the warp never aliases. ``zoom`` > 1 takes a
+    larger square around the same centre (training uses it for context to augment from).
     """
-    x, y, w, h = (float(v) for v in box)
-    side = max(w, h) * (1.0 + 2.0 * margin)
-    cx, cy = x + w / 2.0, y + h / 2.0
-    x0 = int(round(max(0.0, cx - side / 2.0)))
-    y0 = int(round(max(0.0, cy - side / 2.0)))
-    x1 = int(round(min(float(width), cx + side / 2.0)))
-    y1 = int(round(min(float(height), cy + side / 2.0)))
-    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
-
-
-def crop_face(image: np.ndarray, box, margin: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Crop a face with margin; returns the crop and its (x0, y0, x1, y1) in the image."""
+    out_size = out_size or spec.face_size
+    frame = face_frame(keypoints, spec)
+    if zoom != 1.0:
+        c = frame @ np.array([spec.face_size / 2, spec.face_size / 2, 1.0])
+        frame = frame.copy()
+        frame[:, :2] *= zoom
+        frame[:, 2] = c - frame[:, :2] @ np.array([spec.face_size / 2, spec.face_size / 2])
+    # map from output pixels to image pixels
+    m = frame.copy()
+    m[:, :2] *= spec.face_size / out_size
+    src, off = image, np.zeros(2)
+    shrink = np.hypot(m[0, 0], m[1, 0])  # image pixels per output pixel
+    quad = np.array([[0, 0, 1], [out_size, 0, 1], [out_size, out_size, 1], [0, out_size, 1]]) @ m.T
     h, w = image.shape[:2]
-    x0, y0, x1, y1 = expand_box(box, margin, w, h)
-    return image[y0:y1, x0:x1], (x0, y0, x1, y1)
+    x0, y0 = np.clip(np.floor(quad.min(0)).astype(int) - 2, 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(quad.max(0)).astype(int) + 2, [x0 + 1, y0 + 1], [w, h])
+    src, off = image[y0:y1, x0:x1], np.array([x0, y0], np.float64)
+    m[:, 2] -= off
+    if shrink > 1.5:  # area-filter first: the warp then only has to shrink by < 1.5
+        f = 1.0 / (shrink / 1.25)
+        sw, sh = max(1, round(src.shape[1] * f)), max(1, round(src.shape[0] * f))
+        fx, fy = sw / src.shape[1], sh / src.shape[0]
+        src = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)
+        m = np.array([[fx, 0], [0, fy]]) @ m
+    face = cv2.warpAffine(src, m, (out_size, out_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return face, frame
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:

