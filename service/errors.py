@@ -8,6 +8,7 @@ import math
 from aiohttp import web
 
 from service.keys import SETTINGS
+from service.store import BadValue
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ async def error_middleware(request: web.Request, handler):
         return await handler(request)
     except ApiError as e:
         return e.response()
+    except BadValue as e:  # input the database cannot hold (NUL in text, a number out of range)
+        return ApiError(400, "bad_value", f"a value in the request cannot be stored: {e}").response()
     except web.HTTPException as e:
         if e.status < 400:
             raise

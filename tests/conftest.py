@@ -1,4 +1,9 @@
-"""Fixtures: the real app on a temporary data folder, tokens from its own issuer, images."""
+"""Fixtures: the real app on a temporary data folder, tokens from its own issuer, images.
+
+Every test that takes ``database_url`` (and so every test using ``settings``, ``app`` or
+``client``) runs twice: on SQLite (the embedded default) and on a real PostgreSQL server that
+the session starts once (``tests/support/postgres.py``), with a fresh database per test.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,41 @@ import pytest
 from service.app import create_app
 from service.auth.tokens import LocalIssuer
 from service.settings import Settings
-from tests.support.paths import require_shared_data, sample_images
+from tests.support.paths import IN_CI, require_shared_data, sample_images
+from tests.support.postgres import binaries_missing, postgres_server
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole session (started on first use)."""
+    missing = binaries_missing()
+    if missing:
+        message = f"PostgreSQL binaries missing: {', '.join(missing)} (.ci/run installs them)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0)
+def database_url(request, backend) -> str:
+    """Empty (SQLite in the data folder) or the URL of a new PostgreSQL database."""
+    if backend == "sqlite":
+        return ""
+    return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url) -> Settings:
+    return Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0, database_url=database_url)
 
 
 @pytest.fixture

@@ -75,9 +75,9 @@ async def test_wrong_passwords_and_unknown_emails_answer_alike(client):
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path, database_url):
     return Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0, login_max_failures=3,
-                    login_lockout_s=2)
+                    login_lockout_s=2, database_url=database_url)
 
 
 async def test_lockout_after_repeated_failures_then_unlocked(client):
@@ -132,14 +132,15 @@ async def test_me_shows_and_changes_email_and_alerts(client, auth):
     assert resp.status == 400 and (await resp.json())["error"] == "email_required"
 
 
-def run_cli(data_dir, *args, env=None):
-    environ = {**os.environ, "REALCHECK_DATA_DIR": str(data_dir), **(env or {})}
+def run_cli(settings, *args, env=None):
+    environ = {**os.environ, "REALCHECK_DATA_DIR": str(settings.data_dir),
+               "REALCHECK_DATABASE_URL": settings.database_url, **(env or {})}
     return subprocess.run([sys.executable, "-m", "service", *args], cwd=REPO, env=environ,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
 
 
 async def test_create_admin_makes_the_first_admin_of_a_fresh_install(aiohttp_client, settings):
-    done = run_cli(settings.data_dir, "create-admin", "--email", "Root@Example.com",
+    done = run_cli(settings, "create-admin", "--email", "Root@Example.com",
                    "--password", PASSWORD)
     assert done.returncode == 0, done.stderr
     assert "created admin root@example.com" in done.stdout
@@ -149,7 +150,7 @@ async def test_create_admin_makes_the_first_admin_of_a_fresh_install(aiohttp_cli
     session = await resp.json()
     assert session["user"]["role"] == "admin"
     assert (await client.get("/v1/admin/users", headers=bearer(session["token"]))).status == 200
-    again = run_cli(settings.data_dir, "create-admin", "--email", "two@example.com",
+    again = run_cli(settings, "create-admin", "--email", "two@example.com",
                     "--password", PASSWORD)
     assert again.returncode == 2 and "an admin already exists" in again.stderr
     audit = await (await client.get("/v1/admin/audit", params={"action": "cli.create_admin"},
@@ -160,9 +161,9 @@ async def test_create_admin_makes_the_first_admin_of_a_fresh_install(aiohttp_cli
 async def test_create_admin_promotes_a_registered_account_and_checks_its_input(aiohttp_client, settings):
     client = await aiohttp_client(create_app(settings))
     user = await (await register(client, email="ann@example.com")).json()
-    weak = run_cli(settings.data_dir, "create-admin", "--email", "new@example.com", "--password", "short")
+    weak = run_cli(settings, "create-admin", "--email", "new@example.com", "--password", "short")
     assert weak.returncode == 2 and "at least" in weak.stderr
-    done = run_cli(settings.data_dir, "create-admin", "--email", "ann@example.com",
+    done = run_cli(settings, "create-admin", "--email", "ann@example.com",
                    env={"REALCHECK_ADMIN_PASSWORD": "ignored for an existing account"})
     assert done.returncode == 0 and "made ann@example.com" in done.stdout
     me = await (await client.get("/v1/me", headers=bearer(user["token"]))).json()
@@ -185,10 +186,10 @@ async def external_issuer(aiohttp_server, tmp_path):
 
 
 async def test_with_an_external_issuer_its_tokens_are_accepted_and_users_created(
-        aiohttp_client, tmp_path, external_issuer):
+        aiohttp_client, tmp_path, external_issuer, database_url):
     issuer, jwks_url = external_issuer
     settings = Settings(data_dir=tmp_path / "ext", jwks_url=jwks_url, issuer="https://clerk.example",
-                        allowed_origins=("https://clerk.example",))
+                        allowed_origins=("https://clerk.example",), database_url=database_url)
     client = await aiohttp_client(create_app(settings))
     token = issuer.issue("user_2abc", "moderator", email="mod@clerk.example")
     me = await (await client.get("/v1/me", headers=bearer(token))).json()

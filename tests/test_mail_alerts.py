@@ -21,8 +21,8 @@ def smtp():
 
 
 @pytest.fixture
-def settings(tmp_path, smtp):
-    return mail_settings(tmp_path / "data", smtp.port)
+def settings(tmp_path, smtp, database_url):
+    return mail_settings(tmp_path / "data", smtp.port, database_url=database_url)
 
 
 @pytest.fixture

@@ -178,9 +178,10 @@ async def jwks(aiohttp_server):
 
 
 @pytest.fixture
-async def clerk_client(aiohttp_client, tmp_path, jwks):
+async def clerk_client(aiohttp_client, tmp_path, jwks, database_url):
     settings = Settings(data_dir=tmp_path / "d", jwks_url=jwks.url, issuer=CLERK,
-                        allowed_origins=(EXTENSION,), rate_limit_per_minute=0)
+                        allowed_origins=(EXTENSION,), rate_limit_per_minute=0,
+                        database_url=database_url)
     return await aiohttp_client(create_app(settings))
 
 

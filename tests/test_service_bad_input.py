@@ -212,8 +212,8 @@ async def test_authentication_comes_before_the_body(small_client):
     assert await error_of(resp, 401) == "missing_token"
 
 
-async def test_rate_limit(aiohttp_client, tmp_path, auth, face_bytes):
-    settings = Settings(data_dir=tmp_path / "data", rate_limit_per_minute=2)
+async def test_rate_limit(aiohttp_client, tmp_path, auth, face_bytes, database_url):
+    settings = Settings(data_dir=tmp_path / "data", rate_limit_per_minute=2, database_url=database_url)
     client = await aiohttp_client(create_app(settings))
     for _ in range(2):
         assert (await post_form(client, auth("alice"), face_bytes)).status == 201

@@ -34,6 +34,11 @@ class Database(Connection, Protocol):
     async def close(self) -> None: ...
 
 
+class BadValue(ValueError):
+    """A value the database cannot hold (text with a NUL character, an integer out of range):
+    the caller's input is wrong; the edge answers 400."""
+
+
 def now() -> float:
     return time.time()
 

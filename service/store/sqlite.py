@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from service.store import BadValue
 from service.store.migrations import statements_for, target_version
 
 
@@ -57,16 +58,25 @@ class SqliteDatabase:
         return applied
 
     async def execute(self, sql: str, params=()) -> int:
-        async with self.conn.execute(sql, params) as cur:
-            return cur.rowcount
+        try:
+            async with self.conn.execute(sql, params) as cur:
+                return cur.rowcount
+        except OverflowError as e:
+            raise BadValue(str(e)) from e
 
     async def fetchone(self, sql: str, params=()):
-        async with self.conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        try:
+            async with self.conn.execute(sql, params) as cur:
+                return await cur.fetchone()
+        except OverflowError as e:
+            raise BadValue(str(e)) from e
 
     async def fetchall(self, sql: str, params=()) -> list:
-        async with self.conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        try:
+            async with self.conn.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except OverflowError as e:
+            raise BadValue(str(e)) from e
 
     async def fetchval(self, sql: str, params=()):
         row = await self.fetchone(sql, params)

@@ -1,0 +1,88 @@
+"""The database layer itself, on both backends: migrations (also when replicas start together),
+placeholders, and input the database cannot hold answered as a 400."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from service.settings import Settings
+from service.store import open_database
+from service.store.migrations import statements_for, target_version
+from service.store.postgres import numbered
+
+
+def test_placeholders_are_numbered_outside_quotes():
+    assert numbered("SELECT '?' AS q, \"a?\" FROM t WHERE x = ? AND y IN (?, ?)") == \
+        "SELECT '?' AS q, \"a?\" FROM t WHERE x = $1 AND y IN ($2, $3)"
+
+
+def test_every_migration_renders_in_both_dialects():
+    for number in range(1, target_version() + 1):
+        for dialect in ("sqlite", "postgresql"):
+            sql = " ".join(statements_for(number, dialect))
+            assert "{" not in sql and "}" not in sql
+    assert "BYTEA" in " ".join(statements_for(1, "postgresql"))
+    assert "DOUBLE PRECISION" not in " ".join(statements_for(1, "sqlite"))
+
+
+async def schema_versions(db) -> list[int]:
+    if db.dialect == "sqlite":
+        return [await db.fetchval("PRAGMA user_version")]
+    return [r["version"] for r in await db.fetchall("SELECT version FROM schema_version ORDER BY version")]
+
+
+async def test_replicas_starting_together_migrate_once(tmp_path, database_url, request):
+    """Six processes' worth of connections open a fresh database at the same moment."""
+    if database_url:  # an empty PostgreSQL database, not the pre-migrated copy
+        database_url = request.getfixturevalue("postgres").create_database(migrated=False)
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    dbs = await asyncio.gather(*(open_database(settings) for _ in range(6)))
+    try:
+        want = list(range(1, target_version() + 1))
+        expect = want if dbs[0].dialect == "postgresql" else [target_version()]
+        for db in dbs:
+            assert await schema_versions(db) == expect
+        # Every table is there once and usable from any of them.
+        async with dbs[0].transaction() as tx:
+            await tx.execute("INSERT INTO faq (question, answer, position, published, created_at,"
+                             " updated_at) VALUES (?, ?, ?, ?, ?, ?)", ("q", "a", 1, 1, 1.0, 1.0))
+        assert await dbs[-1].fetchval("SELECT COUNT(*) FROM faq") == 1
+    finally:
+        for db in dbs:
+            await db.close()
+
+
+async def test_an_older_sqlite_database_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as con:  # a file written by the first release: migration 1 only
+        for sql in statements_for(1, "sqlite"):
+            con.execute(sql)
+        con.execute("INSERT INTO users (id, email, created_at) VALUES ('u1', 'a@example.com', 1.0)")
+        con.execute("PRAGMA user_version=1")
+    db = await open_database(Settings(data_dir=tmp_path, database_url=f"sqlite://{path}"))
+    try:
+        assert await db.fetchval("PRAGMA user_version") == target_version()
+        row = await db.fetchone("SELECT email, queue_alerts FROM users WHERE id = 'u1'")
+        assert (row["email"], row["queue_alerts"]) == ("a@example.com", 1)
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("body", [
+    {"question": "a question with a \x00 in it", "answer": "x"},
+    {"question": "q", "answer": "x", "position": 2 ** 70},
+])
+async def test_values_the_database_cannot_hold_are_a_400(client, auth, body):
+    resp = await client.post("/v1/admin/faq", json=body, headers=auth("root", "admin"))
+    if resp.status == 201:  # SQLite stores NUL characters; PostgreSQL text cannot
+        assert "\x00" in body["question"] and (await resp.json())["question"] == body["question"]
+        return
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"] == "bad_value"
+    # Nothing half-written: the transaction was rolled back, the audit trail has no entry.
+    audit = await (await client.get("/v1/admin/audit", params={"action": "faq.create"},
+                                    headers=auth("root", "admin"))).json()
+    assert audit["items"] == []
