@@ -42,6 +42,7 @@ log = logging.getLogger("service")
 
 async def database_ctx(app: web.Application):
     app[DB] = await open_database(app[SETTINGS])
+    app[RATE_LIMITER] = RateLimiter(app[DB], app[SETTINGS].rate_limit_per_minute)
     yield
     await app[DB].close()
 
@@ -95,7 +96,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[error_middleware])
     app[SETTINGS] = settings
-    app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute)
     app.cleanup_ctx.extend([database_ctx, http_ctx, auth_ctx, detector_ctx])
     app.cleanup_ctx.append(mail_ctx)  # the outbox sender (sets app[MAIL])
     add_routes(app)

@@ -53,7 +53,7 @@ async def _image_from_request(request: web.Request) -> tuple[bytes, dict]:
 
 async def _run_check(request: web.Request) -> dict:
     user = await authenticate(request)
-    rate_limit(request, user.id)
+    await rate_limit(request, user.id)
     data, fields = await _image_from_request(request)
     try:
         return await request.app[CHECKS].check(
@@ -98,7 +98,7 @@ async def list_or_lookup(request: web.Request) -> web.Response:
         sha = sha.lower()
         if not SHA256_RE.match(sha):
             raise bad_request("bad_sha256", "sha256 must be 64 hexadecimal characters")
-        rate_limit(request, user.id, LOOKUP_COST)
+        await rate_limit(request, user.id, LOOKUP_COST)
         check = await checks.lookup(sha, user.id,
                                     page_url=optional_url(request.query.get("page_url")))
         if check is None:

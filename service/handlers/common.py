@@ -71,8 +71,8 @@ def check_length(request: web.Request) -> None:
 LOOKUP_COST = 0.1
 
 
-def rate_limit(request: web.Request, key: str, cost: float = 1.0) -> None:
-    wait = request.app[RATE_LIMITER].take(key, cost)
+async def rate_limit(request: web.Request, key: str, cost: float = 1.0) -> None:
+    wait = await request.app[RATE_LIMITER].take(key, cost)
     if wait > 0:
         raise ApiError(429, "rate_limited", "too many checks; slow down",
                        retry_after_s=round(wait, 2))

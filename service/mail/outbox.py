@@ -7,12 +7,24 @@ server is not the message's fault and never makes it fail). ``dedupe_key`` is un
 never enqueues two messages.
 
 Exactly once, with one window: if the process dies after the SMTP server accepted a message but
-before the row is marked ``sent``, the row is still ``sending``; ``recover`` at the next start
-puts it back to ``pending`` and it is sent again (at least once beats lost). The message's
-``Message-ID`` is the same both times, so mail systems that deduplicate by it will.
+before the row is marked ``sent``, the message is sent again (at least once beats lost). The
+message's ``Message-ID`` is the same both times, so mail systems that deduplicate by it will.
+
+How a message is claimed (``claim``) depends on the backend:
+
+- PostgreSQL (several replicas): the row is locked ``FOR UPDATE SKIP LOCKED`` in a transaction
+  that stays open while SMTP runs and records the outcome, so each due message is in the hands
+  of one replica at a time and the others skip it. If that replica dies, its connection closes,
+  PostgreSQL rolls the claim back and another replica sends the message at once. Rows are never
+  seen ``sending`` there.
+- SQLite (one process): the row is marked ``sending`` in one transaction and its outcome written
+  in another (the write lock is not held across SMTP); a row left ``sending`` by a process that
+  died is put back to ``pending`` by ``recover`` at the next start.
 """
 
 from __future__ import annotations
+
+from contextlib import asynccontextmanager
 
 from service.store import Connection, Database, now
 
@@ -39,12 +51,9 @@ async def recover(db: Database) -> int:
 
 
 async def claim_next(db: Database):
-    """The oldest due message, marked ``sending`` (and its attempt counted) atomically."""
-    due = "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
-    if await db.fetchone(due + " LIMIT 1", (now(),)) is None:
-        return None  # the common case, answered without taking the write lock
+    """SQLite: the oldest due message, marked ``sending`` (and its attempt counted) atomically."""
     async with db.transaction() as tx:
-        row = await tx.fetchone(due + " ORDER BY next_attempt_at, id LIMIT 1", (now(),))
+        row = await tx.fetchone(DUE + " ORDER BY next_attempt_at, id LIMIT 1", (now(),))
         if row is None:
             return None
         await tx.execute(
@@ -55,8 +64,55 @@ async def claim_next(db: Database):
 
 async def mark_sent(db: Database, message_id: int) -> None:
     async with db.transaction() as tx:
-        await tx.execute("UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL"
-                         " WHERE id = ?", (now(), message_id))
+        await _mark_sent(tx, message_id)
+
+
+async def _mark_sent(tx: Connection, message_id: int) -> None:
+    await tx.execute("UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL"
+                     " WHERE id = ?", (now(), message_id))
+
+
+class Claim:
+    """A message being sent: ``row`` (as it was before this attempt), and how its try ends."""
+
+    def __init__(self, db: Database, row, tx: Connection | None = None):
+        self.db, self.row, self.tx = db, row, tx
+
+    async def sent(self) -> None:
+        if self.tx is not None:
+            await _mark_sent(self.tx, self.row["id"])
+        else:
+            await mark_sent(self.db, self.row["id"])
+
+    async def failed(self, error: str, **how) -> str:
+        """``reschedule`` this message (same keywords); its new state."""
+        if self.tx is not None:
+            return await _reschedule(self.tx, self.row["id"], error, **how)
+        return await reschedule(self.db, self.row["id"], error, **how)
+
+
+DUE = "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+
+
+@asynccontextmanager
+async def claim(db: Database):
+    """``async with claim(db) as c``: the oldest due message not claimed elsewhere, or None."""
+    if await db.fetchone(DUE + " LIMIT 1", (now(),)) is None:
+        yield None  # the common case, answered without a write or a lock
+        return
+    if db.dialect != "postgresql":
+        row = await claim_next(db)
+        yield None if row is None else Claim(db, row)
+        return
+    async with db.transaction() as tx:
+        row = await tx.fetchone(DUE + " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                                (now(),))
+        if row is None:
+            yield None
+            return
+        await tx.execute("UPDATE outbox SET claimed_at = ?, attempts = attempts + 1 WHERE id = ?",
+                         (now(), row["id"]))
+        yield Claim(db, row, tx)
 
 
 def backoff_s(failures: int, base: float, cap: float) -> float:
@@ -72,12 +128,18 @@ async def reschedule(db: Database, message_id: int, error: str, *, delay_s: floa
     an outage of any length never makes a message fail.
     """
     async with db.transaction() as tx:
-        row = await tx.fetchone("SELECT attempts FROM outbox WHERE id = ?", (message_id,))
-        attempts = row["attempts"] - (0 if counted else 1)
-        state = "failed" if permanent or (counted and attempts >= max_attempts) else "pending"
-        await tx.execute(
-            "UPDATE outbox SET state = ?, attempts = ?, last_error = ?, next_attempt_at = ?"
-            " WHERE id = ?", (state, attempts, error[:MAX_ERROR], now() + delay_s, message_id))
+        return await _reschedule(tx, message_id, error, delay_s=delay_s, counted=counted,
+                                 permanent=permanent, max_attempts=max_attempts)
+
+
+async def _reschedule(tx: Connection, message_id: int, error: str, *, delay_s: float,
+                      counted: bool, permanent: bool, max_attempts: int) -> str:
+    row = await tx.fetchone("SELECT attempts FROM outbox WHERE id = ?", (message_id,))
+    attempts = row["attempts"] - (0 if counted else 1)
+    state = "failed" if permanent or (counted and attempts >= max_attempts) else "pending"
+    await tx.execute(
+        "UPDATE outbox SET state = ?, attempts = ?, last_error = ?, next_attempt_at = ?"
+        " WHERE id = ?", (state, attempts, error[:MAX_ERROR], now() + delay_s, message_id))
     return state
 
 

@@ -6,7 +6,8 @@ thread. When the server is unreachable the sender pauses with exponential backof
 takes; a message the server refuses is retried with the same backoff up to ``mail_max_attempts``
 times (4xx) or marked failed at once (5xx). With ``smtp_host`` empty nothing is
 sent, but the outbox is still written, so configuring SMTP later sends what was queued.
-Run one sender per database (one service process); see ``outbox`` for the exactly-once rules.
+Every replica runs a sender; ``outbox.claim`` keeps them from sending one message twice (see
+``outbox`` for the exactly-once rules on each backend).
 """
 
 from __future__ import annotations
@@ -87,37 +88,40 @@ class MailSender:
         if self.stopping or not self.enabled or time.monotonic() < self.paused_until:
             return 0
         sent = 0
-        while not self.stopping and (row := await outbox.claim_next(self.db)) is not None:
-            msg = smtp.build_message(row, s)
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, smtp.deliver, s, msg)
-            except Exception as e:  # every SMTP or network failure is retried or recorded
-                if await self.failed(row, e) == "outage":
-                    break  # the server is down: leave the other messages alone until it is back
-                continue
-            await outbox.mark_sent(self.db, row["id"])
+        while not self.stopping:
+            async with outbox.claim(self.db) as claim:
+                if claim is None:
+                    break
+                msg = smtp.build_message(claim.row, s)
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, smtp.deliver, s, msg)
+                except Exception as e:  # every SMTP or network failure is retried or recorded
+                    if await self.failed(claim, e) == "outage":
+                        break  # the server is down: leave the other messages alone until it is back
+                    continue
+                await claim.sent()
             self.outage_failures = 0
             sent += 1
         self.sent += sent
         return sent
 
-    async def failed(self, row, e: Exception) -> str:
+    async def failed(self, claim: outbox.Claim, e: Exception) -> str:
         s = self.settings
+        row = claim.row
         kind = smtp.classify(e)
         error = f"{type(e).__name__}: {e}"
         if kind == "outage":  # pause the sender; the message keeps its attempts
             self.outage_failures += 1
             delay = outbox.backoff_s(self.outage_failures, s.mail_backoff_s, s.mail_backoff_max_s)
             self.paused_until = time.monotonic() + delay
-            await outbox.reschedule(self.db, row["id"], error, delay_s=delay, counted=False,
-                                    permanent=False, max_attempts=s.mail_max_attempts)
+            await claim.failed(error, delay_s=delay, counted=False, permanent=False,
+                               max_attempts=s.mail_max_attempts)
             log.warning("mail: SMTP %s:%s unavailable (%s); next try in %.0f s", s.smtp_host,
                         s.smtp_port, error, delay)
             return kind
         delay = outbox.backoff_s(row["attempts"] + 1, s.mail_backoff_s, s.mail_backoff_max_s)
-        state = await outbox.reschedule(self.db, row["id"], error, delay_s=delay, counted=True,
-                                        permanent=kind == "permanent",
-                                        max_attempts=s.mail_max_attempts)
+        state = await claim.failed(error, delay_s=delay, counted=True,
+                                   permanent=kind == "permanent", max_attempts=s.mail_max_attempts)
         log.warning("mail: message #%s to %s refused (%s, now %s): %s", row["id"],
                     row["recipient"], kind, state, error)
         return kind

@@ -164,6 +164,15 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX checks_sha256 ON checks (sha256)",
         "CREATE INDEX checks_user ON checks (user_id, created_at)",
     ],
+    # 4: rate limits shared by every replica (one token bucket per key)
+    [
+        """CREATE TABLE rate_limits (
+            key TEXT PRIMARY KEY,
+            tokens {float} NOT NULL,
+            updated_at {float} NOT NULL
+        )""",
+        "CREATE INDEX rate_limits_updated ON rate_limits (updated_at)",
+    ],
 ]
 
 
