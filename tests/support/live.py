@@ -20,36 +20,51 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def live_service(data_dir: Path, port: int | None = None, **env):
-    """Start ``python -m service``; yields its base URL; stops it afterwards."""
-    port = port or free_port()
+def spawn_service(data_dir: Path, port: int, log_path: Path, **env) -> subprocess.Popen:
+    """Start ``python -m service`` (not waiting for it); its output goes to ``log_path``."""
     environ = {**os.environ, "REALCHECK_PORT": str(port), "REALCHECK_DATA_DIR": str(data_dir),
                "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
-    log = open(Path(data_dir).parent / f"service-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=environ,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the service exited: see {log.name}")
-            try:
-                urllib.request.urlopen(url + "/health", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the service did not start within 60 s") from None
-                time.sleep(0.2)
-        yield url
-    finally:
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=environ,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, log_path: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited: see {log_path}")
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start within {timeout_s:.0f} s") from None
+            time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
+            proc.wait()
+
+
+@contextmanager
+def live_service(data_dir: Path, port: int | None = None, **env):
+    """Start ``python -m service``; yields its base URL; stops it afterwards."""
+    port = port or free_port()
+    log_path = Path(data_dir).parent / f"service-{port}.log"
+    proc = spawn_service(data_dir, port, log_path, **env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(proc, url, log_path)
+        yield url
+    finally:
+        stop(proc)
 
 
 def make_token(data_dir: Path, sub: str, role: str = "user", port: int | None = None,
