@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     adm = sub.add_parser("create-admin", help="make the first admin account of a fresh install")
     adm.add_argument("--email", required=True)
     adm.add_argument("--password", help="else $REALCHECK_ADMIN_PASSWORD, else asked for")
+    cp = sub.add_parser("copy-db", help="copy the SQLite database into an empty PostgreSQL database")
+    cp.add_argument("--to", required=True, metavar="postgresql://...", help="the target database")
+    cp.add_argument("--from", dest="source", metavar="PATH",
+                    help="the SQLite file (default: the one REALCHECK_DATA_DIR holds)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -33,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return print_token(settings, args)
     if args.command == "create-admin":
         return create_admin(settings, args)
+    if args.command == "copy-db":
+        return copy_db(settings, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from service.app import create_app
 
@@ -68,6 +74,27 @@ def create_admin(settings: Settings, args) -> int:
     except BootstrapError as e:
         print(f"create-admin: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def copy_db(settings: Settings, args) -> int:
+    import asyncio
+    from pathlib import Path
+
+    import asyncpg
+
+    from service.store.copy import CopyError, copy_sqlite_to_postgres
+
+    if not args.to.startswith(("postgresql://", "postgres://")):
+        print("copy-db: --to must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    source = Path(args.source) if args.source else settings.db_path
+    try:
+        copied = asyncio.run(copy_sqlite_to_postgres(source, args.to))
+    except (CopyError, OSError, asyncpg.PostgresError) as e:
+        print(f"copy-db: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    print(f"copied {sum(copied.values())} rows in {len(copied)} tables from {source}")
     return 0
 
 
