@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # cpu (default) or gpu: which ONNX Runtime wheel to install; never both.
 RUNTIME ?= cpu
 
-.PHONY: run test lint install install-test bench models clean
+.PHONY: run test lint install install-test bench bench-replicas models clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: install-test
 
 bench: install
 	$(PY) -m bench.run_bench
+	$(PY) -m bench.replicas
+
+# Only the replicas scenario: one replica on SQLite and on PostgreSQL, two on one PostgreSQL.
+bench-replicas: install
+	$(PY) -m bench.replicas
 
 # Reproduce the shipped detectors from ../shared/data (hours on 2 CPU cores; resumable).
 models: install-test
