@@ -41,11 +41,15 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-def database_url(request, backend) -> str:
+def database_url(request, backend):
     """Empty (SQLite in the data folder) or the URL of a new PostgreSQL database."""
     if backend == "sqlite":
-        return ""
-    return request.getfixturevalue("postgres").create_database()
+        yield ""
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)  # a database is ~8 MB on disk: do not keep hundreds of them
 
 
 @pytest.fixture

@@ -51,6 +51,11 @@ class PostgresServer:
         run_async(self._admin(f'CREATE DATABASE "{name}" TEMPLATE {template} STRATEGY FILE_COPY'))
         return self.url(name)
 
+    def drop_database(self, url: str) -> None:
+        """Remove a database made by ``create_database`` (closing what is still connected)."""
+        name = url.rsplit("/", 1)[1]
+        run_async(self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
     async def _make_template(self) -> None:
         from service.store.postgres import PostgresDatabase
 
