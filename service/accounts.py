@@ -99,21 +99,8 @@ async def set_password_hash(tx: Connection, user_id: str, password_hash: str) ->
     await tx.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
 
 
-# Lockout: ``failed_logins`` counts consecutive failures; at the limit the account is locked
-# for ``lockout_s`` and the count starts again. A success resets it. Both are single UPDATE
-# statements, so replicas counting failures of one account at once never lose one.
-
-async def record_failure(tx: Connection, user_id: str, max_failures: int, lockout_s: float) -> bool:
-    """Count a failed sign-in (inside a transaction); True if the account is now locked."""
-    failures = await tx.fetchval(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins",
-        (user_id,))
-    if failures is None or failures < max_failures:
-        return False
-    await tx.execute("UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?",
-                     (now() + lockout_s, user_id))
-    return True
-
+# Lockout after failed sign-ins is kept per client address and email by
+# ``service.ratelimit.FailureLock``; a success still clears the older per-account columns.
 
 async def record_success(tx: Connection, user_id: str) -> None:
     await tx.execute("UPDATE users SET failed_logins = 0, locked_until = 0, last_seen_at = ?"

@@ -19,12 +19,15 @@ from service.detection.faces import FaceFinder
 from service.detection.models import load_ensemble
 from service.errors import error_middleware
 from service.keys import (
+    AUTH_LIMITER,
     CHECKS,
     DB,
     DETECTOR,
     FETCH_HTTP,
     HTTP,
     ISSUER,
+    LOGIN_THROTTLE,
+    POOLS,
     RATE_LIMITER,
     SETTINGS,
     VERIFIER,
@@ -32,7 +35,8 @@ from service.keys import (
 from service.mail import alerts
 from service.mail.sender import mail_ctx
 from service.moderation import queue
-from service.ratelimit import RateLimiter
+from service.pools import pools_ctx
+from service.ratelimit import FailureLock, RateLimiter
 from service.routes import add_routes
 from service.settings import Settings
 from service.store import open_database
@@ -42,7 +46,10 @@ log = logging.getLogger("service")
 
 async def database_ctx(app: web.Application):
     app[DB] = await open_database(app[SETTINGS])
-    app[RATE_LIMITER] = RateLimiter(app[DB], app[SETTINGS].rate_limit_per_minute)
+    s = app[SETTINGS]
+    app[RATE_LIMITER] = RateLimiter(app[DB], s.rate_limit_per_minute, prefix="checks:")
+    app[AUTH_LIMITER] = RateLimiter(app[DB], s.auth_attempts_per_minute, prefix="signin:")
+    app[LOGIN_THROTTLE] = FailureLock(app[DB], s.login_max_failures, s.login_lockout_s)
     yield
     await app[DB].close()
 
@@ -50,7 +57,7 @@ async def database_ctx(app: web.Application):
 async def http_ctx(app: web.Application):
     s = app[SETTINGS]
     app[HTTP] = aiohttp.ClientSession()
-    app[FETCH_HTTP] = make_fetch_session(s.fetch_allow_private)
+    app[FETCH_HTTP] = make_fetch_session(s.fetch_allow_private, app[POOLS].dns)
     yield
     await app[FETCH_HTTP].close()
     await app[HTTP].close()
@@ -96,7 +103,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[error_middleware])
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([database_ctx, http_ctx, auth_ctx, detector_ctx])
+    app.cleanup_ctx.extend([pools_ctx, database_ctx, http_ctx, auth_ctx, detector_ctx])
     app.cleanup_ctx.append(mail_ctx)  # the outbox sender (sets app[MAIL])
     add_routes(app)
     return app

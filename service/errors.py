@@ -8,6 +8,7 @@ import math
 from aiohttp import web
 
 from service.keys import SETTINGS
+from service.pools import PoolBusy
 from service.store import BadValue
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ async def error_middleware(request: web.Request, handler):
         return e.response()
     except BadValue as e:  # input the database cannot hold (NUL in text, a number out of range)
         return ApiError(400, "bad_value", f"a value in the request cannot be stored: {e}").response()
+    except PoolBusy as e:  # a flood is queued on that work: refuse more rather than wait
+        return ApiError(503, "busy", f"the service is busy ({e.name}); try again shortly",
+                        retry_after_s=1).response()
     except web.HTTPException as e:
         if e.status < 400:
             raise

@@ -16,11 +16,16 @@ PRUNE_EVERY = 1000
 
 
 class RateLimiter:
-    def __init__(self, db: Database | None, per_minute: int, burst: int | None = None):
+    """Buckets of one kind: their keys start with ``prefix``, so kinds that share the table
+    never prune or drain each other's buckets."""
+
+    def __init__(self, db: Database | None, per_minute: float, burst: int | None = None,
+                 prefix: str = ""):
         self.db = db
         self.rate = per_minute / 60.0
         self.capacity = float(burst if burst is not None else max(1, per_minute))
         self.calls = 0
+        self.prefix = prefix
 
     async def take(self, key: str, cost: float = 1.0) -> float:
         """0 if allowed, else the seconds to wait before the next request is allowed.
@@ -29,6 +34,7 @@ class RateLimiter:
         """
         if self.rate <= 0:
             return 0.0
+        key = self.prefix + key
         at = now()
         async with self.db.transaction() as tx:
             await tx.execute("INSERT INTO rate_limits (key, tokens, updated_at) VALUES (?, ?, ?)"
@@ -52,5 +58,64 @@ class RateLimiter:
         """Remove buckets that have been full for a while (they mean the same as no row)."""
         full_after = self.capacity / self.rate
         async with self.db.transaction() as tx:
-            return await tx.execute("DELETE FROM rate_limits WHERE updated_at < ?",
-                                    (now() - full_after - 60.0,))
+            return await tx.execute(
+                "DELETE FROM rate_limits WHERE updated_at < ? AND substr(key, 1, ?) = ?",
+                (now() - full_after - 60.0, len(self.prefix), self.prefix))
+
+
+class FailureLock:
+    """Consecutive failed sign-ins per (client address, email), shared by every replica.
+
+    At ``max_failures`` in a row the pair is locked for ``lockout_s``; a success clears it.
+    Keyed by address and email, a stranger elsewhere cannot lock the owner out, and an email
+    without an account is treated exactly like one with an account. Rows live in
+    ``rate_limits`` under their own prefix: ``tokens`` counts the failures and ``updated_at`` is
+    the last one (a row idle for longer than the lockout is forgotten).
+    """
+
+    PREFIX = "signin-fail:"
+
+    def __init__(self, db: Database | None, max_failures: int, lockout_s: float):
+        self.db = db
+        self.max_failures = max_failures
+        self.lockout_s = lockout_s
+        self.calls = 0
+
+    def _key(self, address: str, email: str) -> str:
+        return f"{self.PREFIX}{address}|{email}"
+
+    async def locked_for(self, address: str, email: str) -> float:
+        """Seconds this pair stays locked (0 when it is not)."""
+        if self.max_failures <= 0:
+            return 0.0
+        row = await self.db.fetchone("SELECT tokens, updated_at FROM rate_limits WHERE key = ?",
+                                     (self._key(address, email),))
+        if row is None or row["tokens"] < self.max_failures:
+            return 0.0
+        return max(0.0, row["updated_at"] + self.lockout_s - now())
+
+    async def failed(self, address: str, email: str) -> bool:
+        """Count a failure; True if the pair is locked now."""
+        if self.max_failures <= 0:
+            return False
+        key, at = self._key(address, email), now()
+        async with self.db.transaction() as tx:
+            await tx.execute("INSERT INTO rate_limits (key, tokens, updated_at) VALUES (?, 0, ?)"
+                             " ON CONFLICT (key) DO NOTHING", (key, at))
+            row = await tx.fetchone(f"SELECT tokens FROM rate_limits WHERE key = ?{for_update(tx)}",
+                                    (key,))
+            # A lock that has run out starts a new count.
+            failures = 1 if row["tokens"] >= self.max_failures else int(row["tokens"]) + 1
+            await tx.execute("UPDATE rate_limits SET tokens = ?, updated_at = ? WHERE key = ?",
+                             (failures, at, key))
+        self.calls += 1
+        if self.calls % PRUNE_EVERY == 0:
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    "DELETE FROM rate_limits WHERE updated_at < ? AND substr(key, 1, ?) = ?",
+                    (at - self.lockout_s - 60.0, len(self.PREFIX), self.PREFIX))
+        return failures >= self.max_failures
+
+    async def succeeded(self, address: str, email: str) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM rate_limits WHERE key = ?", (self._key(address, email),))

@@ -64,8 +64,14 @@ class Settings:
     smtp_timeout_s: float = 30.0
     smtp_ca_file: str = ""  # extra CA bundle to trust for TLS (a private mail server)
     # Sign-in with email and password (local issuer only).
-    login_max_failures: int = 5  # consecutive failures before the account is locked
+    #: consecutive failures from one client address on one email before that pair is locked
+    login_max_failures: int = 5
     login_lockout_s: int = 900
+    #: sign-in and register attempts per client address per minute (0 = unlimited)
+    auth_attempts_per_minute: int = 20
+    #: password hashing: threads (128 MiB each while hashing) and how many more may wait
+    password_workers: int = 2
+    password_queue: int = 16
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

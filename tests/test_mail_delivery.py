@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from service.app import create_app
-from service.keys import DB
+from service.keys import DB, MAIL
 from service.settings import Settings
 from tests.support.db import execute as db_execute
 from tests.support.db import query as db_query
@@ -120,6 +120,23 @@ def outbox_rows(settings) -> list[dict]:
     return db_query(settings, "SELECT * FROM outbox ORDER BY id")
 
 
+async def wait_until(condition, what, timeout: float = 20.0):
+    """Poll ``condition()`` until it returns something true; that value."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return value
+
+
+def rows_when(settings, predicate):
+    """A condition for ``wait_until``: the outbox rows, once ``predicate(rows)`` holds."""
+    def condition():
+        rows = outbox_rows(settings)
+        return rows if rows and predicate(rows) else None
+    return condition
+
+
 async def test_a_queued_message_is_sent_once(client, auth, smtp, face_bytes):
     await reported_and_decided(client, auth, face_bytes, ["ann@example.com"])
     (msg,) = await smtp.wait_for(1)
@@ -141,9 +158,13 @@ async def test_an_smtp_outage_loses_nothing(client, auth, smtp_port, settings, f
             break
         assert time.monotonic() < deadline, [dict(r) for r in rows]
         await asyncio.sleep(0.05)
-    await asyncio.sleep(1.5)  # several retries during the outage
-    rows = outbox_rows(settings)
-    assert {r["state"] for r in rows} == {"pending"} and {r["attempts"] for r in rows} == {0}
+    sender = client.app[MAIL]
+    # Several retries during the outage; a row may be caught mid-try ('sending'), so wait for
+    # the moment both rows rest between tries.
+    rows = await wait_until(rows_when(settings, lambda rows: sender.outage_failures >= 3
+                                      and {r["state"] for r in rows} == {"pending"}),
+                            "three failed tries with both messages pending")
+    assert {r["attempts"] for r in rows} == {0}
     assert "Connect" in rows[0]["last_error"] or "refused" in rows[0]["last_error"].lower()
 
     server = SmtpServer(smtp_port).start()  # the server comes back
@@ -279,16 +300,12 @@ async def test_wrong_credentials_are_an_outage_not_a_lost_message(aiohttp_client
                                  smtp_password="wrong", smtp_ca_file=str(cert), mail_max_attempts=1)
         client = await aiohttp_client(create_app(settings))
         await reported_and_decided(client, auth, face_bytes, ["ann@example.com"])
-        deadline = time.monotonic() + 10
-        while True:  # between tries (a try in flight shows 'sending'); never 'failed'
-            (row,) = outbox_rows(settings)
-            assert row["state"] != "failed", row
-            if row["state"] == "pending" and "Authentication" in (row["last_error"] or ""):
-                break
-            assert time.monotonic() < deadline, row
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # more tries: still not failed, nothing delivered
-        assert outbox_rows(settings)[0]["state"] != "failed" and server.messages == []
+        sender = client.app[MAIL]
+        (row,) = await wait_until(rows_when(settings, lambda rows: sender.outage_failures >= 2
+                                            and rows[0]["state"] == "pending"),
+                                  "two refused logins with the message pending")
+        assert row["attempts"] == 0 and "Authentication" in row["last_error"]
+        assert server.messages == []
     finally:
         server.stop()
 
@@ -303,5 +320,27 @@ async def test_implicit_tls(aiohttp_client, auth, settings, tmp_path, face_bytes
         await reported_and_decided(client, auth, face_bytes, ["ann@example.com"])
         (msg,) = await server.wait_for(1)
         assert msg["To"] == "ann@example.com"
+    finally:
+        server.stop()
+
+
+async def test_an_address_the_server_cannot_carry_fails_that_message_only(aiohttp_client, auth, settings,
+                                                                          face_bytes):
+    """A non-ASCII address and a server without SMTPUTF8: that message fails, nobody's mail
+    pauses (it used to be taken for an outage: pending forever, every message backing off)."""
+    server = SmtpServer(free_port(), enable_SMTPUTF8=False).start()
+    try:
+        settings = mail_settings(settings.data_dir, server.port, database_url=settings.database_url)
+        client = await aiohttp_client(create_app(settings))
+        await reported_and_decided(client, auth, face_bytes, ["jürgen@exämple.org", "ann@example.com"])
+        rows = await wait_until(rows_when(settings, lambda rows: len(rows) == 2 and all(
+            r["state"] in ("sent", "failed") for r in rows)), "both messages settled")
+        by_to = {r["recipient"]: r for r in rows}
+        assert by_to["jürgen@exämple.org"]["state"] == "failed"
+        assert by_to["jürgen@exämple.org"]["attempts"] == 1
+        assert "SMTPUTF8" in by_to["jürgen@exämple.org"]["last_error"]
+        assert by_to["ann@example.com"]["state"] == "sent"
+        assert client.app[MAIL].outage_failures == 0 and client.app[MAIL].paused_until == 0
+        assert [m["To"] for m in server.messages] == ["ann@example.com"]
     finally:
         server.stop()

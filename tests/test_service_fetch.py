@@ -172,6 +172,15 @@ def forbidden_urls(port: int) -> list[tuple[str, str]]:
         ("http://[fe80::1]/a.jpg", "url_forbidden"),
         ("http://[fd00::1]/a.jpg", "url_forbidden"),
         ("http://224.0.0.1/a.jpg", "url_forbidden"),
+        # IPv6 forms that carry a private IPv4 address, and IPv6's own non-public ranges.
+        (f"http://[::7f00:1]:{port}/face.jpg", "url_forbidden"),  # IPv4-compatible 127.0.0.1
+        ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "url_forbidden"),  # NAT64 169.254...
+        ("http://[64:ff9b::a00:1]/a.jpg", "url_forbidden"),  # NAT64 10.0.0.1
+        ("http://[64:ff9b:1::a00:1]/a.jpg", "url_forbidden"),  # NAT64 local use
+        ("http://[2002:7f00:1::1]/a.jpg", "url_forbidden"),  # 6to4 of 127.0.0.1
+        ("http://[2002:c0a8:101::1]/a.jpg", "url_forbidden"),  # 6to4 of 192.168.1.1
+        ("http://[fec0::1]/a.jpg", "url_forbidden"),  # site-local
+        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/a.jpg", "url_forbidden"),  # Teredo
         ("file:///etc/passwd", "bad_url"),
         ("ftp://example.com/a.jpg", "bad_url"),
         ("gopher://example.com/", "bad_url"),
@@ -182,6 +191,15 @@ def forbidden_urls(port: int) -> list[tuple[str, str]]:
         ("http://example.com:99999/a.jpg", "bad_url"),
         ("https://" + "a" * 300 + ".example/a.jpg", "bad_url"),  # a label over 63 characters
     ]
+
+
+def test_embedded_ipv4_addresses_are_judged_by_the_ipv4_rules():
+    for address in ("::7f00:1", "::a00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "2002:a00:1::",
+                    "2002:a9fe:a9fe::1", "::ffff:10.0.0.1", "fec0::1", "64:ff9b:1::808:808"):
+        assert not fetch.is_public(address), address
+    for address in ("64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111",
+                    "8.8.8.8"):
+        assert fetch.is_public(address), address
 
 
 async def test_private_destinations_are_refused_by_default(default_client, auth, site):

@@ -39,6 +39,9 @@ function errorFor(status, body) {
   return new RealcheckError(code, detail, status);
 }
 
+/** The page an image was seen on, only when it is a web page (the service refuses other schemes). */
+const webPage = (url) => (typeof url === "string" && /^https?:\/\//i.test(url) && url.length <= 2048 ? url : undefined);
+
 export class Api {
   constructor(settings) {
     this.base = serviceBase(settings);
@@ -93,7 +96,7 @@ export class Api {
   /** The stored result for an image by hash alone, or null if the service never saw it. */
   async lookup(sha256, pageUrl) {
     const q = new URLSearchParams({sha256});
-    if (pageUrl) q.set("page_url", pageUrl);
+    if (webPage(pageUrl)) q.set("page_url", pageUrl);
     try {
       return await this.json(`/v1/checks?${q}`);
     } catch (e) {
@@ -106,7 +109,7 @@ export class Api {
   upload(bytes, type, {pageUrl, sourceUrl} = {}) {
     const form = new FormData();
     form.append("image", new Blob([bytes], {type: type || "application/octet-stream"}), "image");
-    if (pageUrl) form.append("page_url", pageUrl);
+    if (webPage(pageUrl)) form.append("page_url", pageUrl);
     if (sourceUrl) form.append("source_url", sourceUrl);
     return this.json("/v1/checks", {method: "POST", body: form});
   }
@@ -128,7 +131,7 @@ export class Api {
       return await this.json(`/v1/checks/${encodeURIComponent(checkId)}/report`, {
         method: "POST",
         headers: {"Content-Type": "application/json"},
-        body: JSON.stringify({note, page_url: pageUrl}),
+        body: JSON.stringify({note, page_url: webPage(pageUrl)}),
       });
     } catch (e) {
       if (e.status === 404) {

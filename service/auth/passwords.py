@@ -2,7 +2,8 @@
 
 A hash is stored as ``scrypt$<log2 n>$<r>$<p>$<salt b64>$<key b64>``, so its cost can be raised
 later: ``needs_rehash`` tells when a stored hash is weaker than the current parameters, and the
-sign-in upgrades it. Hashing takes ~0.3 s and 128 MiB in a thread; at most two run at once.
+sign-in upgrades it. Hashing takes ~0.3 s and 128 MiB in a thread of the app's password pool
+(``service.pools``: two at once, a bounded queue), never in the threads other work shares.
 """
 
 from __future__ import annotations
@@ -13,22 +14,19 @@ import hashlib
 import hmac
 import os
 import re
-import threading
 
 LOG2_N, R, P = 17, 8, 1  # OWASP's minimum for scrypt: N = 2^17, r = 8, p = 1
 KEY_BYTES = 32
 MIN_LENGTH, MAX_LENGTH = 10, 1024
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
 
-_slots = threading.BoundedSemaphore(2)  # at most two hashes (2 x 128 MiB) at a time
 _dummy_hash: str | None = None
 
 
 def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
     n = 1 << log2_n
-    with _slots:
-        return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=KEY_BYTES,
-                              maxmem=2 * 128 * n * r * p)
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=KEY_BYTES,
+                          maxmem=2 * 128 * n * r * p)
 
 
 def _b64(data: bytes) -> str:
@@ -61,23 +59,26 @@ def needs_rehash(stored: str) -> bool:
         return True
 
 
-async def _run(fn, *args):
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+async def _run(pool, fn, *args):
+    """In ``pool`` (a ``BoundedPool``: raises ``PoolBusy`` when full), or a one-off thread."""
+    if pool is None:
+        return await asyncio.to_thread(fn, *args)
+    return await pool.run(fn, *args)
 
 
-async def hash_password(password: str) -> str:
-    return await _run(hash_sync, password)
+async def hash_password(password: str, pool=None) -> str:
+    return await _run(pool, hash_sync, password)
 
 
-async def verify_password(password: str, stored: str | None) -> bool:
+async def verify_password(password: str, stored: str | None, pool=None) -> bool:
     """Constant work whether or not the account exists (``stored`` None): no timing oracle."""
     global _dummy_hash
     if stored is None:
         if _dummy_hash is None:
-            _dummy_hash = await hash_password("not a real password")
-        await _run(verify_sync, password, _dummy_hash)
+            _dummy_hash = await asyncio.to_thread(hash_sync, "not a real password")
+        await _run(pool, verify_sync, password, _dummy_hash)
         return False
-    return await _run(verify_sync, password, stored)
+    return await _run(pool, verify_sync, password, stored)
 
 
 def password_problem(password) -> str | None:
@@ -97,8 +98,3 @@ def normalize_email(email) -> str | None:
         return None
     email = email.strip().lower()
     return email if len(email) <= 254 and EMAIL_RE.match(email) else None
-
-
-def locked_for(row, now: float) -> float:
-    """Seconds this account stays locked (0 when it is not); see ``accounts.record_failure``."""
-    return max(0.0, (row["locked_until"] or 0.0) - now)

@@ -134,6 +134,38 @@ def parse_jwks(body) -> dict[str, object]:
     return keys
 
 
+MAX_SUB = 255
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_claim_types(claims: dict) -> None:
+    """Claims a signature does not vouch for the shape of: ``sub`` a non-empty string, the
+    times numbers (RFC 7519 NumericDate, not strings), ``azp`` and ``iss`` strings."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB or sub != sub.strip():
+        raise TokenError("invalid_token", "the token's sub must be a non-empty string")
+    for name in ("exp", "nbf", "iat"):
+        if name in claims and not _is_number(claims[name]):
+            raise TokenError("invalid_token", f"the token's {name} must be a number")
+    for name in ("azp", "iss"):
+        if name in claims and not isinstance(claims[name], str):
+            raise TokenError("invalid_token", f"the token's {name} must be a string")
+    if not _is_text(sub):
+        raise TokenError("invalid_token", "the token's sub is not valid text")
+
+
+def _is_text(value: str) -> bool:
+    """False for strings with lone surrogates (JSON allows them; UTF-8 and databases do not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class TokenVerifier:
     def __init__(self, *, issuer: str, allowed_origins: tuple[str, ...], leeway_s: int,
                  local: LocalIssuer | None = None, jwks_url: str = "",
@@ -204,13 +236,17 @@ class TokenVerifier:
             raise TokenError("wrong_issuer", "the token comes from another issuer") from e
         except jwt.InvalidTokenError as e:
             raise TokenError("invalid_token", f"the token is invalid: {e}") from e
+        check_claim_types(claims)
         azp = claims.get("azp")
         if azp is not None and azp.rstrip("/") not in self.allowed_origins:
-            raise TokenError("unknown_azp", f"the token's origin {azp!r} is not allowed")
+            raise TokenError("unknown_azp", "the token's origin is not allowed")
+        email = claims.get("email")
+        if not (isinstance(email, str) and email and _is_text(email) and len(email) <= 254):
+            email = None
         return Claims(
-            sub=str(claims["sub"]),
+            sub=claims["sub"],
             role=role_from_claims(claims),
-            email=claims.get("email"),
+            email=email,
             issuer=claims.get("iss", ""),
             raw=claims,
         )

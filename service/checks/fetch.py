@@ -9,13 +9,13 @@ most ``max_redirects``; the body is read up to ``max_bytes`` within ``timeout_s`
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from urllib.parse import urljoin
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
-from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from service.errors import ApiError
@@ -25,35 +25,71 @@ def _fetch_error(code: str, message: str) -> ApiError:
     return ApiError(400, code, message)
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the low 32 bits
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local-use translation
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), if any."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: str) -> bool:
+    """Whether ``address`` is a global unicast address; one that embeds an IPv4 address is
+    judged by that address (a NAT64 or 6to4 gateway would forward to it)."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local or ip in _NAT64_LOCAL or ip.teredo:
+            return False
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            ip = inner
     return ip.is_global and not ip.is_multicast
 
 
+def _result(host: str, info) -> dict:
+    family, _, proto, _, address = info
+    return {"hostname": host, "host": address[0], "port": address[1], "family": family,
+            "proto": proto, "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV}
+
+
 class PublicOnlyResolver(AbstractResolver):
-    def __init__(self, allow_private: bool = False):
-        self.inner = ThreadedResolver()
+    """Resolves in its own thread pool (not the loop's shared one) and keeps only public
+    addresses; any non-public answer refuses the whole name."""
+
+    def __init__(self, allow_private: bool = False, executor=None):
         self.allow_private = allow_private
+        self.executor = executor
 
     async def resolve(self, host, port=0, family=socket.AF_INET):
+        loop = asyncio.get_running_loop()
         try:
-            infos = await self.inner.resolve(host, port, family)
+            infos = await loop.run_in_executor(
+                self.executor, functools.partial(socket.getaddrinfo, host, port, family,
+                                                 socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG))
         except UnicodeError as e:  # a label over 63 characters, an empty label...
             raise _fetch_error("bad_url", "the host name is not valid") from e
+        results = [_result(host, i) for i in infos
+                   if i[0] in (socket.AF_INET, socket.AF_INET6)]
         if not self.allow_private:
-            bad = [i["host"] for i in infos if not is_public(i["host"])]
-            if bad:
+            if any(not is_public(r["host"]) for r in results):
                 raise _fetch_error("url_forbidden", f"{host} resolves to a non-public address")
-        return infos
+        return results
 
     async def close(self):
-        await self.inner.close()
+        pass
 
 
-def make_fetch_session(allow_private: bool) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver(allow_private), limit=32,
+def make_fetch_session(allow_private: bool, dns_executor=None) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(resolver=PublicOnlyResolver(allow_private, dns_executor),
+                                     limit=32,
                                      use_dns_cache=False)
     return aiohttp.ClientSession(connector=connector, headers={"User-Agent": "Realcheck/1.0"})
 

@@ -9,8 +9,7 @@ from service.auth import passwords
 from service.auth.identity import authenticate
 from service.errors import ApiError, bad_request
 from service.handlers.common import read_json
-from service.keys import DB, ISSUER, SETTINGS
-from service.store import now
+from service.keys import AUTH_LIMITER, DB, ISSUER, LOGIN_THROTTLE, POOLS, SETTINGS
 
 
 def _issuer(request: web.Request):
@@ -22,6 +21,14 @@ def _issuer(request: web.Request):
     return issuer
 
 
+async def _throttle(request: web.Request) -> None:
+    """Sign-in and register attempts per client address, counted before any hashing."""
+    wait = await request.app[AUTH_LIMITER].take(request.remote or "unknown")
+    if wait > 0:
+        raise ApiError(429, "rate_limited", "too many sign-in attempts from your address; slow down",
+                       retry_after_s=round(wait, 2))
+
+
 async def _credentials(request: web.Request) -> tuple[str, str]:
     body = await read_json(request)
     email = passwords.normalize_email(body.get("email"))
@@ -30,6 +37,9 @@ async def _credentials(request: web.Request) -> tuple[str, str]:
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise bad_request("missing_password", "send a password")
+    if len(password) > passwords.MAX_LENGTH:  # never hash megabytes
+        raise bad_request("weak_password",
+                          f"the password may have at most {passwords.MAX_LENGTH} characters")
     return email, password
 
 
@@ -43,6 +53,7 @@ def _session(request: web.Request, row) -> dict:
 async def register(request: web.Request) -> web.Response:
     """Create an account (role user) with email and password; answers a session token."""
     _issuer(request)
+    await _throttle(request)
     email, password = await _credentials(request)
     problem = passwords.password_problem(password)
     if problem:
@@ -50,7 +61,7 @@ async def register(request: web.Request) -> web.Response:
     db = request.app[DB]
     if await accounts.email_in_use(db, email):  # answered before the slow hash; create decides
         raise accounts.email_taken()
-    password_hash = await passwords.hash_password(password)
+    password_hash = await passwords.hash_password(password, request.app[POOLS].passwords)
     async with db.transaction() as tx:
         user_id = await accounts.create(tx, email, password_hash)
         await audit.record(tx, user_id, "auth.register", user_id, {"email": email}, request.remote)
@@ -58,38 +69,47 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """Email and password -> session token; locked for a while after repeated failures."""
+    """Email and password -> session token.
+
+    Repeated failures lock the (client address, email) pair for a while, whether or not the
+    email has an account: the answers never tell which emails exist, and a stranger cannot
+    lock the owner out from elsewhere.
+    """
     _issuer(request)
+    await _throttle(request)
     s = request.app[SETTINGS]
+    lock = request.app[LOGIN_THROTTLE]
     email, password = await _credentials(request)
+    address = request.remote or "unknown"
     db = request.app[DB]
     row = await accounts.by_email(db, email)
-    if row is not None and (wait := passwords.locked_for(row, now())) > 0:
+    if (wait := await lock.locked_for(address, email)) > 0:
         async with db.transaction() as tx:
-            await audit.record(tx, row["id"], "auth.login_locked", row["id"], None, request.remote)
+            await audit.record(tx, row["id"] if row else None, "auth.login_locked",
+                               row["id"] if row else None, {"email": email}, request.remote)
         raise ApiError(429, "account_locked",
                        f"too many failed sign-ins: try again in {int(wait) + 1} s",
                        retry_after_s=int(wait) + 1)
-    ok = await passwords.verify_password(password, row["password_hash"] if row else None)
+    pool = request.app[POOLS].passwords
+    ok = await passwords.verify_password(password, row["password_hash"] if row else None, pool)
     if not ok:
+        locked = await lock.failed(address, email)
         async with db.transaction() as tx:
-            locked = False
-            if row is not None and row["password_hash"]:
-                locked = await accounts.record_failure(tx, row["id"], s.login_max_failures,
-                                                       s.login_lockout_s)
             await audit.record(tx, row["id"] if row else None, "auth.login_failed",
                                row["id"] if row else None, {"email": email}, request.remote)
             if locked:
-                await audit.record(tx, row["id"], "auth.locked", row["id"],
-                                   {"for_s": s.login_lockout_s}, request.remote)
+                await audit.record(tx, row["id"] if row else None, "auth.locked",
+                                   row["id"] if row else None,
+                                   {"email": email, "for_s": s.login_lockout_s}, request.remote)
         raise ApiError(401, "bad_credentials", "wrong email or password")
+    await lock.succeeded(address, email)
     if row["disabled"]:
         async with db.transaction() as tx:
             await audit.record(tx, row["id"], "auth.login_refused", row["id"],
                                {"reason": "disabled"}, request.remote)
         raise ApiError(403, "account_disabled", "this account has been disabled by an admin")
-    new_hash = await passwords.hash_password(password) if passwords.needs_rehash(row["password_hash"]) \
-        else None
+    new_hash = await passwords.hash_password(password, pool) \
+        if passwords.needs_rehash(row["password_hash"]) else None
     async with db.transaction() as tx:
         await accounts.record_success(tx, row["id"])
         if new_hash:

@@ -7,7 +7,7 @@ from aiohttp import web
 from service import accounts, audit
 from service.auth.identity import require_role
 from service.errors import ApiError, bad_request
-from service.handlers.common import page_args, read_json
+from service.handlers.common import page_args, query_int, read_json
 from service.keys import DB, MAIL
 from service.mail import outbox
 from service.roles import ROLES
@@ -71,10 +71,7 @@ async def list_audit(request: web.Request) -> web.Response:
     """Newest first. ?action= (exact, or a prefix ending in '.') &actor= &target= &limit &before=<id>"""
     await require_role(request, "admin")
     limit, _ = page_args(request, default=100, maximum=500)
-    try:
-        before = int(request.query["before"]) if "before" in request.query else None
-    except ValueError as e:
-        raise bad_request("bad_query", "before must be an entry id") from e
+    before = query_int(request, "before")
     items = await audit.entries(request.app[DB], limit=limit, before=before, **_audit_filters(request))
     return web.json_response({"items": items,
                               "next_before": items[-1]["id"] if len(items) == limit else None})

@@ -14,6 +14,7 @@ from service.handlers.common import (
     LOOKUP_COST,
     check_length,
     heatmap_response,
+    is_web_url,
     optional_url,
     page_args,
     rate_limit,
@@ -38,13 +39,15 @@ async def _image_from_request(request: web.Request) -> tuple[bytes, dict]:
         url = body.get("url")
         if not isinstance(url, str) or not url:
             raise bad_request("missing_url", "send {\"url\": \"https://...\"} or an image upload")
-        # Refuse bad fields before fetching anything.
-        page_url, url = optional_url(body.get("page_url")), optional_url(url)
+        # Refuse bad fields before fetching anything (the url itself: fetch_image's check_url).
+        page_url = optional_url(body.get("page_url"))
+        if len(url) > 2048:
+            raise bad_request("bad_field", "the url may have at most 2048 characters")
         s = request.app[SETTINGS]
         data = await fetch_image(
             request.app[FETCH_HTTP], url, max_bytes=s.max_body_bytes, timeout_s=s.fetch_timeout_s,
             max_redirects=s.fetch_max_redirects, allow_private=s.fetch_allow_private)
-        return data, {"source_url": url, "page_url": page_url}
+        return data, {"source_url": url if is_web_url(url) else None, "page_url": page_url}
     if ctype.startswith("image/") or ctype == "application/octet-stream":
         return await request.read(), dict(request.query)
     raise ApiError(415, "unsupported_media_type",
@@ -119,6 +122,6 @@ async def heatmap(request: web.Request) -> web.Response:
     row = await request.app[CHECKS].heatmap_inputs(check["sha256"])
     if row is None or not row["thumbnail"]:
         raise not_found("no heatmap is stored for this image")
-    return await heatmap_response(row)
+    return await heatmap_response(request, row)
 
 

@@ -2,28 +2,81 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import re
 
 from aiohttp import BodyPartReader, web
 
 from service.detection.heatmap import render_stored
 from service.errors import ApiError, bad_request
-from service.keys import RATE_LIMITER, SETTINGS
+from service.keys import POOLS, RATE_LIMITER, SETTINGS
 
 MAX_TEXT_FIELD = 4096
+MAX_JSON_DEPTH = 16
+#: integers the database stores (SQLite and PostgreSQL BIGINT): larger ones are refused
+MAX_INT = 2**63 - 1
+
+
+def _check_json(value, depth: int = 0) -> None:
+    """Refuse what json.loads accepts but no field of ours does: deep nesting, lone surrogates
+    (valid JSON escapes, not valid Unicode text) and integers past 64 bits."""
+    if depth > MAX_JSON_DEPTH:
+        raise bad_request("bad_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise bad_request("bad_json", "the body's text is not valid Unicode") from e
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -MAX_INT <= value <= MAX_INT:
+            raise bad_request("bad_json", "the body holds an integer larger than 64 bits")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_json(k, depth + 1)
+            _check_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json(v, depth + 1)
 
 
 async def read_json(request: web.Request) -> dict:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send application/json")
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        text = (await request.read()).decode("utf-8")
+        body = json.loads(text)
+    except RecursionError as e:
+        raise bad_request("bad_json", "the body is nested too deeply") from e
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError, a number over 4300 digits
         raise bad_request("bad_json", f"the body is not valid JSON: {e}") from e
     if not isinstance(body, dict):
         raise bad_request("bad_json", "the body must be a JSON object")
+    _check_json(body)
     return body
+
+
+def query_int(request: web.Request, name: str, default: int | None = None,
+              minimum: int = 0, maximum: int = MAX_INT) -> int | None:
+    """An integer query parameter within ``minimum..maximum`` (400 ``bad_query`` otherwise)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise bad_request("bad_query", f"{name} must be an integer") from e
+    if not minimum <= value <= maximum:
+        raise bad_request("bad_query", f"{name} must be {minimum}..{maximum}")
+    return value
+
+
+def path_int(request: web.Request, name: str) -> int | None:
+    """An integer id from the path, or None when it is not one a row could have."""
+    try:
+        value = int(request.match_info[name])
+    except ValueError:
+        return None
+    return value if 0 < value <= MAX_INT else None
 
 
 def too_large(limit: int) -> ApiError:
@@ -79,26 +132,42 @@ async def rate_limit(request: web.Request, key: str, cost: float = 1.0) -> None:
 
 
 def page_args(request: web.Request, default: int = 50, maximum: int = 200) -> tuple[int, int]:
-    try:
-        limit = int(request.query.get("limit", default))
-        offset = int(request.query.get("offset", 0))
-    except ValueError as e:
-        raise bad_request("bad_query", "limit and offset must be integers") from e
-    if not 1 <= limit <= maximum or offset < 0:
-        raise bad_request("bad_query", f"limit must be 1..{maximum} and offset >= 0")
+    limit = query_int(request, "limit", default, 1, maximum)
+    offset = query_int(request, "offset", 0, 0, MAX_INT)
     return limit, offset
 
 
+#: an absolute http(s) URL with a host, no spaces or control characters anywhere
+_WEB_URL_RE = re.compile(r"^https?://[^/?#\s\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*$", re.IGNORECASE)
+
+
 def optional_url(value) -> str | None:
+    """A page or image address as given, or None; only http and https (a ``javascript:`` or
+    ``data:`` address would become a live link in the dashboard and in mails)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 2048:
         raise bad_request("bad_field", "page_url and source_url must be strings up to 2048")
+    if not is_web_url(value):
+        raise bad_request("bad_url_scheme",
+                          "page_url and source_url must be absolute http:// or https:// URLs")
     return value
 
 
-async def heatmap_response(row) -> web.Response:
-    """The heatmap PNG of a stored image, rendered off the event loop."""
-    png = await asyncio.get_running_loop().run_in_executor(None, render_stored, row)
+def is_web_url(value: str) -> bool:
+    return bool(_WEB_URL_RE.match(value)) and _is_text(value)
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def heatmap_response(request: web.Request, row) -> web.Response:
+    """The heatmap PNG of a stored image, rendered in the heatmap pool."""
+    png = await request.app[POOLS].heatmaps.run(render_stored, row)
     return web.Response(body=png, content_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600"})

@@ -7,7 +7,7 @@ from aiohttp import web
 from service import audit, faq
 from service.auth.identity import require_role
 from service.errors import not_found
-from service.handlers.common import read_json
+from service.handlers.common import path_int, read_json
 from service.keys import DB
 
 
@@ -33,10 +33,10 @@ async def create_faq(request: web.Request) -> web.Response:
 
 
 def _faq_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["faq_id"])
-    except ValueError as e:
-        raise not_found("no such FAQ entry") from e
+    faq_id = path_int(request, "faq_id")
+    if faq_id is None:
+        raise not_found("no such FAQ entry")
+    return faq_id
 
 
 async def update_faq(request: web.Request) -> web.Response:

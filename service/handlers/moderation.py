@@ -80,7 +80,7 @@ async def item_heatmap(request: web.Request) -> web.Response:
     row = await queue.image_inputs(request.app[DB], await _item_id(request))
     if row is None or not row["thumbnail"] or not row["cams"]:
         raise not_found("no heatmap is stored for this item")
-    return await heatmap_response(row)
+    return await heatmap_response(request, row)
 
 
 async def decide(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ import time
 
 from aiohttp import web
 
-from service.keys import DB, MAIL, SETTINGS
+from service.keys import DB, MAIL, POOLS, SETTINGS
 from service.mail import alerts, outbox, smtp
 from service.settings import Settings
 from service.store import Database
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class MailSender:
-    def __init__(self, db: Database, settings: Settings):
+    def __init__(self, db: Database, settings: Settings, executor=None):
         self.db = db
+        self.executor = executor  # the app's SMTP thread (None: the loop's default pool)
         self.settings = settings
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
@@ -94,7 +95,8 @@ class MailSender:
                     break
                 msg = smtp.build_message(claim.row, s)
                 try:
-                    await asyncio.get_running_loop().run_in_executor(None, smtp.deliver, s, msg)
+                    await asyncio.get_running_loop().run_in_executor(self.executor, smtp.deliver, s,
+                                                                       msg)
                 except Exception as e:  # every SMTP or network failure is retried or recorded
                     if await self.failed(claim, e) == "outage":
                         break  # the server is down: leave the other messages alone until it is back
@@ -129,7 +131,7 @@ class MailSender:
 
 async def mail_ctx(app: web.Application):
     """cleanup_ctx: the sender runs for the app's lifetime."""
-    sender = MailSender(app[DB], app[SETTINGS])
+    sender = MailSender(app[DB], app[SETTINGS], app[POOLS].mail)
     app[MAIL] = sender
     await sender.start()
     yield

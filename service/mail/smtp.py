@@ -42,6 +42,11 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
+class MessageNotSupported(Exception):
+    """This server cannot take this message (a non-ASCII address without SMTPUTF8): the
+    message fails, the server is fine."""
+
+
 def deliver(settings: Settings, msg: EmailMessage) -> None:
     """Send one message; raises on any failure (see ``classify``)."""
     host, port, timeout = settings.smtp_host, settings.smtp_port, settings.smtp_timeout_s
@@ -54,17 +59,23 @@ def deliver(settings: Settings, msg: EmailMessage) -> None:
             client.starttls(context=tls_context(settings))
         if settings.smtp_user:
             client.login(settings.smtp_user, settings.smtp_password)
-        client.send_message(msg)
+        try:
+            client.send_message(msg)
+        except smtplib.SMTPNotSupportedError as e:  # raised before anything is sent
+            raise MessageNotSupported(f"the server cannot take this message: {e}") from e
 
 
 def classify(exc: BaseException) -> str:
-    """``permanent``: the server refused this message for good (5xx on its recipients or data);
+    """``permanent``: the server refused this message for good (5xx on its recipients or data,
+    or an address it cannot carry);
     ``refused``: refused for now (4xx), retried up to ``mail_max_attempts``; ``outage``:
     anything else (unreachable, TLS, credentials, sender refused), retried until it works.
     """
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return "permanent" if codes and all(c >= 500 for c in codes) else "refused"
+    if isinstance(exc, MessageNotSupported):
+        return "permanent"
     if isinstance(exc, smtplib.SMTPDataError):
         return "permanent" if exc.smtp_code >= 500 else "refused"
     return "outage"

@@ -307,7 +307,10 @@ function facesSection(item) {
 
 function pagesSection(item) {
   const li = item.pages.map((p) => h("li", {}, h("span", { class: "when" }, `${p.count}×`),
-    h("a", { href: p.url, target: "_blank", rel: "noopener noreferrer" }, p.url)));
+    // Only web addresses become links (the service refuses others; older rows may hold them).
+    /^https?:\/\//i.test(p.url)
+      ? h("a", { href: p.url, target: "_blank", rel: "noopener noreferrer" }, p.url)
+      : h("span", {}, p.url)));
   return h("div", { class: "section" }, h("h3", {}, "Seen on"),
     h("ul", { class: "list" }, li.length ? li : h("li", { class: "muted" }, "No page recorded.")));
 }

@@ -1,0 +1,237 @@
+"""Findings of the security review (issue 9), one regression test or more each: sign-in floods,
+odd input that used to answer 500, page URLs, token claims, lockouts that strangers could use."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import aiohttp
+import jwt
+import pytest
+
+from service.app import create_app
+from service.checks.fetch import PublicOnlyResolver
+from service.keys import POOLS
+from service.settings import Settings
+from tests.support.api import post_check
+
+PASSWORD = "correct horse battery"
+
+
+async def register(client, email="ann@example.com", password=PASSWORD):
+    return await client.post("/v1/auth/register", json={"email": email, "password": password})
+
+
+async def login(client, email="ann@example.com", password=PASSWORD):
+    return await client.post("/v1/auth/login", json={"email": email, "password": password})
+
+
+async def error_of(resp) -> tuple[int, str]:
+    assert resp.content_type == "application/json", await resp.text()
+    return resp.status, (await resp.json())["error"]
+
+
+# 1. A sign-in flood must not starve heatmaps, DNS or mail; each address is limited.
+
+async def test_sign_in_attempts_are_limited_per_address(aiohttp_client, tmp_path):
+    # One attempt a minute: the bucket refills 1/60 of an attempt a second, far less than the
+    # next attempts need (each counted before any password is hashed).
+    settings = Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0,
+                        auth_attempts_per_minute=1)
+    client = await aiohttp_client(create_app(settings))
+    first = await error_of(await login(client, email="x0@example.com"))
+    assert first == (401, "bad_credentials")
+    for i in (1, 2):  # another unknown email each time: the address limit, not a lockout
+        resp = await login(client, email=f"x{i}@example.com")
+        assert await error_of(resp) == (429, "rate_limited")
+    resp = await register(client, email="new@example.com")
+    assert await error_of(resp) == (429, "rate_limited") and int(resp.headers["Retry-After"]) >= 1
+
+
+async def test_password_hashing_has_its_own_bounded_pool(client, auth, face_bytes):
+    """Every thread that hashes passwords is busy and the loop's shared pool is blocked too
+    (what the flood did): heatmaps and host lookups still answer, and one more sign-in is refused
+    at once with 503 instead of queueing behind the flood."""
+    loop = asyncio.get_running_loop()
+    gate = threading.Event()
+    shared = ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(shared)
+    pools = client.app[POOLS]
+    check = await post_check(client, auth(), face_bytes)
+    blocked = [loop.run_in_executor(None, gate.wait)]
+    blocked += [asyncio.ensure_future(pools.passwords.run(gate.wait))
+                for _ in range(pools.passwords.limit)]
+    try:
+        resp = await asyncio.wait_for(client.get(check["heatmap_url"], headers=auth()), 60)
+        assert resp.status == 200 and resp.content_type == "image/png"
+        resolver = PublicOnlyResolver(allow_private=True, executor=pools.dns)
+        infos = await asyncio.wait_for(resolver.resolve("localhost", 80), 60)
+        assert infos and infos[0]["port"] == 80
+        started = time.monotonic()
+        resp = await login(client)
+        assert await error_of(resp) == (503, "busy") and resp.headers["Retry-After"] == "1"
+        assert time.monotonic() - started < 30  # refused, not queued behind the flood
+    finally:
+        gate.set()
+        await asyncio.gather(*blocked)
+        shared.shutdown()
+
+
+# 3. Odd input answers a 4xx JSON error with a stable code, never a 500.
+
+NESTED = "[" * 1000
+DEEP_FIELD = '{"email": ' + "[" * 5000 + "]" * 5000 + ', "password": "x"}'
+
+
+async def test_deeply_nested_json_is_a_bad_request(client, auth):
+    for path, method in (("/v1/auth/login", "POST"), ("/v1/auth/register", "POST"),
+                         ("/v1/checks", "POST"), ("/v1/me", "PATCH")):
+        for body in (NESTED, DEEP_FIELD):
+            resp = await client.request(method, path, data=body, headers={
+                **auth(), "Content-Type": "application/json"})
+            assert await error_of(resp) == (400, "bad_json"), (path, body[:20])
+
+
+async def test_huge_numbers_and_lone_surrogates_are_bad_requests(client, auth):
+    await register(client)
+    bodies = [
+        '{"email": "ann@example.com", "password": ' + "9" * 5000 + "}",
+        '{"email": "ann@example.com", "password": "\\ud800 long enough"}',
+        '{"email": "\\ud800@example.com", "password": "long enough password"}',
+    ]
+    for path in ("/v1/auth/login", "/v1/auth/register"):
+        for body in bodies:
+            resp = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+            assert await error_of(resp) == (400, "bad_json"), (path, body[:40])
+    resp = await client.patch("/v1/me", data='{"email": "\\udfff@example.com"}',
+                              headers={**auth(), "Content-Type": "application/json"})
+    assert await error_of(resp) == (400, "bad_json")
+
+
+async def test_a_lone_surrogate_in_a_report_note(client, auth, noise_png):
+    check = await post_check(client, auth(), noise_png)
+    resp = await client.post(f"/v1/checks/{check['id']}/report", data='{"note": "a \\ud800 b"}',
+                             headers={**auth(), "Content-Type": "application/json"})
+    assert await error_of(resp) == (400, "bad_json")
+    resp = await client.post(f"/v1/checks/{check['id']}/report", json={"note": "fine"},
+                             headers=auth())
+    assert resp.status == 201
+
+
+async def test_integers_past_64_bits(client, auth):
+    admin = auth("root", "admin")
+    big = str(2**64)
+    for path in (f"/v1/checks?offset={big}", f"/v1/admin/audit?before={big}",
+                 f"/v1/admin/users?offset={big}", f"/v1/moderation/items?offset={big}",
+                 f"/v1/admin/outbox?offset={big}", "/v1/checks?limit=" + "9" * 5000):
+        resp = await client.get(path, headers=admin)
+        assert await error_of(resp) == (400, "bad_query"), path
+    resp = await client.post("/v1/admin/faq", json={"question": "Q?", "answer": "A.",
+                                                    "position": 2**64}, headers=admin)
+    assert await error_of(resp) == (400, "bad_json")
+    resp = await client.post("/v1/admin/faq", json={"question": "Q?", "answer": "A."}, headers=admin)
+    assert resp.status == 201
+    for method in ("PATCH", "DELETE"):
+        resp = await client.request(method, f"/v1/admin/faq/{big}", json={"answer": "B."},
+                                    headers=admin)
+        assert await error_of(resp) == (404, "not_found"), method
+    resp = await client.post("/v1/admin/outbox/retry", json={"id": 2**64}, headers=admin)
+    assert await error_of(resp) == (400, "bad_json")
+    resp = await client.post("/v1/moderation/items/flg_x/decision", headers=auth("mo", "moderator"),
+                             json={"decision": "fake", "version": 2**64})
+    assert await error_of(resp) == (400, "bad_json")
+
+
+# 6. Page URLs: only http and https.
+
+BAD_PAGES = ["javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,<b>x</b>",
+             " javascript:alert(1)", "java\tscript:alert(1)", "vbscript:x", "file:///etc/passwd",
+             "//example.com/page", "http:/example.com", "https://", "http://exa mple.com/"]
+
+
+async def test_page_urls_other_than_http_and_https_are_refused(client, auth, noise_png):
+    check = await post_check(client, auth(), noise_png, page_url="https://example.com/a?b=c#d")
+    assert check["page_url"] == "https://example.com/a?b=c#d"
+    for page in BAD_PAGES:
+        form = aiohttp.FormData()
+        form.add_field("image", noise_png, filename="n.png", content_type="image/png")
+        form.add_field("page_url", page)
+        resp = await client.post("/v1/checks", data=form, headers=auth())
+        assert await error_of(resp) == (400, "bad_url_scheme"), page
+        resp = await client.get("/v1/checks", params={"sha256": check["sha256"], "page_url": page},
+                                headers=auth())
+        assert await error_of(resp) == (400, "bad_url_scheme"), page
+        resp = await client.post(f"/v1/checks/{check['id']}/report", json={"page_url": page},
+                                 headers=auth())
+        assert await error_of(resp) == (400, "bad_url_scheme"), page
+    resp = await client.post(f"/v1/checks/{check['id']}/report",
+                             json={"page_url": "http://example.com/p"}, headers=auth())
+    assert resp.status == 201
+
+
+# 7 (and 3). Token claims a valid signature does not vouch for.
+
+def signed(issuer, **claims) -> dict:
+    now = int(time.time())
+    body = {"iss": issuer.issuer, "sub": "alice", "iat": now, "nbf": now, "exp": now + 600,
+            **claims}
+    body = {k: v for k, v in body.items() if v is not None}
+    token = jwt.encode(body, issuer.private_key, algorithm="RS256", headers={"kid": issuer.kid})
+    return {"Authorization": "Bearer " + token}
+
+
+@pytest.mark.parametrize("claims", [
+    {"sub": ""}, {"sub": "   "}, {"sub": 42}, {"sub": ["alice"]}, {"sub": "x" * 1000},
+    {"exp": str(int(time.time()) + 600)}, {"nbf": "0"}, {"iat": "now"}, {"exp": True},
+    {"azp": 42}, {"azp": ["http://127.0.0.1:8080"]}, {"azp": {"a": 1}}, {"iss": None, "x": 1},
+])
+async def test_odd_token_claims_are_refused(client, issuer, claims):
+    resp = await client.get("/v1/me", headers=signed(issuer, **claims))
+    status, code = await error_of(resp)
+    assert status == 401 and code in ("invalid_token", "wrong_issuer", "token_expired"), claims
+
+
+async def test_a_lone_surrogate_in_a_token_claim(client, issuer):
+    now = int(time.time())
+    payload = json.dumps({"iss": issuer.issuer, "sub": "a\ud800", "iat": now, "exp": now + 600})
+    token = jwt.api_jws.encode(payload.encode("utf-8", "surrogatepass"), issuer.private_key,
+                               algorithm="RS256", headers={"kid": issuer.kid})
+    resp = await client.get("/v1/me", headers={"Authorization": "Bearer " + token})
+    assert await error_of(resp) == (401, "invalid_token")
+    email = signed(issuer, sub="bob", email=["not", "an", "email"])
+    resp = await client.get("/v1/me", headers=email)
+    assert resp.status == 200 and (await resp.json())["email"] is None
+
+
+# 9. Lockout: per client address and email, the same for emails without an account.
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0, login_max_failures=3,
+                    login_lockout_s=600)
+
+
+async def test_unknown_emails_lock_like_real_ones(client):
+    await register(client)
+    for email in ("ann@example.com", "nobody@example.com"):
+        answers = [await error_of(await login(client, email, "wrong password!")) for _ in range(4)]
+        assert answers == [(401, "bad_credentials")] * 3 + [(429, "account_locked")], email
+
+
+async def test_a_stranger_cannot_lock_the_owner_out(client):
+    await register(client)
+    # The stranger connects from another address (127.0.0.2) and locks their own attempts.
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as stranger:
+        url = client.make_url("/v1/auth/login")
+        for _ in range(3):
+            resp = await stranger.post(url, json={"email": "ann@example.com", "password": "guess!!!!!"})
+            assert resp.status == 401
+        resp = await stranger.post(url, json={"email": "ann@example.com", "password": PASSWORD})
+        assert await error_of(resp) == (429, "account_locked")  # even the right password
+    resp = await login(client)  # the owner, from their own address
+    assert resp.status == 200
