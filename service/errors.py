@@ -17,16 +17,19 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error answered as ``{"error": code, "message": ...}`` with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, **details):
+    def __init__(self, status: int, code: str, message: str, *, close: bool = False, **details):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.close = close  # close the connection after answering (a body left unread)
 
     def response(self) -> web.Response:
         body = {"error": self.code, "message": self.message, **self.details}
         resp = web.json_response(body, status=self.status)
+        if self.close:
+            resp.force_close()
         retry = self.details.get("retry_after_s")
         if isinstance(retry, (int, float)):  # the HTTP header takes whole seconds
             resp.headers["Retry-After"] = str(max(1, math.ceil(retry)))
@@ -78,9 +81,17 @@ async def error_middleware(request: web.Request, handler):
             limit = request.app[SETTINGS].max_body_bytes
             message = f"the request body is larger than the limit of {limit} bytes"
         resp = web.json_response({"error": code, "message": message}, status=e.status)
+        if e.status == 413:  # the rest of the body is not read: do not wait for it
+            resp.force_close()
         for h in ("Allow", "Retry-After"):
             if h in e.headers:
                 resp.headers[h] = e.headers[h]
+        return resp
+    except ConnectionResetError:  # the client went away mid-request: theirs, not a bug of ours
+        log.info("client closed the connection during %s %s", request.method, request.path)
+        resp = web.json_response({"error": "connection_reset", "message": "connection closed"},
+                                 status=400)
+        resp.force_close()
         return resp
     except Exception:  # a bug: answer JSON, log the trace, never leak it
         log.exception("unhandled error on %s %s", request.method, request.path)

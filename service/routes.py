@@ -1,18 +1,25 @@
 """Every route in one table: method, path, handler, the least role it needs, and its summary.
 
-The table also produces the OpenAPI description and drives the role tests, so a route cannot be
-added without saying who may call it.
+The table is enforced, not only documented: ``add_routes`` wraps each handler so that the
+caller's role is checked (401/403) and the declared body limit applied (413 at once from the
+``Content-Length``) before the handler runs; handlers read the caller with ``caller(request)``.
+It also produces the OpenAPI description and drives the role tests, so a route cannot be added
+without saying who may call it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from service import __version__
+from service.auth.identity import require_role
 from service.handlers import account, admin, checks, faq, meta, moderation, pages
+from service.handlers.common import BODY_LIMIT, SMALL_BODY, too_large
+from service.keys import SETTINGS
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,8 @@ class Route:
     request: str | None = None  # "multipart" | "json" | None
     produces: str = "application/json"
     tags: tuple[str, ...] = field(default=())
+    #: largest request body in bytes; None: the service's upload limit (``max_body_bytes``)
+    max_body: int | None = SMALL_BODY
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -40,6 +49,7 @@ ROUTES: list[Route] = [
           "Public keys of the local token issuer", tags=("auth",)),
     Route("POST", "/v1/checks", checks.create_check, "user",
           "Check an image (multipart 'image', JSON {url}, or image bytes)", request="multipart",
+          max_body=None,
           tags=("checks",)),
     Route("GET", "/v1/checks", checks.list_or_lookup, "user",
           "With ?sha256=: the stored result without sending the image; else your checks",
@@ -50,7 +60,7 @@ ROUTES: list[Route] = [
           "Where the detectors looked, over the image", produces="image/png", tags=("checks",)),
     Route("POST", "/predict", checks.predict, "user",
           "Older seed-system shape: multipart 'image' -> {result, confidence}",
-          request="multipart", tags=("checks",)),
+          request="multipart", max_body=None, tags=("checks",)),
 ]
 
 # Moderation (issue 5): sign-in, reports and the flagged queue, administration, the web pages.
@@ -119,9 +129,27 @@ ROUTES += [
 ]
 
 
+def guarded(route: Route) -> Callable:
+    """The route's handler behind its role and body limit (in this order: a caller without the
+    role learns nothing about the body)."""
+    handler = route.handler
+
+    @functools.wraps(handler)
+    async def run(request: web.Request) -> web.StreamResponse:
+        if route.role != "public":
+            await require_role(request, route.role)
+        limit = route.max_body or request.app[SETTINGS].max_body_bytes
+        request[BODY_LIMIT] = limit
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large(limit)
+        return await handler(request)
+
+    return run
+
+
 def add_routes(app: web.Application, routes: list[Route] = ROUTES) -> None:
     for r in routes:
-        app.router.add_route(r.method, r.path, r.handler)
+        app.router.add_route(r.method, r.path, guarded(r))
 
 
 def openapi_document(routes: list[Route] = ROUTES) -> dict:

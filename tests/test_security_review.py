@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 import aiohttp
 import jwt
 import pytest
+from aiohttp import web
 
 from service.app import create_app
 from service.checks.fetch import PublicOnlyResolver
 from service.keys import POOLS
+from service.routes import Route, add_routes
 from service.settings import Settings
 from tests.support.api import post_check
+from tests.support.paths import REPO
 
 PASSWORD = "correct horse battery"
 
@@ -235,3 +240,81 @@ async def test_a_stranger_cannot_lock_the_owner_out(client):
         assert await error_of(resp) == (429, "account_locked")  # even the right password
     resp = await login(client)  # the owner, from their own address
     assert resp.status == 200
+
+
+# 4. A fake Content-Length on a small-body route: 413 at once, connection closed; a client that
+# goes away mid-body is not logged as an error.
+
+@pytest.fixture
+async def server(app):
+    """The app served the way ``web.run_app`` serves it (handlers are not cancelled when the
+    client goes away, unlike aiohttp's test server): its (host, port)."""
+    runner = web.AppRunner(app, handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield runner.addresses[0][:2]
+    await runner.cleanup()
+
+
+async def raw(server, head: str, body: bytes = b""):
+    reader, writer = await asyncio.open_connection(*server)
+    writer.write(head.encode() + b"\r\n\r\n" + body)
+    await writer.drain()
+    return reader, writer
+
+
+async def test_a_huge_declared_body_on_a_small_route_is_refused_at_once(server, auth):
+    token = auth()["Authorization"]
+    for method, path in (("POST", "/v1/auth/login"), ("POST", "/v1/auth/register"),
+                         ("PATCH", "/v1/me"), ("POST", "/v1/checks/chk_x/report")):
+        reader, writer = await raw(server, f"{method} {path} HTTP/1.1\r\nHost: x\r\n"
+                                   f"Authorization: {token}\r\nContent-Type: application/json\r\n"
+                                   "Content-Length: 1000000000")
+        try:  # answered without waiting for the body (it used to wait for ever)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            body = await asyncio.wait_for(reader.readexactly(length), 30)
+        finally:
+            writer.close()
+        assert head.startswith(b"HTTP/1.1 413 "), (path, head)
+        assert b"connection: close" in head.lower(), head  # and no more requests on it
+        assert json.loads(body)["error"] == "payload_too_large", path
+
+
+async def test_a_client_that_goes_away_mid_body_is_not_an_error(server, caplog):
+    caplog.set_level(logging.INFO, logger="service")
+    reader, writer = await raw(server, "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 1000", b'{"email"')
+    writer.close()
+    deadline = time.monotonic() + 30
+    while not any("client closed the connection" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        await asyncio.sleep(0.05)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+# 11. Roles are enforced once, by the route table.
+
+async def test_the_route_table_enforces_a_new_routes_role(aiohttp_client, settings, auth):
+    calls = []
+
+    async def forgetful(request):  # a handler that checks nothing itself
+        calls.append(request.path)
+        return web.json_response({"ok": True})
+
+    app = create_app(settings)
+    add_routes(app, [Route("GET", "/v1/test/admin-only", forgetful, "admin", "test only")])
+    client = await aiohttp_client(app)
+    assert await error_of(await client.get("/v1/test/admin-only")) == (401, "missing_token")
+    for role in ("user", "moderator"):
+        resp = await client.get("/v1/test/admin-only", headers=auth(role, role))
+        assert await error_of(resp) == (403, "forbidden")
+    assert (await client.get("/v1/test/admin-only", headers=auth("root", "admin"))).status == 200
+    assert calls == ["/v1/test/admin-only"]
+
+
+def test_handlers_do_not_check_roles_themselves():
+    handlers = REPO / "service" / "handlers"
+    for path in handlers.glob("*.py"):
+        assert "require_role" not in path.read_text(), f"{path.name}: roles belong to the route table"

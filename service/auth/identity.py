@@ -73,3 +73,9 @@ async def require_role(request: web.Request, role: str) -> User:
     if not user.has(role):
         raise ApiError(403, "forbidden", f"this needs the {role} role; you are {user.role}")
     return user
+
+
+def caller(request: web.Request) -> User:
+    """The calling user, already authenticated and role-checked by the route table's guard
+    (``service.routes.guarded``): only for handlers of routes with a role other than public."""
+    return request[_USER]

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from service import accounts, audit
 from service.auth import passwords
-from service.auth.identity import authenticate
+from service.auth.identity import caller
 from service.errors import ApiError, bad_request
 from service.handlers.common import read_json
 from service.keys import AUTH_LIMITER, DB, ISSUER, LOGIN_THROTTLE, POOLS, SETTINGS
@@ -119,13 +119,13 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    user = await authenticate(request)
+    user = caller(request)
     return web.json_response(accounts.public(await accounts.get(request.app[DB], user.id)))
 
 
 async def update_me(request: web.Request) -> web.Response:
     """Change your email address and which alerts you get."""
-    user = await authenticate(request)
+    user = caller(request)
     body = await read_json(request)
     db = request.app[DB]
     row = await accounts.get(db, user.id)

@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from service.auth.identity import authenticate
+from service.auth.identity import caller
 from service.checks.fetch import fetch_image
 from service.detection.preprocess import ImageError
 from service.errors import ApiError, bad_request, not_found
@@ -55,7 +55,7 @@ async def _image_from_request(request: web.Request) -> tuple[bytes, dict]:
 
 
 async def _run_check(request: web.Request) -> dict:
-    user = await authenticate(request)
+    user = caller(request)
     await rate_limit(request, user.id)
     data, fields = await _image_from_request(request)
     try:
@@ -78,7 +78,7 @@ async def predict(request: web.Request) -> web.Response:
 
 
 async def _own_check(request: web.Request) -> dict:
-    user = await authenticate(request)
+    user = caller(request)
     check = await request.app[CHECKS].get(request.match_info["check_id"])
     # Another user's check answers 404, not 403: its existence is not revealed either.
     if check is None or (check["user_id"] != user.id and not user.has("moderator")):
@@ -94,7 +94,7 @@ async def get_check(request: web.Request) -> web.Response:
 
 async def list_or_lookup(request: web.Request) -> web.Response:
     """``?sha256=`` answers from the store without the image; otherwise the caller's checks."""
-    user = await authenticate(request)
+    user = caller(request)
     checks = request.app[CHECKS]
     sha = request.query.get("sha256")
     if sha is not None:

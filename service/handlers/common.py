@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -39,11 +40,37 @@ def _check_json(value, depth: int = 0) -> None:
             _check_json(v, depth + 1)
 
 
+#: the body limit of routes that take small JSON bodies (``Route.max_body``)
+SMALL_BODY = 256 * 1024
+#: the body limit of the route being served (set by the route table's guard)
+BODY_LIMIT = web.RequestKey("body_limit", int)
+#: seconds a small body may take to arrive (a client that stalls mid-body is not waited for)
+BODY_TIMEOUT_S = 30.0
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within the route's limit (413) and ``BODY_TIMEOUT_S`` (408)."""
+    limit = request.get(BODY_LIMIT, SMALL_BODY)
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError as e:
+        raise ApiError(408, "body_timeout",
+                       f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s",
+                       close=True) from e
+    return b"".join(chunks)
+
+
 async def read_json(request: web.Request) -> dict:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send application/json")
     try:
-        text = (await request.read()).decode("utf-8")
+        text = (await read_body(request)).decode("utf-8")
         body = json.loads(text)
     except RecursionError as e:
         raise bad_request("bad_json", "the body is nested too deeply") from e
@@ -80,7 +107,9 @@ def path_int(request: web.Request, name: str) -> int | None:
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"the request body is larger than {limit} bytes")
+    """413; the connection is closed after it, so the rest of the body is never waited for."""
+    return ApiError(413, "payload_too_large", f"the request body is larger than {limit} bytes",
+                    close=True)
 
 
 async def read_multipart(request: web.Request, file_field: str) -> tuple[bytes | None, dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import audit
-from service.auth.identity import authenticate, require_role
+from service.auth.identity import caller
 from service.errors import bad_request, not_found
 from service.handlers.common import heatmap_response, optional_url, page_args, read_json
 from service.keys import CHECKS, DB, MAIL, SETTINGS
@@ -26,7 +26,7 @@ def _note(body: dict) -> str | None:
 
 async def report_check(request: web.Request) -> web.Response:
     """The check's owner says its verdict is wrong: the image goes to the moderators' queue."""
-    user = await authenticate(request)
+    user = caller(request)
     check = await request.app[CHECKS].get(request.match_info["check_id"])
     if check is None or check["user_id"] != user.id:
         raise not_found("no such check")
@@ -43,7 +43,6 @@ async def report_check(request: web.Request) -> web.Response:
 
 async def list_items(request: web.Request) -> web.Response:
     """?state=open|confirmed_fake|real|dismissed|all &sort=score|recent|reports &limit &offset"""
-    await require_role(request, "moderator")
     state = request.query.get("state", "open")
     sort = request.query.get("sort", "score")
     if state not in (*queue.STATES, "all"):
@@ -56,20 +55,19 @@ async def list_items(request: web.Request) -> web.Response:
                               "counts": await queue.counts(request.app[DB])})
 
 
-async def _item_id(request: web.Request) -> str:
-    await require_role(request, "moderator")
+def _item_id(request: web.Request) -> str:
     return request.match_info["item_id"]
 
 
 async def get_item(request: web.Request) -> web.Response:
-    item = await queue.get_item(request.app[DB], await _item_id(request))
+    item = await queue.get_item(request.app[DB], _item_id(request))
     if item is None:
         raise not_found("no such item")
     return web.json_response(item)
 
 
 async def item_image(request: web.Request) -> web.Response:
-    row = await queue.image_inputs(request.app[DB], await _item_id(request))
+    row = await queue.image_inputs(request.app[DB], _item_id(request))
     if row is None or not row["thumbnail"]:
         raise not_found("no image is stored for this item")
     return web.Response(body=row["thumbnail"], content_type="image/jpeg",
@@ -77,7 +75,7 @@ async def item_image(request: web.Request) -> web.Response:
 
 
 async def item_heatmap(request: web.Request) -> web.Response:
-    row = await queue.image_inputs(request.app[DB], await _item_id(request))
+    row = await queue.image_inputs(request.app[DB], _item_id(request))
     if row is None or not row["thumbnail"] or not row["cams"]:
         raise not_found("no heatmap is stored for this item")
     return await heatmap_response(request, row)
@@ -85,7 +83,7 @@ async def item_heatmap(request: web.Request) -> web.Response:
 
 async def decide(request: web.Request) -> web.Response:
     """{"decision": "fake"|"real"|"dismissed", "note", "version"}: 409 if the version is stale."""
-    moderator = await require_role(request, "moderator")
+    moderator = caller(request)
     item_id = request.match_info["item_id"]
     body = await read_json(request)
     decision = body.get("decision")
