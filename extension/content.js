@@ -324,6 +324,10 @@
   }
 
   async function showHeatmap(rec, img) {
+    if (!rec.check.heatmap_url) { // answered from the image's fingerprint: no rendition of it
+      img.replaceWith(h("p", {class: "muted"}, "No heatmap: this result was found by the image's fingerprint."));
+      return;
+    }
     if (!rec.heatmap) {
       rec.heatmap = send({type: "realcheck:heatmap", path: rec.check.heatmap_url});
     }

@@ -318,3 +318,25 @@ def test_handlers_do_not_check_roles_themselves():
     handlers = REPO / "service" / "handlers"
     for path in handlers.glob("*.py"):
         assert "require_role" not in path.read_text(), f"{path.name}: roles belong to the route table"
+
+
+# 8. A lookup by SHA-256 answers the verdict, never a rendition of the image.
+
+async def test_a_lookup_by_hash_gets_the_verdict_but_not_the_image(client, auth, face_bytes):
+    alice, bob = auth("alice"), auth("bob")
+    sent = await post_check(client, alice, face_bytes)
+    assert sent["image_sent"] is True
+    assert (await client.get(sent["heatmap_url"], headers=alice)).status == 200
+    resp = await client.get("/v1/checks", params={"sha256": sent["sha256"]}, headers=bob)
+    looked_up = await resp.json()
+    assert resp.status == 200 and looked_up["id"] != sent["id"]
+    for field in ("verdict", "score", "label", "confidence", "faces", "models_version"):
+        assert looked_up[field] == sent[field], field
+    assert looked_up["image_sent"] is False and looked_up["heatmap_url"] is None
+    resp = await client.get(f"/v1/checks/{looked_up['id']}/heatmap.png", headers=bob)
+    assert await error_of(resp) == (404, "no_image")
+    stored = await (await client.get(f"/v1/checks/{looked_up['id']}", headers=bob)).json()
+    assert stored["heatmap_url"] is None and "thumbnail" not in stored
+    own = await post_check(client, bob, face_bytes)  # with the pixels, bob sees the heatmap too
+    assert own["image_sent"] is True
+    assert (await client.get(own["heatmap_url"], headers=bob)).status == 200

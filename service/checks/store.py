@@ -95,15 +95,22 @@ class CheckService:
 
     async def lookup(self, sha256: str, user_id: str | None, *, page_url: str | None = None
                      ) -> dict | None:
-        """A check answered from the store alone (no pixels), or None if never scored."""
+        """A check answered from the store alone (no pixels), or None if never scored.
+
+        Knowing an image's SHA-256 is not having the image: the answer is the verdict, scores
+        and face boxes, never the image itself (no heatmap, which is drawn over it)."""
         started = time.perf_counter()
         result = await self.scored(sha256)
         if result is None:
             return None
-        return await self.record(sha256, result, True, user_id, started, page_url=page_url)
+        return await self.record(sha256, result, True, user_id, started, page_url=page_url,
+                                 image_sent=False)
 
     async def record(self, sha256: str, result: dict, cached: bool, user_id: str | None,
-                     started: float, *, page_url=None, source_url=None) -> dict:
+                     started: float, *, page_url=None, source_url=None,
+                     image_sent: bool = True) -> dict:
+        """Store a check. ``image_sent`` False (a lookup by hash): the caller may not have the
+        image, so the check carries the verdict but no rendition of it (no heatmap)."""
         check = {
             "id": "chk_" + uuid.uuid4().hex,
             "sha256": sha256,
@@ -113,6 +120,7 @@ class CheckService:
             "cached": cached,
             "page_url": page_url,
             "source_url": source_url,
+            "image_sent": image_sent,
             "created_at": now(),
         }
         override = await self.override_for(self.db, sha256) if self.override_for else None
@@ -122,7 +130,7 @@ class CheckService:
             check["label"] = "FAKE" if override["verdict"] == "fake" else "REAL"
             check["confidence"] = 100.0
             check["note"] = "decided by a moderator: " + override["verdict"]
-        check["heatmap_url"] = f"/v1/checks/{check['id']}/heatmap.png"
+        check["heatmap_url"] = f"/v1/checks/{check['id']}/heatmap.png" if image_sent else None
         check["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
         async with self.db.transaction() as tx:
             await tx.execute(

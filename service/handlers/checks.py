@@ -119,6 +119,9 @@ async def list_or_lookup(request: web.Request) -> web.Response:
 
 async def heatmap(request: web.Request) -> web.Response:
     check = await _own_check(request)
+    if check.get("image_sent") is False:
+        raise ApiError(404, "no_image", "this check was answered from the image's SHA-256 alone:"
+                       " send the image itself to see where the detectors looked")
     row = await request.app[CHECKS].heatmap_inputs(check["sha256"])
     if row is None or not row["thumbnail"]:
         raise not_found("no heatmap is stored for this image")
