@@ -9,11 +9,13 @@ same closed-loop load generator as ``bench.run_bench``:
 - ``postgres x2``: two replicas on the same PostgreSQL database, the clients split evenly
   between them (what a round-robin load balancer does).
 
-Two workloads: ``fresh`` (every image new: the detectors run; inference-bound) and ``lookup``
-(``GET /v1/checks?sha256=`` of stored images: no model run; every request is a few short
-transactions: the user, the rate-limit bucket, the check row, the queue). On a machine with few
-cores the replicas compete for the same cores, so two of them cannot add throughput there; what
-they add is capacity on more machines (or GPUs), while the database keeps the state.
+The per-user rate limit is on (a bucket in the database, high enough never to refuse), so each
+request pays for it as in a deployment. Two workloads: ``fresh`` (every image new: the
+detectors run; inference-bound) and ``lookup`` (``GET /v1/checks?sha256=`` of stored images: no
+model run; every request is a few short transactions: the user, the rate-limit bucket, the check
+row, the queue). On a machine with few cores the replicas compete for the same cores, so two of
+them cannot add throughput there; what they add is capacity on more machines (or GPUs), while
+the database keeps the state.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ async def run(args) -> dict:
     keys_dir = Path(tempfile.mkdtemp(prefix="realcheck-bench-keys-"))
     issuer = LocalIssuer(keys_dir / "keys", PUBLIC_URL, 3600)
     headers = {"Authorization": "Bearer " + issuer.issue("bench", "user")}
-    base = {"REALCHECK_PUBLIC_URL": PUBLIC_URL, "REALCHECK_DATA_DIR": str(keys_dir)}
+    base = {"REALCHECK_PUBLIC_URL": PUBLIC_URL, "REALCHECK_DATA_DIR": str(keys_dir),
+            "REALCHECK_RATE_LIMIT_PER_MINUTE": str(args.rate_limit)}
     rows: list[dict] = []
     started = time.monotonic()
     load_before = list(os.getloadavg())
@@ -118,6 +121,7 @@ async def run(args) -> dict:
                  "command": "python -m bench.replicas " + " ".join(sys.argv[1:]),
                  "commit": _commit(), "cpu": cpu_model(), "cores": os.cpu_count(),
                  "images": len(images), "duration_s": args.duration,
+                 "rate_limit_per_minute": args.rate_limit,
                  "loadavg_before": load_before, "loadavg_after": list(os.getloadavg()),
                  "wall_s": round(time.monotonic() - started, 1)},
         "rows": rows,
@@ -130,7 +134,9 @@ def markdown(result: dict) -> str:
              f"- Machine: {m['cpu']}, {m['cores']} cores; load average before "
              f"{m['loadavg_before'][0]:.1f}, after {m['loadavg_after'][0]:.1f}",
              f"- Command: `{m['command']}` (commit `{m['commit']}`), {m['duration_s']:.0f} s per "
-             f"scenario, {m['images']} images made unique per request",
+             f"scenario, {m['images']} images made unique per request; rate limit "
+             + (f"on ({m['rate_limit_per_minute']}/min: every request takes from its bucket in the"
+                " database, none is refused)" if m.get("rate_limit_per_minute") else "off"),
              "", "| configuration | workload | clients | requests | req/s | p50 ms | p99 ms | errors |",
              "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -146,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-source", type=int, default=4, help="images per data source (default 4)")
     p.add_argument("--max-requests", type=int, default=5000)
     p.add_argument("--only", help="comma-separated: sqlite,postgres")
+    p.add_argument("--rate-limit", type=int, default=1_000_000,
+                   help="REALCHECK_RATE_LIMIT_PER_MINUTE of the replicas: high enough to refuse"
+                        " nothing but on, so its database round trips are measured (0 = off)")
     p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     p.add_argument("--markdown", action="store_true", help="print the docs/performance.md table")
     args = p.parse_args(argv)
