@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from service.errors import bad_request, not_found
 from service.store import Connection, now
 
 MAX_QUESTION, MAX_ANSWER = 300, 10_000
+MAX_POSITION = 2**63 - 1  # the largest integer the database stores
 
 
 def public(row) -> dict:
@@ -14,13 +17,17 @@ def public(row) -> dict:
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
+#: at least one character that is not a space or a control character (as the OpenAPI says)
+VISIBLE = re.compile(r"[^\x00-\x20\x7f]")
+
+
 def validate(body: dict, partial: bool) -> dict:
     """The accepted fields of a create (all required but position/published) or update."""
     out = {}
     for name, limit in (("question", MAX_QUESTION), ("answer", MAX_ANSWER)):
         if name in body:
             value = body[name]
-            if not isinstance(value, str) or not value.strip() or len(value) > limit:
+            if not isinstance(value, str) or not VISIBLE.search(value) or len(value) > limit:
                 raise bad_request("bad_field", f"{name} must be non-empty text up to {limit} characters")
             out[name] = value.strip()
         elif not partial:
@@ -48,7 +55,7 @@ async def create(tx: Connection, fields: dict) -> dict:
     at = now()
     if "position" not in fields:
         top = await tx.fetchval("SELECT COALESCE(MAX(position), 0) FROM faq")
-        fields["position"] = top + 1
+        fields["position"] = min(top + 1, MAX_POSITION)
     row = await tx.fetchone(
         "INSERT INTO faq (question, answer, position, published, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?) RETURNING *",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from service import __version__
+from service import __version__, api_schemas
 from service.auth.identity import require_role
 from service.handlers import account, admin, checks, faq, meta, moderation, pages
 from service.handlers.common import BODY_LIMIT, SMALL_BODY, too_large
@@ -29,11 +29,16 @@ class Route:
     handler: Callable
     role: str  # "public" | "user" | "moderator" | "admin"
     summary: str
-    request: str | None = None  # "multipart" | "json" | None
+    request: str | None = None  # "multipart" (an image) | the JSON body's schema | None
     produces: str = "application/json"
     tags: tuple[str, ...] = field(default=())
     #: largest request body in bytes; None: the service's upload limit (``max_body_bytes``)
     max_body: int | None = SMALL_BODY
+    #: the success status and its body's schema (None: not JSON, see ``produces``)
+    status: int = 200
+    returns: str | None = None
+    #: error statuses this route answers beyond those its role, body and parameters imply
+    errors: tuple[int, ...] = ()
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -43,24 +48,26 @@ async def openapi(request: web.Request) -> web.Response:
 
 ROUTES: list[Route] = [
     Route("GET", "/health", meta.health, "public", "Service status, loaded models and providers",
+          returns="Health", tags=("meta",)),
+    Route("GET", "/openapi.json", openapi, "public", "This API description", returns="OpenApi",
           tags=("meta",)),
-    Route("GET", "/openapi.json", openapi, "public", "This API description", tags=("meta",)),
     Route("GET", "/.well-known/jwks.json", meta.jwks, "public",
-          "Public keys of the local token issuer", tags=("auth",)),
+          "Public keys of the local token issuer", returns="Jwks", errors=(404,), tags=("auth",)),
     Route("POST", "/v1/checks", checks.create_check, "user",
           "Check an image (multipart 'image', JSON {url}, or image bytes)", request="multipart",
-          max_body=None,
-          tags=("checks",)),
+          max_body=None, status=201, returns="Check", errors=(408, 429, 503), tags=("checks",)),
     Route("GET", "/v1/checks", checks.list_or_lookup, "user",
           "With ?sha256=: the stored result without sending the image; else your checks",
-          tags=("checks",)),
+          returns="CheckOrList", errors=(404, 429), tags=("checks",)),
     Route("GET", "/v1/checks/{check_id}", checks.get_check, "user", "A stored check",
-          tags=("checks",)),
+          returns="Check", tags=("checks",)),
     Route("GET", "/v1/checks/{check_id}/heatmap.png", checks.heatmap, "user",
-          "Where the detectors looked, over the image", produces="image/png", tags=("checks",)),
+          "Where the detectors looked, over the image", produces="image/png", errors=(503,),
+          tags=("checks",)),
     Route("POST", "/predict", checks.predict, "user",
           "Older seed-system shape: multipart 'image' -> {result, confidence}",
-          request="multipart", max_body=None, tags=("checks",)),
+          request="multipart", max_body=None, returns="Prediction", errors=(408, 429, 503),
+          tags=("checks",)),
 ]
 
 # Moderation (issue 5): sign-in, reports and the flagged queue, administration, the web pages.
@@ -70,62 +77,71 @@ ROUTES += [
           produces="text/html", tags=("pages",)),
     Route("POST", "/v1/auth/register", account.register, "public",
           "Create an account {email, password} -> {token, user} (local issuer only)",
-          request="json", tags=("auth",)),
+          request="NewAccount", status=201, returns="Session", errors=(404, 409, 429, 503),
+          tags=("auth",)),
     Route("POST", "/v1/auth/login", account.login, "public",
           "Sign in {email, password} -> {token, user}; locked after repeated failures",
-          request="json", tags=("auth",)),
+          request="Credentials", returns="Session", errors=(401, 403, 404, 429, 503),
+          tags=("auth",)),
     Route("GET", "/v1/me", account.me, "user", "Your account and alert settings",
-          tags=("account",)),
+          returns="User", tags=("account",)),
     Route("PATCH", "/v1/me", account.update_me, "user",
-          "Change {email, email_alerts, queue_alerts}", request="json", tags=("account",)),
+          "Change {email, email_alerts, queue_alerts}", request="OwnChanges", returns="User",
+          errors=(409,), tags=("account",)),
     Route("POST", "/v1/checks/{check_id}/report", moderation.report_check, "user",
           "Report a wrong verdict on your check {note, page_url} -> {flag_id, status}",
-          request="json", tags=("moderation",)),
+          request="Report", status=201, returns="ReportAnswer", tags=("moderation",)),
     Route("GET", "/v1/moderation/items", moderation.list_items, "moderator",
           "The flagged queue: ?state=open|confirmed_fake|real|dismissed|all"
-          "&sort=score|recent|reports&limit&offset", tags=("moderation",)),
+          "&sort=score|recent|reports&limit&offset", returns="ItemList", tags=("moderation",)),
     Route("GET", "/v1/moderation/items/{item_id}", moderation.get_item, "moderator",
           "One flagged item: faces, each detector's score, pages, reports, history",
-          tags=("moderation",)),
+          returns="Item", tags=("moderation",)),
     Route("GET", "/v1/moderation/items/{item_id}/image.jpg", moderation.item_image, "moderator",
           "The item's image (thumbnail)", produces="image/jpeg", tags=("moderation",)),
     Route("GET", "/v1/moderation/items/{item_id}/heatmap.png", moderation.item_heatmap,
-          "moderator", "Where the detectors looked", produces="image/png", tags=("moderation",)),
+          "moderator", "Where the detectors looked", produces="image/png", errors=(503,),
+          tags=("moderation",)),
     Route("POST", "/v1/moderation/items/{item_id}/decision", moderation.decide, "moderator",
           "Decide {decision: fake|real|dismissed, note, version}; 409 if the version is stale",
-          request="json", tags=("moderation",)),
+          request="Decision", returns="Item", errors=(409,), tags=("moderation",)),
     Route("GET", "/v1/admin/users", admin.list_users, "admin",
-          "Accounts: ?q=&role=&limit&offset", tags=("admin",)),
+          "Accounts: ?q=&role=&limit&offset", returns="UserList", tags=("admin",)),
     Route("PATCH", "/v1/admin/users/{user_id}", admin.update_user, "admin",
-          "Change an account's {role, disabled}", request="json", tags=("admin",)),
+          "Change an account's {role, disabled}", request="UserChanges", returns="User",
+          errors=(409,), tags=("admin",)),
     Route("DELETE", "/v1/admin/users/{user_id}", admin.delete_user, "admin",
-          "Delete an account with its data", tags=("admin",)),
+          "Delete an account with its data", returns="Deleted", errors=(409,), tags=("admin",)),
     Route("GET", "/v1/admin/audit", admin.list_audit, "admin",
-          "The audit trail, newest first: ?action=&actor=&target=&limit&before", tags=("admin",)),
+          "The audit trail, newest first: ?action=&actor=&target=&limit&before",
+          returns="AuditList", tags=("admin",)),
     Route("GET", "/v1/admin/audit.csv", admin.export_audit, "admin",
           "The audit trail as CSV (same filters)", produces="text/csv", tags=("admin",)),
     Route("GET", "/v1/admin/outbox", admin.list_outbox, "admin",
-          "Queued and sent email: ?state=pending|sending|sent|failed", tags=("admin",)),
+          "Queued and sent email: ?state=pending|sending|sent|failed", returns="Outbox",
+          tags=("admin",)),
     Route("POST", "/v1/admin/outbox/retry", admin.retry_outbox, "admin",
-          "Send failed email again: {id} for one, {} for all", request="json", tags=("admin",)),
+          "Send failed email again: {id} for one, {} for all", request="Retry",
+          returns="Requeued", tags=("admin",)),
     Route("GET", "/v1/admin/faq", faq.admin_faq, "admin", "Every FAQ entry, drafts included",
-          tags=("admin",)),
+          returns="FaqList", tags=("admin",)),
     Route("POST", "/v1/admin/faq", faq.create_faq, "admin",
-          "Add an FAQ entry {question, answer, position, published}", request="json",
-          tags=("admin",)),
+          "Add an FAQ entry {question, answer, position, published}", request="NewFaqEntry",
+          status=201, returns="FaqEntry", tags=("admin",)),
     Route("PATCH", "/v1/admin/faq/{faq_id}", faq.update_faq, "admin", "Change an FAQ entry",
-          request="json", tags=("admin",)),
+          request="FaqChanges", returns="FaqEntry", tags=("admin",)),
     Route("DELETE", "/v1/admin/faq/{faq_id}", faq.delete_faq, "admin", "Remove an FAQ entry",
-          tags=("admin",)),
+          returns="Deleted", tags=("admin",)),
     Route("GET", "/v1/faq", faq.public_faq, "public", "The published FAQ entries",
-          tags=("help",)),
+          returns="FaqList", tags=("help",)),
     Route("GET", "/help", pages.help_page, "public", "Help page with the FAQ",
           produces="text/html", tags=("pages",)),
     Route("GET", "/dashboard", pages.dashboard, "public",
           "Moderation dashboard (signs in with a session token)", produces="text/html",
           tags=("pages",)),
     Route("GET", "/static/{name}", pages.static_file, "public", "The pages' CSS and scripts",
-          produces="text/plain", tags=("pages",)),
+          produces="text/css, text/javascript, image/svg+xml, image/png, image/x-icon",
+          tags=("pages",)),
 ]
 
 
@@ -152,34 +168,84 @@ def add_routes(app: web.Application, routes: list[Route] = ROUTES) -> None:
         app.router.add_route(r.method, r.path, guarded(r))
 
 
+_REASONS = {
+    400: "Bad input: the error code says which (bad_json, bad_query, bad_field, ...)",
+    401: "No token, or an invalid one (missing_token, token_expired, ...); wrong credentials",
+    403: "The caller's role is too low (forbidden), or the account is disabled",
+    404: "No such resource (or not yours)",
+    408: "The request body did not arrive in time",
+    409: "Conflicts with the current state (email_taken, a stale version, your own account)",
+    413: "The request body is larger than this route accepts",
+    415: "Wrong Content-Type for the body",
+    429: "Too many requests: see Retry-After",
+    503: "Busy, or the token issuer's keys are out of reach: try again",
+}
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _error_statuses(r: Route) -> list[int]:
+    codes = set(r.errors)
+    if r.role != "public":
+        codes |= {401, 403, 503}
+    if r.request:
+        codes |= {400, 408, 413, 415}
+    if "{" in r.path:
+        codes.add(404)
+    if (r.method, r.path) in api_schemas.QUERY:
+        codes.add(400)
+    return sorted(codes)
+
+
+def _success(r: Route) -> dict:
+    content = {}
+    for media in r.produces.split(", "):
+        if media == "application/json":
+            content[media] = {"schema": api_schemas.ref(r.returns) if r.returns else {}}
+        elif media.startswith("text/"):
+            content[media] = {"schema": {"type": "string"}}
+        else:
+            content[media] = {"schema": _BINARY}
+    return {"description": "Created" if r.status == 201 else "OK", "content": content}
+
+
+def _request_body(r: Route) -> dict | None:
+    if r.request is None:
+        return None
+    if r.request == "multipart":
+        return {"required": True, "content": {
+            "multipart/form-data": {"schema": api_schemas.ref("ImageUpload")},
+            "application/json": {"schema": api_schemas.ref("UrlCheck")},
+            "application/octet-stream": {"schema": _BINARY}}}
+    schema = api_schemas.SCHEMAS[r.request]
+    return {"required": bool(schema.get("required") or schema.get("anyOf")),
+            "content": {"application/json": {"schema": api_schemas.ref(r.request)}}}
+
+
 def openapi_document(routes: list[Route] = ROUTES) -> dict:
     paths: dict = {}
     for r in routes:
+        responses = {str(r.status): _success(r)}
+        for code in _error_statuses(r):
+            responses[str(code)] = {"description": _REASONS[code], "content": {
+                "application/json": {"schema": api_schemas.ref("Error")}}}
         op: dict = {
             "summary": r.summary,
             "operationId": r.handler.__name__ + "_" + r.method.lower(),
             "tags": list(r.tags),
-            "responses": {
-                "200": {"description": "OK", "content": {r.produces: {}}},
-                "default": {"description": "Error", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Error"}}}},
-            },
+            "responses": responses,
             "x-required-role": r.role,
         }
         if r.role != "public":
             op["security"] = [{"bearer": []}]
-        params = [p.strip("{}") for p in r.path.split("/") if p.startswith("{")]
+        params = [{"name": p.strip("{}"), "in": "path", "required": True,
+                   "schema": {"type": "string"}}
+                  for p in r.path.split("/") if p.startswith("{")]
+        params += api_schemas.QUERY.get((r.method, r.path), ())
         if params:
-            op["parameters"] = [{"name": p, "in": "path", "required": True,
-                                 "schema": {"type": "string"}} for p in params]
-        if r.request == "multipart":
-            op["requestBody"] = {"content": {
-                "multipart/form-data": {"schema": {"type": "object", "properties": {
-                    "image": {"type": "string", "format": "binary"}}}},
-                "application/json": {"schema": {"type": "object", "properties": {
-                    "url": {"type": "string"}}}}}}
-        elif r.request == "json":
-            op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+            op["parameters"] = params
+        body = _request_body(r)
+        if body:
+            op["requestBody"] = body
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -189,8 +255,6 @@ def openapi_document(routes: list[Route] = ROUTES) -> dict:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
-            "schemas": {"Error": {"type": "object", "required": ["error", "message"],
-                                  "properties": {"error": {"type": "string"},
-                                                 "message": {"type": "string"}}}},
+            "schemas": api_schemas.SCHEMAS,
         },
     }

@@ -18,7 +18,12 @@ import re
 LOG2_N, R, P = 17, 8, 1  # OWASP's minimum for scrypt: N = 2^17, r = 8, p = 1
 KEY_BYTES = 32
 MIN_LENGTH, MAX_LENGTH = 10, 1024
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+#: local@domain.tld without spaces or control characters; the OpenAPI schema states the same
+#: pattern, so it is written with explicit ranges that read alike in Python and ECMAScript; its
+#: parts are bounded so that a match is never longer than 254 characters.
+EMAIL_PATTERN = (r"[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,120}"
+                 r"\.[^@.\x00-\x20\x7f]{2,63}")
+EMAIL_RE = re.compile(EMAIL_PATTERN)
 
 _dummy_hash: str | None = None
 
@@ -96,5 +101,7 @@ def normalize_email(email) -> str | None:
     """The address lower-cased, or None if it does not look like one."""
     if not isinstance(email, str):
         return None
-    email = email.strip().lower()
-    return email if len(email) <= 254 and EMAIL_RE.match(email) else None
+    email = email.strip(" ")  # spaces around a pasted address (and only spaces: see the schema)
+    if len(email) > 254 or not EMAIL_RE.fullmatch(email):
+        return None
+    return email.lower()

@@ -30,7 +30,7 @@ async def _throttle(request: web.Request) -> None:
 
 
 async def _credentials(request: web.Request) -> tuple[str, str]:
-    body = await read_json(request)
+    body = await read_json(request, ("email", "password"))
     email = passwords.normalize_email(body.get("email"))
     if email is None:
         raise bad_request("bad_email", "send a valid email address")
@@ -126,7 +126,7 @@ async def me(request: web.Request) -> web.Response:
 async def update_me(request: web.Request) -> web.Response:
     """Change your email address and which alerts you get."""
     user = caller(request)
-    body = await read_json(request)
+    body = await read_json(request, ("email", "email_alerts", "queue_alerts"))
     db = request.app[DB]
     row = await accounts.get(db, user.id)
     changes: dict = {}

@@ -27,11 +27,13 @@ async def update_user(request: web.Request) -> web.Response:
     """{"role": "user"|"moderator"|"admin", "disabled": bool}; takes effect on the next request."""
     admin = caller(request)
     user_id = request.match_info["user_id"]
-    body = await read_json(request)
+    body = await read_json(request, ("role", "disabled"))
     role, disabled = body.get("role"), body.get("disabled")
-    if role is None and disabled is None:
+    if not body:
         raise bad_request("nothing_to_change", "send role and/or disabled")
-    if disabled is not None and not isinstance(disabled, bool):
+    if "role" in body and (not isinstance(role, str) or role not in ROLES):
+        raise bad_request("bad_role", f"role must be one of {', '.join(ROLES)}")
+    if "disabled" in body and not isinstance(disabled, bool):
         raise bad_request("bad_field", "disabled must be true or false")
     if user_id == admin.id and (disabled or (role is not None and role != admin.role)):
         raise ApiError(409, "own_account", "you cannot change your own role or disable yourself")
@@ -98,9 +100,10 @@ async def list_outbox(request: web.Request) -> web.Response:
 async def retry_outbox(request: web.Request) -> web.Response:
     """Send failed messages again: {"id": <message id>} for one, {} for all."""
     admin = caller(request)
-    body = await read_json(request) if request.can_read_body else {}
+    body = await read_json(request, ("id",)) if request.can_read_body else {}
     message_id = body.get("id")
-    if message_id is not None and (not isinstance(message_id, int) or isinstance(message_id, bool)):
+    if message_id is not None and (not isinstance(message_id, int) or isinstance(message_id, bool)
+                                   or message_id < 1):
         raise bad_request("bad_field", "id must be a message id")
     db = request.app[DB]
     async with db.transaction() as tx:

@@ -35,7 +35,7 @@ async def _image_from_request(request: web.Request) -> tuple[bytes, dict]:
             raise bad_request("missing_image", "send the image in a multipart field named 'image'")
         return data, fields
     if ctype == "application/json":
-        body = await read_json(request)
+        body = await read_json(request, ("url", "page_url"))
         url = body.get("url")
         if not isinstance(url, str) or not url:
             raise bad_request("missing_url", "send {\"url\": \"https://...\"} or an image upload")
@@ -96,14 +96,14 @@ async def list_or_lookup(request: web.Request) -> web.Response:
     """``?sha256=`` answers from the store without the image; otherwise the caller's checks."""
     user = caller(request)
     checks = request.app[CHECKS]
+    page_url = optional_url(request.query.get("page_url"))
     sha = request.query.get("sha256")
     if sha is not None:
         sha = sha.lower()
         if not SHA256_RE.match(sha):
             raise bad_request("bad_sha256", "sha256 must be 64 hexadecimal characters")
         await rate_limit(request, user.id, LOOKUP_COST)
-        check = await checks.lookup(sha, user.id,
-                                    page_url=optional_url(request.query.get("page_url")))
+        check = await checks.lookup(sha, user.id, page_url=page_url)
         if check is None:
             raise not_found("this image has not been checked yet: send it")
         return web.json_response(check)

@@ -7,37 +7,28 @@ import json
 import re
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from service.detection.heatmap import render_stored
 from service.errors import ApiError, bad_request
 from service.keys import POOLS, RATE_LIMITER, SETTINGS
 
 MAX_TEXT_FIELD = 4096
-MAX_JSON_DEPTH = 16
 #: integers the database stores (SQLite and PostgreSQL BIGINT): larger ones are refused
 MAX_INT = 2**63 - 1
 
 
-def _check_json(value, depth: int = 0) -> None:
-    """Refuse what json.loads accepts but no field of ours does: deep nesting, lone surrogates
-    (valid JSON escapes, not valid Unicode text) and integers past 64 bits."""
-    if depth > MAX_JSON_DEPTH:
-        raise bad_request("bad_json", f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise bad_request("bad_json", "the body's text is not valid Unicode") from e
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if not -MAX_INT <= value <= MAX_INT:
-            raise bad_request("bad_json", "the body holds an integer larger than 64 bits")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_json(k, depth + 1)
-            _check_json(v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_json(v, depth + 1)
+def _field(name: str, value):
+    """A field's value as handlers take it. Refused: what json.loads accepts but the database
+    cannot store (lone surrogates, valid JSON escapes but not Unicode text; integers past 64
+    bits). A number with no fraction (``3.0``) is the integer it equals, as in JSON Schema."""
+    if isinstance(value, str) and not _is_text(value):
+        raise bad_request("bad_json", f"{name} is not valid Unicode text")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value <= MAX_INT:
+        raise bad_request("bad_json", f"{name} is an integer larger than 64 bits")
+    return value
 
 
 #: the body limit of routes that take small JSON bodies (``Route.max_body``)
@@ -66,7 +57,9 @@ async def read_body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: web.Request) -> dict:
+async def read_json(request: web.Request, fields: tuple[str, ...]) -> dict:
+    """The JSON object's ``fields`` that are present (others are ignored), each checked to be
+    storable; 400 ``bad_json`` for anything that is not a JSON object (however deep)."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send application/json")
     try:
@@ -78,8 +71,7 @@ async def read_json(request: web.Request) -> dict:
         raise bad_request("bad_json", f"the body is not valid JSON: {e}") from e
     if not isinstance(body, dict):
         raise bad_request("bad_json", "the body must be a JSON object")
-    _check_json(body)
-    return body
+    return {k: _field(k, body[k]) for k in fields if k in body}
 
 
 def query_int(request: web.Request, name: str, default: int | None = None,
@@ -123,7 +115,7 @@ async def read_multipart(request: web.Request, file_field: str) -> tuple[bytes |
     while True:
         try:
             part = await reader.next()
-        except ValueError as e:
+        except (ValueError, HttpProcessingError) as e:  # e.g. a part header with control bytes
             raise bad_request("bad_multipart", f"the multipart body is malformed: {e}") from e
         if part is None:
             break
@@ -166,8 +158,10 @@ def page_args(request: web.Request, default: int = 50, maximum: int = 200) -> tu
     return limit, offset
 
 
-#: an absolute http(s) URL with a host, no spaces or control characters anywhere
-_WEB_URL_RE = re.compile(r"^https?://[^/?#\s\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*$", re.IGNORECASE)
+#: an absolute http(s) URL with a host, no spaces or control characters anywhere (the OpenAPI
+#: schema states the same pattern: explicit ranges read alike in Python and ECMAScript)
+WEB_URL_PATTERN = r"[Hh][Tt][Tt][Pp][Ss]?://[^/?#\x00-\x20\x7f][^\x00-\x20\x7f]*"
+_WEB_URL_RE = re.compile(WEB_URL_PATTERN)
 
 
 def optional_url(value) -> str | None:
@@ -184,7 +178,7 @@ def optional_url(value) -> str | None:
 
 
 def is_web_url(value: str) -> bool:
-    return bool(_WEB_URL_RE.match(value)) and _is_text(value)
+    return bool(_WEB_URL_RE.fullmatch(value)) and _is_text(value)
 
 
 def _is_text(value: str) -> bool:

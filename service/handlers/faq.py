@@ -10,6 +10,8 @@ from service.errors import not_found
 from service.handlers.common import path_int, read_json
 from service.keys import DB
 
+FAQ_FIELDS = ("question", "answer", "position", "published")
+
 
 async def public_faq(request: web.Request) -> web.Response:
     return web.json_response({"items": await faq.entries(request.app[DB], published_only=True)})
@@ -22,7 +24,7 @@ async def admin_faq(request: web.Request) -> web.Response:
 async def create_faq(request: web.Request) -> web.Response:
     """{"question", "answer", "position"?, "published"?}"""
     admin = caller(request)
-    fields = faq.validate(await read_json(request), partial=False)
+    fields = faq.validate(await read_json(request, FAQ_FIELDS), partial=False)
     db = request.app[DB]
     async with db.transaction() as tx:
         entry = await faq.create(tx, fields)
@@ -41,7 +43,7 @@ def _faq_id(request: web.Request) -> int:
 async def update_faq(request: web.Request) -> web.Response:
     admin = caller(request)
     faq_id = _faq_id(request)
-    fields = faq.validate(await read_json(request), partial=True)
+    fields = faq.validate(await read_json(request, FAQ_FIELDS), partial=True)
     db = request.app[DB]
     async with db.transaction() as tx:
         entry = await faq.update(tx, faq_id, fields)

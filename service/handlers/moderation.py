@@ -30,7 +30,7 @@ async def report_check(request: web.Request) -> web.Response:
     check = await request.app[CHECKS].get(request.match_info["check_id"])
     if check is None or check["user_id"] != user.id:
         raise not_found("no such check")
-    body = await read_json(request) if request.can_read_body else {}
+    body = await read_json(request, ("note", "page_url")) if request.can_read_body else {}
     note, page_url = _note(body), optional_url(body.get("page_url"))
     db = request.app[DB]
     async with db.transaction() as tx:
@@ -85,9 +85,9 @@ async def decide(request: web.Request) -> web.Response:
     """{"decision": "fake"|"real"|"dismissed", "note", "version"}: 409 if the version is stale."""
     moderator = caller(request)
     item_id = request.match_info["item_id"]
-    body = await read_json(request)
+    body = await read_json(request, ("decision", "note", "version"))
     decision = body.get("decision")
-    if decision not in queue.DECISIONS:
+    if not isinstance(decision, str) or decision not in queue.DECISIONS:
         raise bad_request("bad_decision", "decision must be fake, real or dismissed")
     version = body.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
