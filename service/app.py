@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from service.auth.tokens import LocalIssuer, TokenVerifier
+from service.checks.evidence import Evidence
 from service.checks.fetch import make_fetch_session
 from service.checks.store import CheckService
 from service.detection.detector import Detector
@@ -27,6 +28,7 @@ from service.keys import (
     HTTP,
     ISSUER,
     LOGIN_THROTTLE,
+    NEAR,
     POOLS,
     RATE_LIMITER,
     SETTINGS,
@@ -35,7 +37,9 @@ from service.keys import (
 from service.mail import alerts
 from service.mail.sender import mail_ctx
 from service.moderation import queue
+from service.moderation.near import NearDuplicates
 from service.pools import pools_ctx
+from service.provenance.credentials import CredentialReader, load_trust_anchors
 from service.ratelimit import FailureLock, RateLimiter
 from service.routes import add_routes
 from service.settings import Settings
@@ -80,19 +84,24 @@ async def detector_ctx(app: web.Application):
                         max_image_pixels=s.max_image_pixels, finder=FaceFinder(s.models_dir))
     detector.start()
     app[DETECTOR] = detector
+    evidence = Evidence(CredentialReader(load_trust_anchors(s.c2pa_trust_anchors)),
+                        max_image_pixels=s.max_image_pixels, workers=s.evidence_threads)
+    app[NEAR] = NearDuplicates(s.pdq_max_distance, s.pdq_min_quality, s.pdq_window_max_distance)
     app[CHECKS] = CheckService(app[DB], detector, override_for=queue.override,
-                               after_check=check_callback(s.public_url.rstrip("/")))
+                               after_check=check_callback(s.public_url.rstrip("/")),
+                               evidence=evidence, near=app[NEAR])
     log.info("models %s (trained=%s) on %s", ensemble.version, ensemble.trained,
              ensemble.providers)
     yield
     await detector.stop()
+    evidence.close()
 
 
 def check_callback(base_url: str):
     """What storing a check sets off, in its transaction: the moderation queue counts or flags
     the image, and a fake verdict mails its owner if they asked for alerts."""
-    async def after_check(tx, check: dict, user_id: str | None) -> None:
-        await queue.record_sighting(tx, check)
+    async def after_check(tx, check: dict, user_id: str | None, hits=()) -> None:
+        await queue.record_sighting(tx, check, hits)
         if user_id is not None and check["verdict"] == "fake":
             await alerts.fake_alert(tx, check, user_id, base_url)
     return after_check

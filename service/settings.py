@@ -72,6 +72,14 @@ class Settings:
     #: password hashing: threads (128 MiB each while hashing) and how many more may wait
     password_workers: int = 2
     password_queue: int = 16
+    # Evidence beside the detectors (provenance, near-duplicates).
+    #: PEM file of the C2PA trust anchors (root certificates); empty: no signer is trusted
+    c2pa_trust_anchors: str = ""
+    #: a moderator's decision applies to images within this many bits (of 256) of PDQ hash
+    pdq_max_distance: int = 31
+    pdq_window_max_distance: int = 18  # for an item's 95 % windows (5 % crops)
+    pdq_min_quality: int = 50  # hashes of lower quality (flat, tiny images) never match
+    evidence_threads: int = 2
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

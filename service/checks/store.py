@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from service.checks.evidence import Evidence
 from service.detection.detector import Detector, grids_to_bytes
 from service.store import Connection, Database, now
 
@@ -28,13 +29,19 @@ class CheckService:
 
     def __init__(self, db: Database, detector: Detector, *,
                  override_for: Callable[[Connection, str], Awaitable[dict | None]] | None = None,
-                 after_check: Callable[[Connection, dict, str | None], Awaitable[None]] | None = None):
+                 after_check: Callable[[Connection, dict, str | None], Awaitable[None]] | None = None,
+                 evidence: Evidence | None = None, near=None):
         """``override_for(conn, sha256)``: a verdict that replaces the detectors' (moderators');
-        ``after_check(tx, check, user_id)``: runs inside the transaction that stores a check."""
+        ``after_check(tx, check, user_id)``: runs inside the transaction that stores a check.
+        ``evidence`` computes provenance and PDQ hashes beside the detectors; with ``near``
+        (`moderation.near.NearDuplicates`) both callbacks also get the near-duplicate ``hits``.
+        """
         self.db = db
         self.detector = detector
         self.override_for = override_for
         self.after_check = after_check
+        self.evidence = evidence
+        self.near = near
         self.inflight: dict[str, asyncio.Future] = {}
 
     async def scored(self, sha256: str) -> dict | None:
@@ -70,19 +77,32 @@ class CheckService:
         known = await self.scored(sha256)
         if known is not None:
             return known, True
-        result, grids, thumbnail = await self.detector.analyze(data)
+        evidence = (asyncio.ensure_future(self.evidence.gather(data))
+                    if self.evidence is not None else None)
+        try:
+            result, grids, thumbnail = await self.detector.analyze(data)
+        except BaseException:
+            if evidence is not None:
+                evidence.cancel()
+            raise
+        provenance, fp = await evidence if evidence is not None else (None, None)
+        result["provenance"] = provenance
+        result["pdq"] = fp.public() if fp is not None else None
+        extra = " ".join([fp.trimmed or "-", *fp.windows]) if fp is not None else None
         async with self.db.transaction() as tx:
             # One row per image, whichever replica scored it first or last (same models,
             # same pixels: the same result); a new model version replaces the old result.
             await tx.execute(
                 "INSERT INTO images (sha256, models_version, result, thumbnail, cams, width,"
-                " height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " height, created_at, pdq, pdq_extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (sha256) DO UPDATE SET models_version = excluded.models_version,"
                 " result = excluded.result, thumbnail = excluded.thumbnail, cams = excluded.cams,"
                 " width = excluded.width, height = excluded.height,"
-                " created_at = excluded.created_at",
+                " created_at = excluded.created_at, pdq = excluded.pdq,"
+                " pdq_extra = excluded.pdq_extra",
                 (sha256, result["models_version"], json.dumps(result), thumbnail,
-                 grids_to_bytes(grids), result["width"], result["height"], now()))
+                 grids_to_bytes(grids), result["width"], result["height"], now(),
+                 fp.hash if fp is not None else None, extra))
         return result, False
 
     async def check(self, data: bytes, user_id: str | None, *, page_url: str | None = None,
@@ -116,6 +136,8 @@ class CheckService:
             "sha256": sha256,
             **{k: result[k] for k in PUBLIC_FIELDS if k in result},
             "detectors": {"verdict": result["verdict"], "score": result["score"]},
+            "provenance": result.get("provenance"),
+            "pdq": result.get("pdq"),
             "moderation": None,
             "cached": cached,
             "page_url": page_url,
@@ -123,23 +145,24 @@ class CheckService:
             "image_sent": image_sent,
             "created_at": now(),
         }
-        override = await self.override_for(self.db, sha256) if self.override_for else None
-        if override is not None:
-            check["moderation"] = override
-            check["verdict"] = override["verdict"]
-            check["label"] = "FAKE" if override["verdict"] == "fake" else "REAL"
-            check["confidence"] = 100.0
-            check["note"] = "decided by a moderator: " + override["verdict"]
         check["heatmap_url"] = f"/v1/checks/{check['id']}/heatmap.png" if image_sent else None
-        check["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
+        # With near-duplicates, one transaction from the decision lookup to the sighting: of
+        # two copies checked at once, the second sees the item the first created.
         async with self.db.transaction() as tx:
+            extra: tuple = ()
+            if self.near is not None:
+                extra = (await self.near.hits(tx, result.get("pdq")),)
+            override = await self.override_for(tx, sha256, *extra) if self.override_for else None
+            if override is not None:
+                _apply(check, override)
+            check["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
             await tx.execute(
                 "INSERT INTO checks (id, sha256, user_id, verdict, score, result, page_url,"
                 " source_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (check["id"], sha256, user_id, check["verdict"], check["score"],
                  json.dumps(check), page_url, source_url, check["created_at"]))
             if self.after_check is not None:
-                await self.after_check(tx, check, user_id)
+                await self.after_check(tx, check, user_id, *extra)
         return check
 
     async def get(self, check_id: str) -> dict | None:
@@ -164,3 +187,21 @@ class CheckService:
         return await self.db.fetchone(
             "SELECT thumbnail, cams, width, height, result FROM images WHERE sha256 = ?",
             (sha256,))
+
+
+def _apply(check: dict, override: dict) -> None:
+    """A moderator's decision (or an imported one) replaces the detectors' verdict."""
+    check["moderation"] = override
+    check["verdict"] = override["verdict"]
+    check["label"] = "FAKE" if override["verdict"] == "fake" else "REAL"
+    check["confidence"] = 100.0
+    match = override.get("match")
+    if override["decided_by"] == "hash list":
+        check["note"] = (f"decided by an imported hash list ({match['source']}): "
+                         f"{override['verdict']}, for a near-duplicate {match['distance']} of 256"
+                         " bits away")
+    elif match is not None:
+        check["note"] = (f"decided by a moderator: {override['verdict']}, for a near-duplicate"
+                         f" of this image ({match['distance']} of 256 bits apart)")
+    else:
+        check["note"] = "decided by a moderator: " + override["verdict"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from service import accounts, audit
@@ -10,6 +12,7 @@ from service.errors import ApiError, bad_request
 from service.handlers.common import page_args, query_int, read_json
 from service.keys import DB, MAIL
 from service.mail import outbox
+from service.moderation import hashlist
 from service.roles import ROLES
 
 
@@ -112,3 +115,40 @@ async def retry_outbox(request: web.Request) -> web.Response:
                            {"requeued": n}, request.remote)
     request.app[MAIL].poke()
     return web.json_response({"requeued": n})
+
+
+SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@:/-]{0,99}$")
+
+
+async def export_hash_list(request: web.Request) -> web.Response:
+    """Decided items (and imported entries) as a CSV hash list: pdq, verdict, note, date, source."""
+    admin = caller(request)
+    db = request.app[DB]
+    text = await hashlist.export_csv(db)
+    async with db.transaction() as tx:
+        await audit.record(tx, admin, "admin.hashlist_export", None,
+                           {"rows": text.count("\n") - 1}, request.remote)
+    return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": 'attachment; filename="realcheck-hashlist.csv"',
+        "Cache-Control": "no-store"})
+
+
+async def import_hash_list(request: web.Request) -> web.Response:
+    """A CSV hash list in the body (``text/csv``), from ``?source=`` (another team's name)."""
+    admin = caller(request)
+    source = (request.query.get("source") or "").strip()
+    if not SOURCE_RE.match(source) or source == "local":
+        raise bad_request("bad_source", "name the list's source: ?source=<team or list name>"
+                                        " (letters, digits, . _ - @ : /; not 'local')")
+    if request.content_type not in ("text/csv", "text/plain"):
+        raise ApiError(415, "unsupported_media_type", "send the CSV as text/csv")
+    try:
+        text = (await request.read()).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise bad_request("bad_csv", "the CSV must be UTF-8 text") from e
+    entries = hashlist.parse_csv(text)
+    db = request.app[DB]
+    async with db.transaction() as tx:
+        result = await hashlist.import_entries(tx, entries, source, admin.id)
+        await audit.record(tx, admin, "admin.hashlist_import", source, result, request.remote)
+    return web.json_response(result, status=201)

@@ -1,7 +1,9 @@
 """The flagged queue: one item per image, how it got there, and the moderators' decisions.
 
 An item (``flags`` row) is created when a check's verdict is fake or uncertain, or when a user
-reports a wrong verdict. Counts and pages are derived from the ``checks`` table, so deleting a
+reports a wrong verdict. An image whose PDQ hash is near an item's (``near.py``) joins that item
+as a *variant* instead of becoming an item of its own, and the item's decision applies to it.
+Counts and pages are derived from the ``checks`` table, so deleting a
 user's checks removes them from every item too. ``version`` grows with every state change
 (decision, reopening); a decision names the version it was made on, and a stale one is refused
 (optimistic concurrency), so two moderators cannot overwrite each other silently.
@@ -23,9 +25,12 @@ SORTS = {"score": "f.score DESC, f.last_seen_at DESC", "recent": "f.last_seen_at
          "reports": "report_count DESC, f.last_seen_at DESC"}
 FLAGGING_VERDICTS = ("fake", "uncertain")
 
-_COUNTS = """
-    (SELECT COUNT(*) FROM checks c WHERE c.sha256 = f.sha256) AS check_count,
-    (SELECT COUNT(DISTINCT c.user_id) FROM checks c WHERE c.sha256 = f.sha256) AS user_count,
+#: the item's own image and its variants
+_SHAS = "(SELECT f.sha256 UNION ALL SELECT v.sha256 FROM flag_variants v WHERE v.flag_id = f.id)"
+_COUNTS = f"""
+    (SELECT COUNT(*) FROM checks c WHERE c.sha256 IN {_SHAS}) AS check_count,
+    (SELECT COUNT(DISTINCT c.user_id) FROM checks c WHERE c.sha256 IN {_SHAS}) AS user_count,
+    (SELECT COUNT(*) FROM flag_variants v WHERE v.flag_id = f.id) AS variant_count,
     (SELECT COUNT(*) FROM flag_reports r WHERE r.flag_id = f.id) AS report_count,
     (SELECT email FROM users u WHERE u.id = f.decided_by) AS decided_by_email
 """
@@ -54,16 +59,79 @@ async def _create(tx: Connection, sha256: str, reason: str, score, detector_verd
         "INSERT INTO flags (id, sha256, reason, score, detector_verdict, queued_at, created_at,"
         " last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
         (flag_id, sha256, reason, score, detector_verdict, at, at, at))
+    if created:
+        await _index_hashes(tx, flag_id, sha256)
     return await _locked(tx, sha256), bool(created)
 
 
-async def record_sighting(tx: Connection, check: dict) -> str | None:
-    """After a check is stored (inside its transaction): flag it, or count it on its item."""
+async def _index_hashes(tx: Connection, flag_id: str, sha256: str) -> None:
+    """Store the item's PDQ hashes, which the near-duplicate index follows."""
+    image = await tx.fetchone("SELECT pdq, pdq_extra FROM images WHERE sha256 = ?", (sha256,))
+    if image is None or not image["pdq"]:
+        return
+    extra = (image["pdq_extra"] or "-").split()  # trimmed hash or '-', then the windows
+    rows = [(image["pdq"], 0)] + [(extra[0], 0)] * (extra[0] != "-")
+    rows += [(h, 1) for h in extra[1:]]
+    for h, is_window in rows:
+        await tx.execute("INSERT INTO flag_hashes (flag_id, hash, is_window) VALUES (?, ?, ?)"
+                         " ON CONFLICT (flag_id, hash) DO NOTHING", (flag_id, h, is_window))
+
+
+async def flag_for(tx: Connection, sha256: str):
+    """The item holding this image as its own or as a variant (locked), or None."""
+    row = await _locked(tx, sha256)
+    if row is None:
+        variant = await tx.fetchone("SELECT flag_id FROM flag_variants WHERE sha256 = ?",
+                                    (sha256,))
+        if variant is not None:
+            row = await tx.fetchone(f"SELECT * FROM flags WHERE id = ?{for_update(tx)}",
+                                    (variant["flag_id"],))
+    return row
+
+
+async def _join_variant(tx: Connection, check: dict, hits, verdict, score) -> str | None:
+    """The image joins the nearest item among ``hits`` as a variant (or was one already)."""
+    at = now()
+    known = await tx.fetchone("SELECT flag_id FROM flag_variants WHERE sha256 = ?",
+                              (check["sha256"],))
+    if known is not None:
+        await tx.execute("UPDATE flag_variants SET last_seen_at = ? WHERE sha256 = ?",
+                         (at, check["sha256"]))
+        await tx.execute("UPDATE flags SET last_seen_at = ? WHERE id = ?", (at, known["flag_id"]))
+        return known["flag_id"]
+    for hit in hits:
+        if hit.kind != "item":
+            continue
+        item = await tx.fetchone(f"SELECT id FROM flags WHERE id = ?{for_update(tx)}", (hit.id,))
+        if item is None:  # deleted since it was indexed
+            continue
+        joined = await tx.execute(
+            "INSERT INTO flag_variants (sha256, flag_id, distance, created_at, last_seen_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+            (check["sha256"], hit.id, hit.distance, at, at))
+        await tx.execute("UPDATE flags SET last_seen_at = ? WHERE id = ?", (at, hit.id))
+        if joined:
+            await add_event(tx, hit.id, "variant", None,
+                            {"check_id": check["id"], "sha256": check["sha256"],
+                             "distance": hit.distance, "verdict": verdict, "score": score})
+        return hit.id
+    return None
+
+
+async def record_sighting(tx: Connection, check: dict, hits=()) -> str | None:
+    """After a check is stored (inside its transaction): flag it, or count it on its item.
+
+    ``hits`` (`near.Hit`, nearest first) are the items the image is a near-duplicate of: it
+    joins the nearest as a variant rather than becoming an item of its own.
+    """
     detectors = check.get("detectors") or {}
     score = detectors.get("score", check.get("score"))
     verdict = detectors.get("verdict", check.get("verdict"))
     row = await _locked(tx, check["sha256"])
     if row is None:
+        joined = await _join_variant(tx, check, hits, verdict, score)
+        if joined is not None:
+            return joined
         if check["verdict"] not in FLAGGING_VERDICTS:
             return None
         row, created = await _create(tx, check["sha256"], "detectors", score, verdict)
@@ -86,7 +154,7 @@ async def report(tx: Connection, check: dict, user_id: str, note: str | None,
     """
     at = now()
     detectors = check.get("detectors") or {}
-    flag = await _locked(tx, check["sha256"])
+    flag = await flag_for(tx, check["sha256"])
     if flag is None:
         flag, _ = await _create(tx, check["sha256"], "report",
                                 detectors.get("score", check["score"]), detectors.get("verdict"))
@@ -129,10 +197,13 @@ async def pages(conn: Connection, flag_id: str, sha256: str, limit: int) -> list
     """Where the image was met: pages of its checks and of its reports, most frequent first."""
     rows = await conn.fetchall("""
         SELECT page_url, COUNT(*) AS n, MAX(at) AS last_at FROM (
-            SELECT page_url, created_at AS at FROM checks WHERE sha256 = ? AND page_url IS NOT NULL
+            SELECT page_url, created_at AS at FROM checks
+            WHERE page_url IS NOT NULL AND (sha256 = ? OR sha256 IN (
+                SELECT v.sha256 FROM flag_variants v WHERE v.flag_id = ?))
             UNION ALL
             SELECT page_url, created_at FROM flag_reports WHERE flag_id = ? AND page_url IS NOT NULL
-        ) AS seen GROUP BY page_url ORDER BY n DESC, last_at DESC LIMIT ?""", (sha256, flag_id, limit))
+        ) AS seen GROUP BY page_url ORDER BY n DESC, last_at DESC LIMIT ?""",
+        (sha256, flag_id, flag_id, limit))
     return [{"url": r["page_url"], "count": r["n"], "last_seen_at": r["last_at"]} for r in rows]
 
 
@@ -141,7 +212,7 @@ async def _summary(conn, r, page_limit: int) -> dict:
         "id": r["id"], "sha256": r["sha256"], "state": r["state"], "reason": r["reason"],
         "score": r["score"], "detector_verdict": r["detector_verdict"], "version": r["version"],
         "check_count": r["check_count"], "user_count": r["user_count"],
-        "report_count": r["report_count"],
+        "report_count": r["report_count"], "variant_count": r["variant_count"],
         "pages": await pages(conn, r["id"], r["sha256"], page_limit),
         "decision": _decision(r),
         "created_at": r["created_at"], "queued_at": r["queued_at"], "last_seen_at": r["last_seen_at"],
@@ -174,6 +245,13 @@ async def get_item(conn: Connection, flag_id: str) -> dict | None:
         "height", "warning")})
     item["detectors"] = {"verdict": result.get("verdict"), "score": result.get("score"),
                          "label": result.get("label"), "confidence": result.get("confidence")}
+    item["provenance"] = result.get("provenance")
+    item["pdq"] = (result.get("pdq") or {}).get("hash")
+    variants = await conn.fetchall("""
+        SELECT v.*, (SELECT COUNT(*) FROM checks c WHERE c.sha256 = v.sha256) AS check_count,
+               (SELECT result FROM images i WHERE i.sha256 = v.sha256) AS result
+        FROM flag_variants v WHERE v.flag_id = ? ORDER BY v.created_at""", (flag_id,))
+    item["variants"] = [_variant(v) for v in variants]
     reports = await conn.fetchall("""
         SELECT r.*, u.email FROM flag_reports r LEFT JOIN users u ON u.id = r.user_id
         WHERE r.flag_id = ? ORDER BY r.created_at""", (flag_id,))
@@ -215,15 +293,56 @@ async def decide(conn: Connection, flag_id: str, decision: str, note: str | None
     return version + 1
 
 
-async def override(conn: Connection, sha256: str) -> dict | None:
-    row = await conn.fetchone(
-        "SELECT id, override_verdict, decided_role, decided_at, decision_note FROM flags"
-            " WHERE sha256 = ? AND override_verdict IS NOT NULL", (sha256,))
-    if row is None:
-        return None
+def _variant(v) -> dict:
+    result = json.loads(v["result"]) if v["result"] else {}
+    return {"sha256": v["sha256"], "distance": v["distance"], "check_count": v["check_count"],
+            "width": result.get("width"), "height": result.get("height"),
+            "detectors": {"verdict": result.get("verdict"), "score": result.get("score")},
+            "first_seen_at": v["created_at"], "last_seen_at": v["last_seen_at"]}
+
+
+def _override(row, match: dict | None) -> dict:
     # Who decided is shown by role only: a moderator's identity is not given to every user.
     return {"verdict": row["override_verdict"], "decided_by": row["decided_role"] or "moderator",
-            "decided_at": row["decided_at"], "note": row["decision_note"], "item_id": row["id"]}
+            "decided_at": row["decided_at"], "note": row["decision_note"], "item_id": row["id"],
+            "match": match}
+
+
+_DECIDED = "SELECT f.id, f.override_verdict, f.decided_role, f.decided_at, f.decision_note"
+
+
+async def override(conn: Connection, sha256: str, hits=()) -> dict | None:
+    """The decision that applies to this image, if any, and how it was found.
+
+    In order: a decision on this very image (``match`` None); on the item it is a variant of;
+    on the nearest decided item or imported hash-list entry among ``hits`` (``match`` is
+    ``{distance, item_id}``, plus ``list_entry_id`` and ``source`` for a hash-list entry).
+    """
+    row = await conn.fetchone(
+        f"{_DECIDED} FROM flags f WHERE f.sha256 = ? AND f.override_verdict IS NOT NULL",
+        (sha256,))
+    if row is not None:
+        return _override(row, None)
+    row = await conn.fetchone(
+        f"{_DECIDED}, v.distance FROM flag_variants v JOIN flags f ON f.id = v.flag_id"
+        " WHERE v.sha256 = ? AND f.override_verdict IS NOT NULL", (sha256,))
+    if row is not None:
+        return _override(row, {"distance": row["distance"], "item_id": row["id"]})
+    for hit in hits:
+        if hit.kind == "item":
+            row = await conn.fetchone(
+                f"{_DECIDED} FROM flags f WHERE f.id = ? AND f.override_verdict IS NOT NULL",
+                (hit.id,))
+            if row is not None:
+                return _override(row, {"distance": hit.distance, "item_id": row["id"]})
+            continue
+        row = await conn.fetchone("SELECT * FROM hash_list WHERE id = ?", (int(hit.id),))
+        if row is not None:
+            return {"verdict": row["verdict"], "decided_by": "hash list",
+                    "decided_at": row["decided_at"], "note": row["note"], "item_id": None,
+                    "match": {"distance": hit.distance, "item_id": None,
+                              "list_entry_id": row["id"], "source": row["source"]}}
+    return None
 
 
 async def counts(conn: Connection) -> dict:

@@ -279,9 +279,44 @@ function renderDetail(item) {
   const facts = h("div", { class: "facts" },
     fact(pct(item.detectors.score), "P(fake), detectors: " + (item.detectors.verdict || "?")),
     fact(item.check_count, "checks"), fact(item.user_count, "users met it"), fact(item.report_count, "reports"));
-  pane.append(head, media, decide_, facts, facesSection(item),
-    h("div", { class: "two" }, pagesSection(item), reportsSection(item)), historySection(item));
+  pane.append(...[head, media, decide_, facts, provenanceSection(item), facesSection(item), variantsSection(item),
+    h("div", { class: "two" }, pagesSection(item), reportsSection(item)), historySection(item)].filter(Boolean));
   if (item.warning) pane.append(h("p", { class: "hint" }, "Note: " + item.warning));
+}
+
+/** Content Credentials beside the detectors' score; unsigned hints labelled unverified. */
+function provenanceSection(item) {
+  const p = item.provenance;
+  if (!p || !p.summary) return null;
+  const c = p.c2pa;
+  const kind = c ? (c.state === "valid" ? (p.ai_generated ? "ai" : "valid") : c.state) : "unverified";
+  const detail = [];
+  if (c) {
+    detail.push(`Content Credentials: ${c.state}`);
+    if (c.claim_generator) detail.push(`made with ${c.claim_generator}`);
+    if (c.actions.length) detail.push("actions: " + c.actions.map((a) => a.action).join(", "));
+    if (c.failures.length) detail.push("validation: " + c.failures.join(", "));
+  } else if (p.hints) {
+    if (p.hints.digital_source_type) detail.push("DigitalSourceType " + p.hints.digital_source_type.split("/").pop());
+    if (p.hints.software.length) detail.push("software: " + p.hints.software.join(", "));
+    if (p.hints.generator_metadata.length) detail.push(p.hints.generator_metadata.join(", "));
+  }
+  return h("div", { class: "section" }, h("h3", {}, "Provenance"),
+    h("p", { class: "provenance " + kind, id: "provenance", "data-kind": kind },
+      kind === "unverified" ? "Unverified: " + p.summary.replace(/^Unverified /, "") : p.summary),
+    detail.length ? h("p", { class: "hint" }, detail.join(" · ")) : null);
+}
+
+/** The near-duplicates merged into this item: the decision applies to each of them. */
+function variantsSection(item) {
+  const variants = item.variants || [];
+  if (!variants.length) return null;
+  const li = variants.map((v) => h("li", {},
+    h("span", { class: "when", title: fullTime(v.first_seen_at) }, when(v.first_seen_at)),
+    h("span", { class: "mono", title: v.sha256 }, v.sha256.slice(0, 12) + "…"),
+    ` ${v.width}×${v.height}, ${v.distance} of 256 bits from the image, ${v.check_count} check(s), detectors: ${v.detectors.verdict || "?"}`));
+  return h("div", { class: "section" }, h("h3", {}, `Near-duplicates (${variants.length})`),
+    h("ul", { class: "list", id: "variants" }, li));
 }
 
 function fact(value, label) { return h("div", { class: "card fact" }, h("b", {}, value), h("span", {}, label)); }
@@ -323,7 +358,8 @@ function reportsSection(item) {
 }
 
 function historySection(item) {
-  const words = { flagged: "Flagged by the detectors", reported: "Reported", reopened: "Reopened", decided: "Decided" };
+  const words = { flagged: "Flagged by the detectors", reported: "Reported", reopened: "Reopened", decided: "Decided",
+    variant: "A near-duplicate joined" };
   const li = item.history.slice().reverse().map((e) => {
     let what = words[e.kind] || e.kind;
     if (e.kind === "decided") what += ": " + DECISIONS[e.detail.decision].done.toLowerCase() + (e.detail.note ? ` — “${e.detail.note}”` : "");

@@ -173,6 +173,38 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX rate_limits_updated ON rate_limits (updated_at)",
     ],
+    # 5: near-duplicates: PDQ hashes of images, of flagged items (what the index holds), the
+    # images merged into an item as its variants; imported hash lists
+    [
+        "ALTER TABLE images ADD COLUMN pdq TEXT",
+        "ALTER TABLE images ADD COLUMN pdq_extra TEXT",  # trimmed hash or '-', then windows
+        """CREATE TABLE flag_hashes (
+            id {serial},
+            flag_id TEXT NOT NULL REFERENCES flags (id) ON DELETE CASCADE,
+            hash TEXT NOT NULL,
+            is_window INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (flag_id, hash)
+        )""",
+        """CREATE TABLE flag_variants (
+            sha256 TEXT PRIMARY KEY,
+            flag_id TEXT NOT NULL REFERENCES flags (id) ON DELETE CASCADE,
+            distance INTEGER NOT NULL,
+            created_at {float} NOT NULL,
+            last_seen_at {float} NOT NULL
+        )""",
+        "CREATE INDEX flag_variants_flag ON flag_variants (flag_id)",
+        """CREATE TABLE hash_list (
+            id {serial},
+            hash TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('fake', 'real')),
+            note TEXT,
+            decided_at {float},
+            source TEXT NOT NULL,
+            imported_by TEXT,
+            imported_at {float} NOT NULL,
+            UNIQUE (hash, source)
+        )""",
+    ],
 ]
 
 

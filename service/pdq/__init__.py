@@ -1,0 +1,1 @@
+"""PDQ perceptual hashes (Meta's, via ``pdqhash``) and a near-duplicate index over them."""
