@@ -317,9 +317,21 @@
       h("p", {class: "confidence"}, c.moderation ? "Decided by a moderator."
         : `${c.confidence}% confident it is ${c.label} (P(fake) = ${c.score.toFixed(2)}).`),
       h("p", {class: "face muted"}, which),
+      ...evidenceParts(c),
       c.warning ? h("p", {class: "warning"}, `Note: ${c.warning}.`) : null,
       heatmap,
       reportParts(rec),
+    ];
+  }
+
+  /** Provenance (Content Credentials, unsigned hints) and a near-duplicate decision. */
+  function evidenceParts(c) {
+    const {provenanceLine, matchLine} = globalThis.realcheckProvenance;
+    const line = provenanceLine(c);
+    const match = matchLine(c);
+    return [
+      line ? h("p", {class: `provenance ${line.kind}`, "data-provenance": line.kind}, line.text) : null,
+      match ? h("p", {class: "match muted"}, match) : null,
     ];
   }
 

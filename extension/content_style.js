@@ -35,6 +35,10 @@ globalThis.REALCHECK_CSS = `
 .pill.real { background: #15803d; } .pill.fake { background: #b91c1c; }
 .pill.uncertain { background: #f59e0b; color: #1f2937; }
 .panel p { margin: 4px 0; }
+.panel .provenance { font-size: 12px; padding: 4px 6px; border-radius: 4px; background: #f1f5f9; }
+.panel .provenance.ai { background: #fee2e2; color: #991b1b; font-weight: 600; }
+.panel .provenance.invalid { background: #fef3c7; color: #92400e; }
+.panel .provenance.unverified, .panel .provenance.untrusted { color: #475569; }
 .panel .muted { color: #4b5563; font-size: 12px; }
 .panel .warning { color: #92400e; font-size: 12px; }
 .panel .heatmap { display: block; width: 100%; margin: 8px 0; border-radius: 6px; background: #f3f4f6;

@@ -23,7 +23,7 @@ async function onMenuClick(info, tab) {
     return await chrome.tabs.sendMessage(tab.id, message, target);
   } catch {
     // No content script in that frame yet (opened before install, or an iframe): add it.
-    await chrome.scripting.executeScript({target: {tabId: tab.id, frameIds: [target.frameId]}, files: ["content_style.js", "content.js"]});
+    await chrome.scripting.executeScript({target: {tabId: tab.id, frameIds: [target.frameId]}, files: ["content_style.js", "provenance.js", "content.js"]});
     return chrome.tabs.sendMessage(tab.id, message, target);
   }
 }
