@@ -87,6 +87,7 @@ async def detector_ctx(app: web.Application):
     evidence = Evidence(CredentialReader(load_trust_anchors(s.c2pa_trust_anchors)),
                         max_image_pixels=s.max_image_pixels, workers=s.evidence_threads)
     app[NEAR] = NearDuplicates(s.pdq_max_distance, s.pdq_min_quality, s.pdq_window_max_distance)
+    await app[NEAR].refresh(app[DB])  # load the stored hashes before the first check waits on it
     app[CHECKS] = CheckService(app[DB], detector, override_for=queue.override,
                                after_check=check_callback(s.public_url.rstrip("/")),
                                evidence=evidence, near=app[NEAR])
