@@ -126,6 +126,7 @@ SCHEMAS: dict[str, dict] = {
                        answer={"type": "string", "maxLength": 10_000, "pattern": VISIBLE},
                        position=SAFE_INT, published=BOOL),
 }
+SCHEMAS["HashListImport"] = obj(("source", "added", "updated"), source=STR, added=INT, updated=INT)
 SCHEMAS["FaqChanges"] = {**obj((), **SCHEMAS["NewFaqEntry"]["properties"]),
                          "anyOf": [{"required": [k]} for k in
                                    ("question", "answer", "position", "published")]}
@@ -173,6 +174,9 @@ QUERY: dict[tuple[str, str], tuple[dict, ...]] = {
     ),
     ("GET", "/v1/admin/audit.csv"): (
         query("action", STR), query("actor", STR), query("target", STR)),
+    ("POST", "/v1/admin/hashlist"): (
+        query("source", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9 ._@:/-]{0,99}$"},
+              "the list's source: another team's name (not 'local'); required"),),
     ("GET", "/v1/admin/outbox"): (
         query("state", {"type": "string", "enum": ["", "pending", "sending", "sent", "failed"]}),
         *paging(200, 50),

@@ -122,7 +122,8 @@ ROUTES += [
           produces="text/csv", tags=("admin",)),
     Route("POST", "/v1/admin/hashlist", admin.import_hash_list, "admin",
           "Import a CSV hash list (text/csv) from ?source=; its entries act like decisions",
-          max_body=None, tags=("admin",)),
+          request="csv", max_body=None, status=201, returns="HashListImport", errors=(400,),
+          tags=("admin",)),
     Route("GET", "/v1/admin/outbox", admin.list_outbox, "admin",
           "Queued and sent email: ?state=pending|sending|sent|failed", returns="Outbox",
           tags=("admin",)),
@@ -217,6 +218,8 @@ def _success(r: Route) -> dict:
 def _request_body(r: Route) -> dict | None:
     if r.request is None:
         return None
+    if r.request == "csv":
+        return {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
     if r.request == "multipart":
         return {"required": True, "content": {
             "multipart/form-data": {"schema": api_schemas.ref("ImageUpload")},
