@@ -56,7 +56,7 @@ def degrade(face: np.ndarray, rng: np.random.Generator, face_size: int, zoom: fl
     img = cv2.warpAffine(src, inv[:2], (out, out), flags=(interp if interp != cv2.INTER_AREA
                          else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     if rng.random() < 0.35:  # the face touches an image edge: repeat a band of edge pixels
-        band = int(out * rng.uniform(0.03, 0.2))
+        band = max(1, int(out * rng.uniform(0.03, 0.2)))
         side_ix = rng.integers(4)
         if side_ix == 0:
             img[:band] = img[band:band + 1]

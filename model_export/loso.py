@@ -33,6 +33,12 @@ from model_export.train import predict_views
 from service.detection import preprocess
 
 
+def loso_dir(name: str) -> Path:
+    """Where the runs of ``name`` live: ``runs/loso`` for the resnet (the detectors' proxy),
+    ``runs/loso_<name>`` for others."""
+    return common.RUNS_DIR / ("loso" if name == "resnet" else f"loso_{name}")
+
+
 def score(name: str, run: Path, held_out: str) -> dict:
     from model_export.evaluate import choose_threshold
 
@@ -70,7 +76,7 @@ def score(name: str, run: Path, held_out: str) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--name", default="resnet", choices=list(common.ARCHS))
+    ap.add_argument("--name", default="resnet", choices=list(common.ALL_ARCHS))
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--epoch-samples", type=int, default=4096)
     ap.add_argument("--sbi", type=float, default=0.0)
@@ -79,7 +85,7 @@ def main(argv=None):
     ap.add_argument("--val-limit", type=int, default=1200)
     ap.add_argument("--sources", nargs="*", default=SOURCES)
     a = ap.parse_args(argv)
-    root = common.RUNS_DIR / "loso"
+    root = loso_dir(a.name)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pending = list(a.sources)

@@ -237,7 +237,7 @@ def train(a) -> dict:
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--name", choices=list(common.ARCHS), required=True)
+    ap.add_argument("--name", choices=list(common.ALL_ARCHS), required=True)
     ap.add_argument("--width", type=float, default=None, help="override the shipped width")
     ap.add_argument("--out", required=True)
     ap.add_argument("--epochs", type=int, default=12)

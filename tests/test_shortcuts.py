@@ -1,0 +1,143 @@
+"""Shortcut tests on the shipped detectors: framing, borders, scale, re-encoding and grouping must
+not turn a real face fake, nor a fake face real.
+
+The first detectors called a real face with a 40 px border 99 % fake: they had learned "framed
+portrait = fake". These tests run the service's whole path (`Detector.analyze`: decode, find,
+align, score) on real photographs from ``../shared/data`` (the first test-split images of each
+real source, in manifest order) and on changed copies of them.
+
+Tolerance: a face's P(fake) may move by at most ``MAX_SHIFT`` (stated here; measured for a
+906-image test sample in docs/models.md, invariance table). So a real face more than
+``MAX_SHIFT`` below the fake threshold can never be called fake by these changes; a face already
+at the threshold (UNSURE, a hair below it) may cross it, and the sample shows how often.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from model_export.robust import change_image
+from service.detection.detector import Detector
+from service.detection.models import load_ensemble
+from tests.support.paths import REPO, require_shared_data, sample_images
+
+MAX_SHIFT = 0.25  # largest allowed |change of a face's P(fake)|
+REAL_SOURCES = ("celebrity-press", "snapshots", "london-canada", "utkface", "tpdne-unsplash",
+                "dfdc-faces")
+FAKE_SOURCES = ("sdfd-sd21", "gan-faces-extra", "tpdne-unsplash")
+CHANGES = ("border_white", "border_black", "border_mirror", "border_noise", "reframe",
+           "scale0.5", "scale2", "jpeg50", "screenshot")
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    return load_ensemble(REPO / "models", "cpu", 2)
+
+
+@pytest.fixture
+async def detector(ensemble):
+    d = Detector(ensemble, max_batch=16, max_wait_ms=2, max_image_pixels=40_000_000)
+    d.start()
+    yield d
+    await d.stop()
+
+
+async def analyze(detector: Detector, image: np.ndarray) -> dict:
+    ok, buf = cv2.imencode(".png", image)
+    result, _, _ = await detector.analyze(buf.tobytes())
+    return result
+
+
+def face_at(result: dict, point) -> dict:
+    """The face whose box holds ``point`` (x, y), else fail."""
+    x, y = point
+    hits = [f for f in result["faces"]
+            if f["box"][0] <= x <= f["box"][0] + f["box"][2]
+            and f["box"][1] <= y <= f["box"][1] + f["box"][3]]
+    assert hits, f"no face found at {point}: {result['verdict']} {[f['box'] for f in result['faces']]}"
+    return hits[0]
+
+
+def box_center(face: dict) -> np.ndarray:
+    x, y, w, h = face["box"]
+    return np.array([x + w / 2, y + h / 2])
+
+
+def images(sources, label, n=2) -> list[tuple[str, np.ndarray]]:
+    require_shared_data()
+    return [(f"{s}:{p.name}", cv2.imread(str(p)))
+            for s in sources for p in sample_images(n, source=s, label=label)]
+
+
+async def test_real_faces_stay_real_when_framed_bordered_scaled_or_reencoded(detector):
+    threshold = detector.ensemble.threshold
+    called_fake, shifts, crossed = [], [], []
+    for name, img in images(REAL_SOURCES, "real"):
+        base = await analyze(detector, img)
+        assert base["faces"], f"{name}: no face found"
+        main = max(base["faces"], key=lambda f: f["box"][2] * f["box"][3])
+        if main["verdict"] == "fake":
+            called_fake.append(name)
+            continue
+        for change in CHANGES:
+            out, m = change_image(img, change)
+            face = face_at(await analyze(detector, out), m[:, :2] @ box_center(main) + m[:, 2])
+            shifts.append((abs(face["score"] - main["score"]), name, change, main["score"],
+                           face["score"]))
+            if face["verdict"] == "fake":
+                crossed.append((name, change, main["score"], face["score"]))
+    worst = max(shifts)
+    print(f"largest shift {worst}; crossed to fake: {crossed}")
+    assert worst[0] <= MAX_SHIFT, worst
+    # only a face already within the tolerance of the threshold may cross it
+    assert all(before >= threshold - MAX_SHIFT for _, _, before, _ in crossed), crossed
+    assert len({name for name, *_ in crossed}) <= 1, crossed
+    # the sample itself: the shipping rule allows at most 5 % of a source's reals called fake
+    assert len(called_fake) <= 2, called_fake
+    assert len(shifts) >= 80
+
+
+async def test_real_faces_tiled_into_a_group_photo_stay_real(detector):
+    """Four different real faces in a 2x2 'group photo': each face keeps its verdict."""
+    imgs = [cv2.resize(img, (320, 320)) for _, img in images(("london-canada", "snapshots"),
+                                                               "real", 2)]
+    singles = [await analyze(detector, im) for im in imgs]
+    group = np.concatenate([np.concatenate(imgs[:2], 1), np.concatenate(imgs[2:], 1)], 0)
+    result = await analyze(detector, group)
+    assert len(result["faces"]) == 4
+    for k, single in enumerate(singles):
+        main = max(single["faces"], key=lambda f: f["box"][2] * f["box"][3])
+        offset = np.array([(k % 2) * 320, (k // 2) * 320])
+        face = face_at(result, box_center(main) + offset)
+        if main["verdict"] != "fake":
+            assert face["verdict"] != "fake", (k, main["score"], face["score"])
+        assert abs(face["score"] - main["score"]) <= MAX_SHIFT
+    if all(s["verdict"] != "fake" for s in singles):
+        assert result["verdict"] != "fake"
+
+
+async def test_fake_faces_stay_fake_when_framed_or_bordered(detector):
+    caught, shifts, stayed = 0, [], []
+    for name, img in images(FAKE_SOURCES, "fake", 6):
+        base = await analyze(detector, img)
+        main = max(base["faces"], key=lambda f: f["box"][2] * f["box"][3])
+        if main["verdict"] != "fake":
+            continue  # the detectors miss this fake already; framing cannot be judged on it
+        caught += 1
+        for change in ("border_white", "border_black", "border_mirror", "border_noise",
+                       "reframe"):
+            out, m = change_image(img, change)
+            face = face_at(await analyze(detector, out), m[:, :2] @ box_center(main) + m[:, 2])
+            shifts.append((abs(face["score"] - main["score"]), name, change))
+            stayed.append(face["verdict"] == "fake")
+            # a fake's score does not drop because of the frame (the first detectors' shortcut
+            # pushed framed faces towards fake; the reverse shortcut would pull them down)
+            assert face["score"] >= main["score"] - MAX_SHIFT, (name, change, main["score"],
+                                                               face["score"])
+    assert caught >= 3, "too few of the sample's fakes are caught to test framing on"
+    assert max(shifts)[0] <= MAX_SHIFT, max(shifts)
+    # most stay FAKE; the others were within the tolerance of the threshold and became UNSURE
+    print(f"{sum(stayed)} of {len(stayed)} framed copies of caught fakes stayed FAKE")
+    assert sum(stayed) >= 0.7 * len(stayed)
