@@ -73,6 +73,7 @@ def _measure(detector: Detector, images, seconds_per_batch, repeats, rounds, bat
         for b in batch_sizes:
             trials[b].append(_batched_trial(run, inputs[b], b, seconds_per_batch / rounds))
     batches = [max(trials[b], key=lambda r: r["img_per_s"]) for b in batch_sizes]
+    find_ms = _face_finder_ms(finder, images)
     best = max(batches, key=lambda r: r["img_per_s"])
     cores = os.cpu_count() or 1
     prep_cpu = statistics.fmean(prep_cpu_ms)
@@ -95,7 +96,25 @@ def _measure(detector: Detector, images, seconds_per_batch, repeats, rounds, bat
             for src in dict.fromkeys(im.source for im in images)},
         "batched": batches,
         "best": best,
+        "find_faces_ms": find_ms,
     }
+
+
+def _face_finder_ms(finder, images, sides=(256, 512, 1024), repeats: int = 20) -> dict:
+    """Median ms of `FaceFinder.find` on the largest bench image resized to each side."""
+    import cv2
+
+    from service.detection import preprocess as pp
+
+    img = max((pp.decode_image(im.data) for im in images), key=lambda a: a.shape[0] * a.shape[1])
+    out = {}
+    for side in sides:
+        f = side / max(img.shape[:2])
+        x = cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)))
+        finder.find(x)
+        ts = [_timed(finder.find, x)[0] for _ in range(repeats)]
+        out[str(side)] = round(statistics.median(ts) * 1000, 2)
+    return out
 
 
 def _batched_trial(run, xs: list[np.ndarray], b: int, seconds: float) -> dict:

@@ -187,6 +187,7 @@ def invariance(cache: Cache, rob: dict, t: float, band) -> dict:
             "auc": metrics.roc_auc(y[f], rob["logits"][f, j]),
             "auc_original": metrics.roc_auc(y[f], rob["orig"][f]),
             "n": int(f.sum()),
+            "n_reals": int(reals.sum()),
         }
     return out
 
