@@ -13,6 +13,7 @@ globalThis.REALCHECK_CSS = `
 .badge.fake { background: #b91c1c; }
 .badge.uncertain { background: #f59e0b; color: #1f2937; }
 .badge.pending, .badge.error { background: #6b7280; }
+.badge.no_face { background: #e5e7eb; color: #374151; border-color: #9ca3af; }
 .badge.pending { animation: pulse 1.2s ease-in-out infinite; }
 .badge:focus-visible, button:focus-visible { outline: 2px solid #2563eb; outline-offset: 2px; }
 @keyframes pulse { 50% { opacity: .55; } }
@@ -22,11 +23,16 @@ globalThis.REALCHECK_CSS = `
   position: absolute; top: 0; left: 0; box-sizing: border-box; pointer-events: none;
   border: 2px dashed #facc15; border-radius: 4px; box-shadow: 0 0 0 1px rgba(0, 0, 0, .5);
 }
+.face-box.fake { border-color: #ef4444; } .face-box.real { border-color: #22c55e; }
+.face-box.decisive { border-style: solid; }
+.face-n { position: absolute; top: -2px; left: -2px; padding: 1px 5px; border-radius: 4px 0 4px 0;
+  background: #111827; color: #fff; font: 700 11px/1.3 system-ui, sans-serif; }
 .panel {
-  position: absolute; top: 0; left: 0; z-index: 2; box-sizing: border-box; width: 280px;
+  position: absolute; top: 0; left: 0; z-index: 2; box-sizing: border-box; width: 300px;
   pointer-events: auto; padding: 12px; border-radius: 10px; background: #fff; color: #111827;
   font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; text-align: left;
   box-shadow: 0 6px 24px rgba(0, 0, 0, .28); border: 1px solid #d1d5db;
+  overflow-y: auto; overscroll-behavior: contain; max-height: calc(100vh - 16px);
 }
 .panel header { display: flex; align-items: center; gap: 8px; margin-bottom: 6px; }
 .panel h2 { all: unset; font-weight: 700; font-size: 14px; flex: 1; }
@@ -34,6 +40,13 @@ globalThis.REALCHECK_CSS = `
   border-radius: 999px; background: #6b7280; }
 .pill.real { background: #15803d; } .pill.fake { background: #b91c1c; }
 .pill.uncertain { background: #f59e0b; color: #1f2937; }
+.pill.no_face { background: #e5e7eb; color: #374151; }
+.pill.small { font-size: 10px; padding: 2px 5px; }
+.panel ol.faces { margin: 4px 0; padding-left: 0; list-style: none; }
+.panel ol.faces li { margin: 3px 0; font-size: 12px; }
+.panel .share { margin-top: 6px; }
+.panel .share-url { box-sizing: border-box; width: 100%; margin: 4px 0; font: 11px ui-monospace, monospace;
+  border: 1px solid #9ca3af; border-radius: 6px; padding: 3px; }
 .panel p { margin: 4px 0; }
 .panel .provenance { font-size: 12px; padding: 4px 6px; border-radius: 4px; background: #f1f5f9; }
 .panel .provenance.ai { background: #fee2e2; color: #991b1b; font-weight: 600; }

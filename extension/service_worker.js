@@ -3,7 +3,7 @@
 
 import {Api, RealcheckError, UNREACHABLE, tokenClaims} from "./lib/api.js";
 import {Checker} from "./lib/checker.js";
-import {getSettings, scanningEnabled, serviceBase, setSettings} from "./lib/settings.js";
+import {getSettings, isServiceOrigin, scanningEnabled, serviceBase, setSettings} from "./lib/settings.js";
 import {badgeState} from "./lib/verdict.js";
 
 const MENU_ID = "realcheck-check-image";
@@ -23,7 +23,8 @@ async function onMenuClick(info, tab) {
     return await chrome.tabs.sendMessage(tab.id, message, target);
   } catch {
     // No content script in that frame yet (opened before install, or an iframe): add it.
-    await chrome.scripting.executeScript({target: {tabId: tab.id, frameIds: [target.frameId]}, files: ["content_style.js", "provenance.js", "content.js"]});
+    const files = chrome.runtime.getManifest().content_scripts[0].js;
+    await chrome.scripting.executeScript({target: {tabId: tab.id, frameIds: [target.frameId]}, files});
     return chrome.tabs.sendMessage(tab.id, message, target);
   }
 }
@@ -42,18 +43,48 @@ function isServicePage(settings, url, path) {
   }
 }
 
+/** The service's thresholds ({fake_from, real_below, label_threshold}), from its /health,
+ * remembered for a few minutes per service; null when it cannot be reached. */
+const thresholdsCache = new Map(); // base -> {at, value}
+async function serviceThresholds(settings) {
+  const base = serviceBase(settings);
+  const hit = thresholdsCache.get(base);
+  if (hit && Date.now() - hit.at < 5 * 60 * 1000) return hit.value;
+  try {
+    const value = (await new Api(settings).health())?.thresholds ?? null;
+    thresholdsCache.set(base, {at: Date.now(), value});
+    return value;
+  } catch {
+    return null;
+  }
+}
+
 /** Every message type the worker answers: (message, sender) -> Promise<object>. */
 const handlers = {
   async "realcheck:page-config"(_msg, sender) {
     const settings = await getSettings();
     const url = pageUrlOf(sender);
     return {scan: scanningEnabled(settings, url), minSize: settings.minSize,
+            servicePage: isServiceOrigin(settings, url),
             signinPage: isServicePage(settings, sender.url, "/signin")};
   },
 
   async "realcheck:check"(msg, sender) {
     const check = await checker.check(String(msg.src), {pageUrl: pageUrlOf(sender), kind: msg.kind === "menu" ? "menu" : "scan"});
-    return {check, state: badgeState(check, await getSettings())};
+    const settings = await getSettings();
+    return {check, state: badgeState(check, settings), thresholds: await serviceThresholds(settings)};
+  },
+
+  /** Makes (or revokes, with `revoke`) the share link of one of the user's checks. */
+  async "realcheck:share"(msg) {
+    const id = String(msg.checkId);
+    if (!/^[\w-]+$/.test(id)) throw new RealcheckError("bad_check", "not a check id");
+    const api = new Api(await getSettings());
+    return msg.revoke ? await api.unshare(id) : await api.share(id);
+  },
+
+  async "realcheck:thresholds"() {
+    return {thresholds: await serviceThresholds(await getSettings())};
   },
 
   async "realcheck:heatmap"(msg) {
@@ -104,6 +135,7 @@ const handlers = {
       const health = await api.health();
       status.reachable = true;
       status.trained = health?.trained ?? null;
+      status.thresholds = health?.thresholds ?? null;
       if (!settings.token) return {...status, message: "Not signed in: add your token in the options"};
       await api.verifyToken();
       return {...status, signedIn: true, message: `Signed in as ${status.email || status.user}`};

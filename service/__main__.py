@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from aiohttp import web
 
-from service.settings import Settings
+from service.settings import ISSUER_FILE, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def recorded_issuer(settings: Settings) -> str:
+    """The issuer written by the last service started on this data folder ("" if none)."""
+    try:
+        return (settings.data_dir / "keys" / ISSUER_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
 def print_token(settings: Settings, args) -> int:
     from service.auth.tokens import LocalIssuer
 
@@ -53,7 +62,14 @@ def print_token(settings: Settings, args) -> int:
         print("an external issuer is configured (REALCHECK_JWKS_URL): get tokens there",
               file=sys.stderr)
         return 2
-    issuer = LocalIssuer(settings.data_dir / "keys", settings.issuer, settings.token_ttl_s)
+    name = settings.issuer
+    recorded = recorded_issuer(settings)
+    if recorded and not any(f"REALCHECK_{v}" in os.environ
+                            for v in ("HOST", "PORT", "PUBLIC_URL", "ISSUER")):
+        name = recorded  # the issuer of the service last started on this data folder
+    print(f"token for the service at {name} (REALCHECK_DATA_DIR={settings.data_dir})",
+          file=sys.stderr)
+    issuer = LocalIssuer(settings.data_dir / "keys", name, settings.token_ttl_s)
     print(issuer.issue(args.sub, args.role, email=args.email, ttl_s=args.ttl))
     return 0
 

@@ -40,9 +40,9 @@ from service.moderation import queue
 from service.moderation.near import NearDuplicates
 from service.pools import pools_ctx
 from service.provenance.credentials import CredentialReader, load_trust_anchors
-from service.ratelimit import FailureLock, RateLimiter
+from service.ratelimit import FailureLock, RateLimiter, WindowLimiter
 from service.routes import add_routes
-from service.settings import Settings
+from service.settings import ISSUER_FILE, Settings
 from service.store import open_database
 
 log = logging.getLogger("service")
@@ -51,7 +51,7 @@ log = logging.getLogger("service")
 async def database_ctx(app: web.Application):
     app[DB] = await open_database(app[SETTINGS])
     s = app[SETTINGS]
-    app[RATE_LIMITER] = RateLimiter(app[DB], s.rate_limit_per_minute, prefix="checks:")
+    app[RATE_LIMITER] = WindowLimiter(app[DB], s.rate_limit_per_minute, prefix="checks:")
     app[AUTH_LIMITER] = RateLimiter(app[DB], s.auth_attempts_per_minute, prefix="signin:")
     app[LOGIN_THROTTLE] = FailureLock(app[DB], s.login_max_failures, s.login_lockout_s)
     yield
@@ -70,6 +70,8 @@ async def http_ctx(app: web.Application):
 async def auth_ctx(app: web.Application):
     s = app[SETTINGS]
     issuer = None if s.jwks_url else LocalIssuer(s.data_dir / "keys", s.issuer, s.token_ttl_s)
+    if issuer is not None:  # `python -m service token` signs for this issuer
+        (s.data_dir / "keys" / ISSUER_FILE).write_text(s.issuer + "\n", encoding="utf-8")
     app[ISSUER] = issuer
     app[VERIFIER] = TokenVerifier(
         issuer=s.issuer, allowed_origins=s.origins, leeway_s=s.clock_skew_s, local=issuer,

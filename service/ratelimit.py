@@ -119,3 +119,73 @@ class FailureLock:
     async def succeeded(self, address: str, email: str) -> None:
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM rate_limits WHERE key = ?", (self._key(address, email),))
+
+
+class WindowLimiter:
+    """The checks' limit: at most ``per_minute`` checks' worth of cost in any 60 seconds.
+
+    A sliding window, kept in the database so every replica counts against the same limit: each
+    request allowed is one ``rate_events`` row (when, what it cost), and a request that would go
+    over waits until enough of the oldest cost has left the window. (A token bucket refilling at
+    per_minute/60 lets a steady client through nearly twice the limit within a minute.) Each take
+    is one short transaction that locks the key's ``rate_limits`` row, so replicas taking for one
+    key at once are serialised by the database. Same ``take`` as ``RateLimiter``.
+    """
+
+    WINDOW_S = 60.0
+    EPSILON = 1e-9  # sums of fractional costs (lookups cost 0.1)
+
+    def __init__(self, db: Database | None, per_minute: float, prefix: str = ""):
+        self.db = db
+        self.limit = float(per_minute)
+        self.prefix = prefix
+        self.calls = 0
+
+    async def take(self, key: str, cost: float = 1.0, at: float | None = None) -> float:
+        """0 if allowed (and counted), else the seconds to wait until it would be allowed.
+
+        ``cost`` is in checks: a lookup by hash costs a fraction; a post costs 1 even when its
+        result is already known.
+        """
+        if self.limit <= 0:
+            return 0.0
+        key = self.prefix + key
+        at = now() if at is None else at
+        async with self.db.transaction() as tx:
+            await tx.execute("INSERT INTO rate_limits (key, tokens, updated_at) VALUES (?, 0, ?)"
+                             " ON CONFLICT (key) DO NOTHING", (key, at))
+            await tx.fetchone(f"SELECT key FROM rate_limits WHERE key = ?{for_update(tx)}", (key,))
+            await tx.execute("DELETE FROM rate_events WHERE key = ? AND at <= ?",
+                             (key, at - self.WINDOW_S))
+            events = await tx.fetchall("SELECT at, cost FROM rate_events WHERE key = ?"
+                                       " ORDER BY at", (key,))
+            used = sum(e["cost"] for e in events)
+            wait = 0.0
+            if used + cost <= self.limit + self.EPSILON:
+                await tx.execute("INSERT INTO rate_events (key, at, cost) VALUES (?, ?, ?)",
+                                 (key, at, cost))
+                await tx.execute("UPDATE rate_limits SET updated_at = ? WHERE key = ?", (at, key))
+            else:
+                wait = self.WINDOW_S
+                freed = 0.0
+                for e in events:  # wait until enough of the oldest cost has left the window
+                    freed += e["cost"]
+                    if used - freed + cost <= self.limit + self.EPSILON:
+                        wait = max(0.01, e["at"] + self.WINDOW_S - at)
+                        break
+        self.calls += 1
+        if self.calls % PRUNE_EVERY == 0:
+            await self.prune(at)
+        return wait
+
+    async def prune(self, at: float | None = None) -> int:
+        """Remove what no longer counts: this kind's events older than the window, idle keys."""
+        at = now() if at is None else at
+        n = len(self.prefix)
+        async with self.db.transaction() as tx:
+            removed = await tx.execute(
+                "DELETE FROM rate_events WHERE at <= ? AND substr(key, 1, ?) = ?",
+                (at - self.WINDOW_S, n, self.prefix))
+            return removed + await tx.execute(
+                "DELETE FROM rate_limits WHERE updated_at <= ? AND substr(key, 1, ?) = ?",
+                (at - 2 * self.WINDOW_S, n, self.prefix))

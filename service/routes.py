@@ -17,7 +17,7 @@ from aiohttp import web
 
 from service import __version__, api_schemas
 from service.auth.identity import require_role
-from service.handlers import account, admin, checks, faq, meta, moderation, pages
+from service.handlers import account, admin, checks, faq, meta, moderation, pages, shares
 from service.handlers.common import BODY_LIMIT, SMALL_BODY, too_large
 from service.keys import SETTINGS
 
@@ -59,6 +59,9 @@ ROUTES: list[Route] = [
     Route("GET", "/v1/checks", checks.list_or_lookup, "user",
           "With ?sha256=: the stored result without sending the image; else your checks",
           returns="CheckOrList", errors=(404, 429), tags=("checks",)),
+    Route("POST", "/v1/checks/lookup", checks.lookup_many, "user",
+          "Known results of many images by SHA-256 {sha256: [...], page_url} -> {results, unknown}",
+          request="Lookup", returns="LookupAnswer", errors=(429,), tags=("checks",)),
     Route("GET", "/v1/checks/{check_id}", checks.get_check, "user", "A stored check",
           returns="Check", tags=("checks",)),
     Route("GET", "/v1/checks/{check_id}/heatmap.png", checks.heatmap, "user",
@@ -146,8 +149,36 @@ ROUTES += [
     Route("GET", "/dashboard", pages.dashboard, "public",
           "Moderation dashboard (signs in with a session token)", produces="text/html",
           tags=("pages",)),
+    Route("GET", "/", pages.landing, "public",
+          "What Realcheck is, with links to sign-in, the dashboard, help and the extension",
+          produces="text/html", tags=("pages",)),
+    Route("GET", "/favicon.ico", pages.favicon, "public", "The icon", produces="image/png",
+          tags=("pages",)),
     Route("GET", "/static/{name}", pages.static_file, "public", "The pages' CSS and scripts",
           produces="text/css, text/javascript, image/svg+xml, image/png, image/x-icon",
+          tags=("pages",)),
+]
+
+
+# Share links (issue 10): the owner of a check makes an unguessable, revocable link to a page.
+ROUTES += [
+    Route("POST", "/v1/checks/{check_id}/share", shares.create_share, "user",
+          "Make (or return) the share link of your check -> {url, token, created_at}",
+          status=201, returns="Share", errors=(404,), tags=("checks",)),
+    Route("GET", "/v1/checks/{check_id}/share", shares.get_share, "user",
+          "Your check's live share link -> {share: {url, token, created_at} | null}",
+          returns="ShareState", errors=(404,), tags=("checks",)),
+    Route("DELETE", "/v1/checks/{check_id}/share", shares.revoke_share, "user",
+          "Revoke your check's share links -> {revoked}", returns="Revoked", errors=(404,),
+          tags=("checks",)),
+    Route("GET", "/s/{token}", shares.share_page, "public",
+          "A shared result: the image, the verdict, every face, the heatmap, the detectors' limits",
+          produces="text/html", errors=(404,), tags=("pages",)),
+    Route("GET", "/s/{token}/image.jpg", shares.share_image, "public",
+          "The shared check's image (thumbnail)", produces="image/jpeg", errors=(404,),
+          tags=("pages",)),
+    Route("GET", "/s/{token}/heatmap.png", shares.share_heatmap, "public",
+          "The shared check's heatmap", produces="image/png", errors=(404, 503),
           tags=("pages",)),
 ]
 

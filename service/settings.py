@@ -9,6 +9,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: images declaring more pixels are refused before decoding (also OpenCV's own limit)
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+#: written in <data_dir>/keys by the running service: its issuer, for `python -m service token`
+ISSUER_FILE = "issuer.txt"
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -79,6 +79,15 @@ async def test_a_moderator_signs_in_sees_the_item_and_decides_with_a_key(browser
     await wait_until(page,   # image and heatmap in the detail pane
         "Array.from(document.querySelectorAll('.media img')).every(i => i.naturalWidth > 0)")
     assert await page.text_content("#who-role") == "moderator"
+    # The score bar's colour follows the service's thresholds (from /health), not fixed numbers.
+    health = await (await page.request.get(base + "/health")).json()
+    t = health["thresholds"]
+    score = float(await item.get_attribute("data-score")) if await item.get_attribute("data-score") \
+        else None
+    bar_class = await item.locator(".bar").get_attribute("class")
+    if score is not None:
+        want = "hi" if score >= t["fake_from"] else "lo" if score < t["real_below"] else ""
+        assert bar_class.split()[1:] == ([want] if want else []), (score, bar_class, t)
     assert await page.locator("#nav button[data-view=users]").is_hidden()  # admins only
 
     await page.keyboard.press("n")  # write a note, then decide with the shortcut

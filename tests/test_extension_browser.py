@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +21,8 @@ from tests.support.paths import require_shared_data, sample_images
 
 pytestmark = pytest.mark.browser
 
-FINAL = ("real", "fake", "uncertain")
-LABELS = {"real": "REAL", "fake": "FAKE", "uncertain": "UNSURE"}
-SITE = "127.0.0.1"
+FINAL = ("real", "fake", "uncertain", "no_face")
+LABELS = {"real": "REAL", "fake": "FAKE", "uncertain": "UNSURE", "no_face": "NO FACE"}
 TIMEOUT_S = 30  # per wait; the 2-core machine is shared
 
 
@@ -57,7 +58,8 @@ def stack(tmp_path_factory):
             context, worker, ext_id = launch(pw, tmp / "profile")
             try:
                 yield {"site": site, "context": context, "worker": worker, "ext_id": ext_id,
-                       "token": token, "images": Images(names), "tmp": tmp}
+                       "token": token, "images": Images(names), "tmp": tmp,
+                       "service_url": service_url}
             finally:
                 context.close()
 
@@ -173,8 +175,14 @@ def test_settings_queue_and_thresholds_modules(ext):
             moderated: badgeState({score: 0.9, verdict: 'real', moderation: {verdict: 'real'}}, t),
             service: badgeState({score: 0.9, verdict: 'uncertain'}, {...t, useServiceThresholds: true}),
             sites: [s.siteOf('https://a.example:8443/x'), s.siteOf('chrome://settings'),
-                    s.scanningEnabled({scanAll: false, scanSites: ['a.example']}, 'https://a.example/p'),
-                    s.scanningEnabled({scanAll: false, scanSites: []}, 'https://a.example/p')],
+                    s.scanningEnabled({scanAll: false, scanSites: ['https://a.example']}, 'https://a.example/p'),
+                    s.scanningEnabled({scanAll: false, scanSites: []}, 'https://a.example/p'),
+                    s.scanningEnabled({scanAll: false, scanSites: ['https://a.example']}, 'https://a.example:8443/p'),
+                    s.scanningEnabled({scanAll: true, scanSites: [], serviceUrl: 'https://a.example:8443'},
+                                      'https://a.example:8443/dashboard'),
+                    s.scanningEnabled({scanAll: true, scanSites: [], serviceUrl: 'https://a.example:8443'},
+                                      'https://a.example/p')],
+            noFace: badgeState({score: null, verdict: 'no_face'}, t),
         };
     }""")
     assert result["ok"]["serviceUrl"] == "http://localhost:8080"
@@ -184,7 +192,9 @@ def test_settings_queue_and_thresholds_modules(ext):
     assert result["peak"] == 2
     assert result["states"] == ["fake", "uncertain", "real"]
     assert result["moderated"] == "real" and result["service"] == "uncertain"
-    assert result["sites"] == ["a.example", "", True, False]
+    assert result["sites"] == ["https://a.example:8443", "", True, False, False, False, True], \
+        "scanning is per origin (port included) and never on the service's own origin"
+    assert result["noFace"] == "no_face"
 
 
 def test_nothing_is_sent_while_scanning_is_off_and_the_menu_checks_one_image(ext):
@@ -204,18 +214,21 @@ def test_nothing_is_sent_while_scanning_is_off_and_the_menu_checks_one_image(ext
     assert now[target] == answer["state"]
     assert [now[f"/img/{n}"] for n in (names[0], names[2])] == [None, None]
     sent = site.requests_since(mark)
-    assert [(s.is_lookup, s.is_upload) for s in sent if s.path == "/v1/checks"] == [
+    assert [(s.is_lookup, s.is_upload) for s in sent if s.path.startswith("/v1/checks")][:2] == [
         (True, False), (False, True)], "hash lookup first, then the pixels (first time seen)"
-    assert sent[0].query["page_url"] == page.url
-    assert sent[0].query["sha256"] == sha256_of(ext, names[1])
+    assert sent[0].page_url == page.url
+    assert sent[0].hashes == [sha256_of(ext, names[1])]
     assert (ext["tmp"] / "images" / names[1]).read_bytes() in sent[1].body
 
     # The panel: verdict, confidence, which face, heatmap, and the report button.
     panel = page.locator("realcheck-overlay .panel")
     panel.wait_for(timeout=TIMEOUT_S * 1000)
-    assert LABELS[answer["state"]] in panel.locator(".pill").inner_text()
-    assert "% confident" in panel.locator(".confidence").inner_text()
-    assert "Face 1 of 1" in panel.locator(".face").inner_text()
+    assert LABELS[answer["state"]] in panel.locator("header .pill").inner_text()
+    words = panel.locator(".confidence").inner_text()
+    assert "P(fake) = " in words
+    assert ("% sure" in words) is (answer["state"] in ("real", "fake")), words
+    assert "1 face found" in panel.locator("p.face").inner_text()
+    assert panel.locator("ol.faces li").count() == 1
     page.wait_for_function("""() => document.querySelector('realcheck-overlay').shadowRoot
         .querySelector('.panel .heatmap')?.naturalWidth > 0""", timeout=TIMEOUT_S * 1000)
     assert panel.get_by_role("button", name="Report a wrong verdict").is_visible()
@@ -271,7 +284,7 @@ def test_scan_toggle_badges_visible_late_and_private_images_only(ext):
                                               below=below, head=hostile))
     popup = open_popup(ext, page)
     until(popup, "document.getElementById('account').dataset.state === 'signed-in'")
-    assert popup.locator("#site").inner_text() == SITE
+    assert popup.locator("#site").inner_text() == site.pages_url
     assert not popup.locator("#scan-site").is_checked()
     assert all(v is None for v in states(page).values())
     assert not any(s.is_lookup or s.is_upload for s in site.requests_since(mark)), \
@@ -311,7 +324,7 @@ def test_scan_toggle_badges_visible_late_and_private_images_only(ext):
                         "color": geometry["color"]} and geometry["color"] != "rgb(0, 255, 0)"
 
     sent = site.requests_since(mark)
-    assert sum(s.is_lookup for s in sent) == 8 and sum(s.is_upload for s in sent) == 8
+    assert sum(len(s.hashes) for s in sent) == 8 and sum(s.is_upload for s in sent) == 8
     until(popup, "document.getElementById('checked').textContent === '8'")
     counts = {k: int(popup.locator(f"#{k}").inner_text()) for k in ("fake", "uncertain")}
     assert counts == {"fake": list(badged.values()).count("fake"),
@@ -330,12 +343,13 @@ def test_second_visit_sends_hashes_but_no_pixels(ext):
     site = ext["site"]
     names = ext["images"].take(4)
     srcs = [f"/img/{n}" for n in names]
-    settings(ext, scanSites=[SITE])
+    settings(ext, scanSites=[ext["site"].pages_url])
     mark = len(site.seen)
     page = open_page(ext, "revisit", page_html("Second visit", names))
     first = wait_states(page, srcs)
     sent = site.requests_since(mark)
-    assert sum(s.is_lookup for s in sent) == 4 and sum(s.is_upload for s in sent) == 4
+    assert sum(len(s.hashes) for s in sent) == 4 and sum(s.is_upload for s in sent) == 4
+    assert sum(s.is_lookup for s in sent) < 4, "the page's lookups were batched"
 
     ext["worker"].evaluate("realcheck.checker.clearCache()")  # as after a browser restart
     mark = len(site.seen)
@@ -344,7 +358,7 @@ def test_second_visit_sends_hashes_but_no_pixels(ext):
     sent = site.requests_since(mark)
     assert [s for s in sent if s.is_upload] == [], "the second visit sent pixels"
     lookups = [s for s in sent if s.is_lookup]
-    assert sorted(s.query["sha256"] for s in lookups) == sorted(sha256_of(ext, n) for n in names)
+    assert sorted(h for s in lookups for h in s.hashes) == sorted(sha256_of(ext, n) for n in names)
     assert all(s.status == 200 for s in lookups)
     assert second == first
 
@@ -353,7 +367,7 @@ def test_fifty_images_are_badged_within_seconds_with_limited_concurrency(ext):
     site = ext["site"]
     names = ext["images"].take(50)
     srcs = [f"/img/{n}" for n in names]
-    settings(ext, scanSites=[SITE], concurrency=3)
+    settings(ext, scanSites=[ext["site"].pages_url], concurrency=3)
     watch = ("<script>window.gaps = []; let last = performance.now();"
              "(function tick(t) { window.gaps.push(t - last); last = t; requestAnimationFrame(tick); })"
              "(performance.now()); window.seen = {}; new MutationObserver((ms) => { for (const m of ms)"
@@ -369,6 +383,9 @@ def test_fifty_images_are_badged_within_seconds_with_limited_concurrency(ext):
     print(f"\n50 images badged in {elapsed:.1f} s")
     sent = site.requests_since(mark)
     assert sum(s.is_upload for s in sent) == 50
+    lookups = [s for s in sent if s.is_lookup]
+    assert sum(len(s.hashes) for s in lookups) == 50 and len(lookups) <= 12, \
+        f"{len(lookups)} lookup requests for 50 images: they are batched"
     assert Site.most_at_once(sent) <= 3, "more requests at once than the configured limit"
     assert elapsed < 30, f"50 images took {elapsed:.1f} s"
     seen = page.evaluate("window.seen")
@@ -382,7 +399,7 @@ def test_unreachable_service_and_rejected_token_are_explained(ext):
     site = ext["site"]
     names = ext["images"].take(2)
     srcs = [f"/img/{n}" for n in names]
-    settings(ext, serviceUrl=f"http://127.0.0.1:{free_port()}", scanSites=[SITE])
+    settings(ext, serviceUrl=f"http://127.0.0.1:{free_port()}", scanSites=[ext["site"].pages_url])
     page = open_page(ext, "down", page_html("Service down", names))
     wait_states(page, srcs, allowed=("error",))
     reason = "Realcheck: Realcheck service unreachable (click to retry)"
@@ -476,3 +493,168 @@ def test_options_page_sets_service_and_token_and_explains_problems(ext):
     page.click("button[type=submit]")
     until(page, "document.getElementById('status').textContent.includes('Token rejected')")
     assert page.locator("#status").get_attribute("data-state") == "error"
+
+
+def stored_token(stack) -> str:
+    return stack["worker"].evaluate("async () => (await chrome.storage.local.get('token')).token || ''")
+
+
+def panel_of(page):
+    return page.locator("realcheck-overlay .panel")
+
+
+def test_scanning_is_per_origin_and_never_on_the_service(ext):
+    site = ext["site"]
+    names = ext["images"].take(2)
+    # Scanning on for the service's origin (as a user could turn on for "127.0.0.1" before) and
+    # everywhere: the service's own pages are still never scanned.
+    settings(ext, scanAll=True, scanSites=[site.proxy_url])
+    mark = len(site.seen)
+    page = ext["context"].new_page()
+    page.goto(site.proxy_url + "/help")  # the service's page, with an image added to it
+    page.evaluate("""(src) => { const i = new Image(160, 160); i.src = src;
+                                document.body.append(i); }""", f"{site.pages_url}/img/{names[0]}")
+    page.wait_for_function("document.images[0].complete")
+    quiet()
+    assert page.evaluate("document.images[0].getAttribute('data-realcheck')") is None
+    assert not any(s.is_lookup or s.is_upload for s in site.requests_since(mark))
+    popup = open_popup(ext, page)
+    until(popup, "!document.getElementById('service-note').hidden")
+    assert popup.locator("#scan-site").is_disabled()
+
+    # Per origin: the pages' origin is on only when its own scheme, host and port are listed.
+    settings(ext, scanAll=False, scanSites=[site.proxy_url])
+    other = open_page(ext, "origin", page_html("Other port", names[1:]))
+    quiet()
+    assert states(other)[f"/img/{names[1]}"] is None, "a toggle for one port covered another"
+    settings(ext, scanSites=[site.proxy_url, site.pages_url])
+    wait_states(other, [f"/img/{names[1]}"])
+
+
+def test_signing_out_and_in_as_someone_else_switches_the_extension(ext):
+    settings(ext, serviceUrl=ext["service_url"], token="")
+    page = ext["context"].new_page()
+    page.goto(ext["service_url"] + "/signin")
+
+    def register(email):
+        page.click("#tab-register")
+        page.fill("#email", email)
+        page.fill("#password", "correct horse battery")
+        page.click("#auth-submit")
+        page.locator("#token-card").wait_for()
+        token = page.input_value("#token")
+        wait_until(lambda: stored_token(ext) == token, TIMEOUT_S, f"the extension to take {email}'s token")
+        return token
+
+    first = register("first@example.org")
+    page.locator("realcheck-overlay .toast").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.click("#signout")
+    assert page.locator("#auth-submit").inner_text() == "Sign in", "the form is back on Sign in"
+    assert page.locator("#tab-login").get_attribute("aria-selected") == "true"
+    second = register("second@example.org")
+    assert second != first and stored_token(ext) == second
+
+
+def write_image(stack, name: str, image) -> str:
+    import cv2
+
+    assert cv2.imwrite(str(stack["tmp"] / "images" / name), image)
+    return name
+
+
+def test_the_panel_lists_every_face_and_stays_in_the_viewport(ext):
+    import cv2
+    import numpy as np
+
+    faces = ext["images"].take(3)
+    group = write_image(ext, "group.jpg", np.hstack(
+        [cv2.resize(cv2.imread(str(ext["tmp"] / "images" / n)), (300, 300)) for n in faces]))
+    rng = np.random.default_rng(1)
+    noise = write_image(ext, "noise.png", rng.integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    page = ext["context"].new_page()
+    page.set_viewport_size({"width": 1000, "height": 420})
+    page.goto(ext["site"].add_page("group", page_html(
+        "Group", [], extra=f"<div class='spacer' style='height:300px'></div>"
+                           f"<img src='/img/{group}' width='600' height='200'>"
+                           f"<img src='/img/{noise}' width='200' height='200'>")))
+    page.locator(f"img[src='/img/{group}']").scroll_into_view_if_needed()
+    answer = menu_click(ext, page, page.evaluate(f"document.querySelector('img[src=\"/img/{group}\"]').src"))
+    assert answer["ok"] and answer["state"] in FINAL
+    panel = panel_of(page)
+    panel.locator("ol.faces").wait_for(timeout=TIMEOUT_S * 1000)
+    n = panel.locator("ol.faces li").count()
+    assert n >= 2, "every face is listed"
+    assert f"{n} faces found" in panel.locator("p.face").inner_text()
+    assert page.locator("realcheck-overlay .face-box:not([hidden])").count() == n
+    items = panel.locator("ol.faces li").all_inner_texts()
+    assert all(re.search(rf"^(REAL|FAKE|UNSURE) Face {i + 1}: P\(fake\) [01]\.\d\d", t)
+               for i, t in enumerate(items)), items
+    page.wait_for_function("""() => document.querySelector('realcheck-overlay').shadowRoot
+        .querySelector('.panel .heatmap')?.naturalWidth > 0""", timeout=TIMEOUT_S * 1000)
+    inside = """() => { const r = document.querySelector('realcheck-overlay').shadowRoot
+        .querySelector('.panel').getBoundingClientRect();
+        return r.top >= 0 && r.bottom <= innerHeight && r.height > 100; }"""
+    page.wait_for_function(inside, timeout=5000)  # placed within a frame or two of growing
+    page.mouse.wheel(0, 120)  # scrolling the page keeps it inside too
+    page.wait_for_function(inside, timeout=5000)
+    assert panel.get_by_role("button", name="Report a wrong verdict").count() == 1
+
+    # An image without a face: not judged.
+    answer = menu_click(ext, page, page.evaluate(f"document.querySelector('img[src=\"/img/{noise}\"]').src"))
+    assert answer["state"] == "no_face"
+    panel.locator("header .pill").wait_for()
+    assert panel.locator("header .pill").inner_text() == "NO FACE"
+    assert "No face found: not judged" in panel.inner_text()
+    assert "%" not in panel.locator(".confidence").inner_text()
+    badge = [b for b in badges(page) if "no_face" in b["cls"]]
+    assert badge and badge[0]["text"] == "NO FACE" and "not judged" in badge[0]["title"]
+
+
+def test_options_show_the_services_thresholds(ext):
+    import json as _json
+
+    card = _json.loads((Path(__file__).resolve().parents[1] / "models" / "ensemble.json").read_text())
+    lo, hi = card["uncertain_band"]
+    page = ext["context"].new_page()
+    page.goto(f"chrome-extension://{ext['ext_id']}/options/options.html")
+    until(page, "document.getElementById('service-thresholds').dataset.state === 'ok'")
+    text = page.locator("#service-thresholds").inner_text()
+    assert f"FAKE from P(fake) {hi}" in text and f"REAL below {lo}" in text
+    assert str(card["threshold"]) in text
+    assert (page.input_value("#fakeAt"), page.input_value("#realAt")) == (str(hi), str(lo))
+    assert page.locator("#fakeAt").is_disabled()
+
+
+def test_a_shared_link_shows_the_result_until_revoked(ext):
+    names = ext["images"].take(1)
+    page = open_page(ext, "share", page_html("Share", names))
+    assert menu_click(ext, page, page.evaluate("document.images[0].src"))["ok"]
+    panel = panel_of(page)
+    panel.get_by_role("button", name="Share a link to this result").click()
+    panel.locator(".share-url").wait_for(timeout=TIMEOUT_S * 1000)
+    url = panel.locator(".share-url").input_value()
+    assert "/s/" in url and len(url.rsplit("/", 1)[1]) >= 43
+    verdict = page.locator(f"img[src='/img/{names[0]}']").get_attribute("data-realcheck")
+
+    reader = ext["context"].new_page()  # anyone with the link: no token involved
+    reader.goto(url)
+    assert reader.locator("#result").get_attribute("data-verdict") == verdict
+    assert reader.locator("#verdict").inner_text() == LABELS[verdict]
+    reader.wait_for_function("""() => { const img = document.querySelector('img.heatmap');
+        return img && img.complete && img.naturalWidth > 0; }""", timeout=TIMEOUT_S * 1000)
+    assert reader.locator("#faces tr.face-row").count() == 1
+    assert reader.locator("svg.shot rect.face").count() == 1
+    assert reader.evaluate("""() => new Promise((resolve) => { const probe = new Image();
+        probe.onload = () => resolve(probe.naturalWidth); probe.onerror = () => resolve(0);
+        probe.src = document.querySelector('svg.shot image').getAttribute('href'); })""") > 0
+    assert "face swaps" in reader.locator("#limits + p + ul + p").inner_text() \
+        or "face swaps" in reader.inner_text("body").lower()
+    assert reader.locator("ul.limits li").count() >= 3
+
+    panel.get_by_role("button", name="Revoke").click()
+    until(page, """document.querySelector('realcheck-overlay').shadowRoot
+        .querySelector('.share-status')?.textContent.includes('revoked')""")
+    reader.reload()
+    assert reader.locator("#gone").is_visible()
+    assert reader.locator("#result").count() == 0
+

@@ -146,14 +146,19 @@ async def test_answer_carries_every_field(client, auth, face_bytes):
     assert_verdict_consistent(body)
     assert body["face_found"] is True and body["cached"] is False
     assert body["moderation"] is None
-    assert body["detectors"] == {"verdict": body["verdict"], "score": body["score"]}
+    det = body["detectors"]
+    assert body["decided_by"] == "detectors"
+    assert {k: det[k] for k in ("verdict", "label", "score", "confidence")} == {
+        k: body[k] for k in ("verdict", "label", "score", "confidence")}
+    assert det["decisive_face"] == body["decisive_face"] == 0
     assert body["heatmap_url"] == f"/v1/checks/{body['id']}/heatmap.png"
     assert body["elapsed_ms"] >= 0 and before - 1 <= body["created_at"] <= time.time() + 1
     assert body["page_url"] == "https://news.example/a"
     assert body["source_url"] == "https://cdn.example/f.jpg"
-    assert set(body["models"]) == set(MEMBERS)
-    for name, m in body["models"].items():
-        assert 0.0 <= m["score"] <= 1.0
+    assert "models" not in body, "each detector's score lives in detectors.models"
+    assert set(det["models"]) == set(MEMBERS)
+    for name, m in det["models"].items():
+        assert m["score"] == body["faces"][0]["models"][name]
         assert m["trained"] is (bool(CARDS[name].get("trained")) and bool(CARDS[name].get("metrics")))
     assert body["trained"] is TRAINED
     assert ("warning" in body) is (not TRAINED)
@@ -199,8 +204,8 @@ async def test_group_photo_has_a_box_per_face(client, auth):
         assert_verdict_consistent(f)
     worst = max(range(len(faces)), key=lambda i: faces[i]["score"])
     assert body["decisive_face"] == worst and body["score"] == faces[worst]["score"]
-    for name in MEMBERS:  # the members' scores of the decisive face, not maxima over faces
-        assert body["models"][name]["score"] == faces[worst]["models"][name]
+    for name in MEMBERS:  # every figure in detectors is the decisive face's
+        assert body["detectors"]["models"][name]["score"] == faces[worst]["models"][name]
 
 
 async def test_no_face_is_not_judged(client, auth, noise_png):
@@ -210,7 +215,9 @@ async def test_no_face_is_not_judged(client, auth, noise_png):
     assert body["score"] is None and body["label"] is None and body["confidence"] is None
     assert body["decisive_face"] is None
     assert body["note"] == "no face found: not judged"
-    assert all(m["score"] is None for m in body["models"].values())
+    assert body["detectors"]["verdict"] == "no_face" and body["detectors"]["models"] == {}
+    resp = await post_image(client, auth(), noise_png, "image/png", path="/predict")
+    assert await resp.json() == {"result": "NO_FACE", "confidence": None}
     heat = await client.get(body["heatmap_url"], headers=auth())
     assert heat.status == 200 and heat.content_type == "image/png"
 
@@ -259,7 +266,7 @@ async def test_stored_check_is_for_its_owner(client, auth, face_bytes):
     assert resp.status == 200
     stored = await resp.json()
     assert "user_id" not in stored
-    for key in ("id", "sha256", "verdict", "score", "label", "confidence", "faces", "models"):
+    for key in ("id", "sha256", "verdict", "score", "label", "confidence", "faces", "detectors"):
         assert stored[key] == made[key]
     other = await client.get(f"/v1/checks/{made['id']}", headers=auth("mallory"))
     assert other.status == 404 and (await other.json())["error"] == "not_found"

@@ -59,7 +59,9 @@ async def test_checks_survive_a_restart(aiohttp_client, tmp_path, face_bytes, da
     health = await (await second.get("/health")).json()
     assert health["batching"]["batches_run"] == 0, "a known image is not scored again"
     listed = await (await second.get("/v1/checks", headers=bearer(token))).json()
-    assert [c["id"] for c in listed["items"]] == [again["id"], looked_up["id"], made["id"]]
+    # One check per user and image: the lookup and the re-post count on the first check.
+    assert again["id"] == looked_up["id"] == made["id"] and again["count"] == 3
+    assert [(c["id"], c["count"]) for c in listed["items"]] == [(made["id"], 3)]
     if not database_url:
         assert journal_mode(settings.db_path) == "wal"
 

@@ -105,6 +105,26 @@ export class Api {
     }
   }
 
+  /** Known results of many images at once: {sha256: check | null}. */
+  async lookupMany(hashes, pageUrl) {
+    const body = await this.json("/v1/checks/lookup", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({sha256: hashes, page_url: pageUrl || undefined}),
+    });
+    return body.results || {};
+  }
+
+  /** The share link of one of the user's checks (made if it has none): {url, token}. */
+  share(checkId) {
+    return this.json(`/v1/checks/${encodeURIComponent(checkId)}/share`, {method: "POST"});
+  }
+
+  /** Revokes the check's share link. */
+  unshare(checkId) {
+    return this.json(`/v1/checks/${encodeURIComponent(checkId)}/share`, {method: "DELETE"});
+  }
+
   /** Sends the image's bytes to be scored. */
   upload(bytes, type, {pageUrl, sourceUrl} = {}) {
     const form = new FormData();

@@ -1,19 +1,24 @@
 // One image from its URL to a check: fetch the bytes, hash them, ask the service for a known
-// result, and send the pixels only when it has none. Results are remembered for a while and
-// concurrent requests for the same image share one run.
+// result (batched with the page's other images), and send the pixels only when it has none.
+// Results are remembered for a while and concurrent requests for the same image share one run.
 
 import {Api, RealcheckError, signedOut} from "./api.js";
 import {sha256Hex} from "./hash.js";
 import {fetchImage, sourceUrl} from "./images.js";
+import {LookupBatcher} from "./lookups.js";
 import {Queue} from "./queue.js";
 import {getSettings, scanningEnabled} from "./settings.js";
 
 const CACHE_TTL_MS = 10 * 60 * 1000;
 const CACHE_MAX = 500;
+const FETCHES_AT_ONCE = 6; // image downloads (from the page's sites, not the service)
 
 export class Checker {
   constructor() {
-    this.queue = new Queue();
+    this.queue = new Queue();             // requests to the service, `concurrency` at once
+    this.fetches = new Queue(FETCHES_AT_ONCE);
+    this.lookups = new LookupBatcher((api, hashes, pageUrl, urgent) =>
+      this.queue.push(() => api.lookupMany(hashes, pageUrl), {urgent, meta: {kind: "lookup"}}));
     this.cache = new Map(); // key -> {check, at}
     this.inflight = new Map(); // key -> Promise<check>
   }
@@ -36,7 +41,7 @@ export class Checker {
     let run = this.inflight.get(key);
     if (!run) {
       this.queue.setConcurrency(settings.concurrency);
-      run = this.queue.push(() => this.run(src, pageUrl, kind), {urgent: kind === "menu", meta: {kind, pageUrl}});
+      run = this.run(src, pageUrl, kind);
       this.inflight.set(key, run);
       run.finally(() => this.inflight.delete(key)).catch(() => {});
     }
@@ -46,14 +51,21 @@ export class Checker {
   }
 
   async run(src, pageUrl, kind) {
-    const settings = await getSettings();
-    if (kind === "scan" && !scanningEnabled(settings, pageUrl)) throw scanningOff();
-    const api = new Api(settings);
-    const {bytes, type} = await fetchImage(src);
+    const urgent = kind === "menu";
+    const allowed = async () => {
+      if (kind === "scan" && !scanningEnabled(await getSettings(), pageUrl)) throw scanningOff();
+    };
+    await allowed();
+    const {bytes, type} = await this.fetches.push(() => fetchImage(src), {urgent});
+    await allowed();
+    const api = new Api(await getSettings());
     const sha = await sha256Hex(bytes);
-    const known = await api.lookup(sha, pageUrl);
+    const known = await this.lookups.lookup(api, sha, pageUrl, {urgent});
     if (known) return known;
-    return api.upload(bytes, type, {pageUrl, sourceUrl: sourceUrl(src)});
+    return this.queue.push(async () => {
+      await allowed();
+      return api.upload(bytes, type, {pageUrl, sourceUrl: sourceUrl(src)});
+    }, {urgent, meta: {kind, pageUrl}});
   }
 
   /** Drops waiting automatic scans of pages whose site no longer has scanning on. */

@@ -4,11 +4,11 @@ export const DEFAULTS = Object.freeze({
   serviceUrl: "http://127.0.0.1:8080",
   token: "",
   scanAll: false,
-  scanSites: [],          // hostnames where automatic scanning is on
+  scanSites: [],          // origins (scheme://host:port) where automatic scanning is on
   minSize: 96,            // images smaller than this (CSS px, either side) are not scanned
   useServiceThresholds: true,
-  fakeAt: 0.6,            // custom thresholds on P(fake), used when useServiceThresholds is off
-  realAt: 0.4,
+  fakeAt: null,           // own thresholds on P(fake), used when useServiceThresholds is off;
+  realAt: null,           // null until set: the options page starts from the service's
   concurrency: 4,         // requests to the service at once
 });
 
@@ -31,19 +31,33 @@ export function serviceBase(settings) {
   return String(settings.serviceUrl || DEFAULTS.serviceUrl).replace(/\/+$/, "");
 }
 
-/** The hostname whose scan toggle governs a page, or "" for pages that are never scanned. */
+/**
+ * The origin (scheme, host and port) whose scan toggle governs a page, or "" for pages that
+ * are never scanned. Per origin, so a toggle for one port does not cover another service there.
+ */
 export function siteOf(pageUrl) {
   try {
     const url = new URL(pageUrl);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.hostname : "";
+    return url.protocol === "http:" || url.protocol === "https:" ? url.origin : "";
   } catch {
     return "";
   }
 }
 
+/** Whether the page is on the Realcheck service itself (never scanned: its dashboard shows
+ * images and heatmaps of the moderation queue). */
+export function isServiceOrigin(settings, pageUrl) {
+  try {
+    return new URL(pageUrl).origin === new URL(serviceBase(settings)).origin;
+  } catch {
+    return false;
+  }
+}
+
 export function scanningEnabled(settings, pageUrl) {
   const site = siteOf(pageUrl);
-  return Boolean(site) && (settings.scanAll || settings.scanSites.includes(site));
+  return Boolean(site) && !isServiceOrigin(settings, pageUrl)
+    && (settings.scanAll || settings.scanSites.includes(site));
 }
 
 export async function setSiteScanning(site, on) {
@@ -77,12 +91,15 @@ export function validate(input) {
     values[key] = n;
   }
   values.useServiceThresholds = Boolean(input.useServiceThresholds);
-  const fakeAt = Number(input.fakeAt), realAt = Number(input.realAt);
-  if (!(fakeAt > 0 && fakeAt <= 1 && realAt >= 0 && realAt < 1 && realAt <= fakeAt)) {
-    return {error: "Thresholds must satisfy 0 ≤ REAL below ≤ FAKE from ≤ 1."};
+  if (!values.useServiceThresholds || (input.fakeAt !== "" && input.fakeAt != null)) {
+    const fakeAt = Number(input.fakeAt), realAt = Number(input.realAt);
+    if (input.fakeAt === "" || input.realAt === "" || input.fakeAt == null || input.realAt == null
+        || !(fakeAt > 0 && fakeAt <= 1 && realAt >= 0 && realAt < 1 && realAt <= fakeAt)) {
+      return {error: "Thresholds must satisfy 0 ≤ REAL below ≤ FAKE from ≤ 1."};
+    }
+    values.fakeAt = fakeAt;
+    values.realAt = realAt;
   }
-  values.fakeAt = fakeAt;
-  values.realAt = realAt;
   values.scanAll = Boolean(input.scanAll);
   return {values};
 }

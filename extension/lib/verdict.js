@@ -1,7 +1,13 @@
 // Which badge a check gets: the service's verdict, or the user's own thresholds on P(fake).
+// A moderator's decision and "no face found" are never re-judged by thresholds.
+
+export const STATES = ["real", "fake", "uncertain", "no_face"];
 
 export function badgeState(check, settings) {
-  if (check.moderation || settings.useServiceThresholds) return check.verdict;
+  if (check.moderation || settings.useServiceThresholds || check.verdict === "no_face"
+      || typeof check.score !== "number" || settings.fakeAt == null || settings.realAt == null) {
+    return check.verdict;
+  }
   if (check.score >= settings.fakeAt) return "fake";
   if (check.score < settings.realAt) return "real";
   return "uncertain";

@@ -12,12 +12,15 @@ function say(text, state) {
   statusEl.dataset.state = state;
 }
 
+let service = null; // the service's thresholds, from its /health
+
 function fill(settings) {
   for (const key of FIELDS) {
     const input = form.elements[key];
     if (input.type === "checkbox") input.checked = Boolean(settings[key]);
-    else input.value = String(settings[key]);
+    else input.value = settings[key] == null ? "" : String(settings[key]);
   }
+  fillThresholds(settings);
   updateSigninLink();
   toggleThresholds();
   showSites(settings.scanSites);
@@ -41,10 +44,30 @@ function updateSigninLink() {
   }
 }
 
+/** With the service's thresholds on (or no own ones yet), the fields show the service's. */
+function fillThresholds(settings) {
+  const useService = form.elements.useServiceThresholds.checked;
+  if (service && (useService || settings?.fakeAt == null)) {
+    form.elements.fakeAt.value = String(service.fake_from);
+    form.elements.realAt.value = String(service.real_below);
+  }
+}
+
 function toggleThresholds() {
   const own = form.elements.useServiceThresholds.checked;
   form.elements.fakeAt.disabled = own;
   form.elements.realAt.disabled = own;
+}
+
+async function loadServiceThresholds() {
+  const el = document.getElementById("service-thresholds");
+  const answer = await chrome.runtime.sendMessage({type: "realcheck:thresholds"});
+  service = answer?.ok ? answer.thresholds : null;
+  el.textContent = service
+    ? `The service's thresholds: FAKE from P(fake) ${service.fake_from}, REAL below ${service.real_below}, UNSURE between (the REAL/FAKE label splits at ${service.label_threshold}).`
+    : "The service's thresholds are not known: the service cannot be reached.";
+  el.dataset.state = service ? "ok" : "error";
+  fillThresholds(await getSettings());
 }
 
 function showSites(sites) {
@@ -75,6 +98,10 @@ form.addEventListener("submit", async (e) => {
   e.preventDefault();
   const {values, error} = validate(read());
   if (error) return say(error, "error");
+  if (values.useServiceThresholds && service && values.fakeAt === service.fake_from
+      && values.realAt === service.real_below) {
+    values.fakeAt = values.realAt = null; // still the service's: follow it when it changes
+  }
   await setSettings(values);
   fill(await getSettings());
   const status = await testConnection();
@@ -91,4 +118,5 @@ chrome.storage.onChanged.addListener(async (changes) => {
   if (changes.token && document.activeElement !== form.elements.token) form.elements.token.value = changes.token.newValue ?? "";
 });
 
-getSettings().then(fill);
+getSettings().then(fill).then(loadServiceThresholds);
+chrome.storage.onChanged.addListener((changes) => { if (changes.serviceUrl) loadServiceThresholds(); });

@@ -1,7 +1,7 @@
 // The toolbar popup: this page's summary, the scan toggles, and whether the service accepts us.
 // Opened as a page, `?tabId=<id>` picks the tab it describes (used by the tests).
 
-import {getSettings, setSettings, setSiteScanning, siteOf} from "../lib/settings.js";
+import {getSettings, isServiceOrigin, setSettings, setSiteScanning, siteOf} from "../lib/settings.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,9 +32,11 @@ async function showSummary(tab) {
 
 async function showToggles(site) {
   const settings = await getSettings();
+  const service = Boolean(site) && isServiceOrigin(settings, site);
   $("site").textContent = site || "this page";
-  $("scan-site").disabled = !site;
-  $("scan-site").checked = Boolean(site) && settings.scanSites.includes(site);
+  $("service-note").hidden = !service;
+  $("scan-site").disabled = !site || service;
+  $("scan-site").checked = Boolean(site) && !service && settings.scanSites.includes(site);
   $("scan-all").checked = settings.scanAll;
 }
 

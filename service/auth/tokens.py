@@ -233,7 +233,7 @@ class TokenVerifier:
         except jwt.ImmatureSignatureError as e:
             raise TokenError("token_not_yet_valid", "the token is not valid yet (nbf)") from e
         except jwt.InvalidIssuerError as e:
-            raise TokenError("wrong_issuer", "the token comes from another issuer") from e
+            raise TokenError("wrong_issuer", wrong_issuer_message(token, self.issuer)) from e
         except jwt.InvalidTokenError as e:
             raise TokenError("invalid_token", f"the token is invalid: {e}") from e
         check_claim_types(claims)
@@ -250,3 +250,14 @@ class TokenVerifier:
             issuer=claims.get("iss", ""),
             raw=claims,
         )
+
+
+def wrong_issuer_message(token: str, expected: str) -> str:
+    """Names both issuers: a token for another port or host is the usual cause."""
+    try:
+        got = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.InvalidTokenError:
+        got = None
+    return (f"the token was issued by {got!r}, but this service accepts tokens from {expected!r}:"
+            " get a token from this service (its /signin page, or `python -m service token`"
+            " with the same REALCHECK_DATA_DIR, which uses the issuer the service recorded there)")

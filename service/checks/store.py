@@ -14,13 +14,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from service.checks.answer import apply_verdict, detectors_view
 from service.checks.evidence import Evidence
 from service.detection.detector import Detector, grids_to_bytes
 from service.store import Connection, Database, now
 
+#: fields of the detectors' result that a check answers as they are
 PUBLIC_FIELDS = (
-    "verdict", "score", "label", "confidence", "face_found", "faces", "decisive_face", "models",
-    "trained", "models_version", "width", "height", "note", "warning",
+    "face_found", "faces", "decisive_face", "trained", "models_version", "width", "height",
+    "note", "warning",
 )
 
 
@@ -129,23 +131,16 @@ class CheckService:
     async def record(self, sha256: str, result: dict, cached: bool, user_id: str | None,
                      started: float, *, page_url=None, source_url=None,
                      image_sent: bool = True) -> dict:
-        """Store a check. ``image_sent`` False (a lookup by hash): the caller may not have the
-        image, so the check carries the verdict but no rendition of it (no heatmap)."""
-        check = {
-            "id": "chk_" + uuid.uuid4().hex,
-            "sha256": sha256,
-            **{k: result[k] for k in PUBLIC_FIELDS if k in result},
-            "detectors": {"verdict": result["verdict"], "score": result["score"]},
-            "provenance": result.get("provenance"),
-            "pdq": result.get("pdq"),
-            "moderation": None,
-            "cached": cached,
-            "page_url": page_url,
-            "source_url": source_url,
-            "image_sent": image_sent,
-            "created_at": now(),
-        }
-        check["heatmap_url"] = f"/v1/checks/{check['id']}/heatmap.png" if image_sent else None
+        """Stores the check: one row per user and image, counted and stamped on every repeat
+        (with the pages it was met on), so re-posts do not inflate any count.
+
+        ``image_sent`` False (a lookup by hash): the caller may not have the image, so the check
+        carries the verdict but no rendition of it (no heatmap), unless this user sent the
+        image itself before."""
+        stamp = now()
+        fields = {k: result[k] for k in PUBLIC_FIELDS if k in result}
+        if not fields.get("face_found"):
+            fields.update(faces=[], decisive_face=None)
         # With near-duplicates, one transaction from the decision lookup to the sighting: of
         # two copies checked at once, the second sees the item the first created.
         async with self.db.transaction() as tx:
@@ -153,33 +148,80 @@ class CheckService:
             if self.near is not None:
                 extra = (await self.near.hits(tx, result.get("pdq")),)
             override = await self.override_for(tx, sha256, *extra) if self.override_for else None
-            if override is not None:
-                _apply(check, override)
+            prior = None
+            if user_id is not None:
+                prior = await tx.fetchone(
+                    "SELECT id, created_at, seen_count, source_url, result FROM checks"
+                    " WHERE user_id = ? AND sha256 = ?", (user_id, sha256))
+            if prior is not None and json.loads(prior["result"]).get("image_sent", True):
+                image_sent = True  # the user sent the pixels once: they have the image
+            check = {
+                "id": prior["id"] if prior else "chk_" + uuid.uuid4().hex,
+                "sha256": sha256,
+                **fields,
+                "detectors": detectors_view(result),
+                "provenance": result.get("provenance"),
+                "pdq": result.get("pdq"),
+                "cached": cached,
+                "page_url": page_url,
+                "source_url": source_url or (prior["source_url"] if prior else None),
+                "image_sent": image_sent,
+                "count": prior["seen_count"] + 1 if prior else 1,
+                "created_at": prior["created_at"] if prior else stamp,
+                "last_seen_at": stamp,
+            }
+            _shown(check, override)
+            check["heatmap_url"] = (f"/v1/checks/{check['id']}/heatmap.png" if image_sent
+                                    else None)
             check["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
-            await tx.execute(
-                "INSERT INTO checks (id, sha256, user_id, verdict, score, result, page_url,"
-                " source_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (check["id"], sha256, user_id, check["verdict"], check["score"],
-                 json.dumps(check), page_url, source_url, check["created_at"]))
+            stored = json.dumps(check)
+            score = check["detectors"]["score"]
+            if prior is None:
+                await tx.execute(
+                    "INSERT INTO checks (id, sha256, user_id, verdict, score, result, page_url,"
+                    " source_url, created_at, seen_count, last_seen_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                    (check["id"], sha256, user_id, check["verdict"], score, stored, page_url,
+                     check["source_url"], stamp, stamp))
+            else:
+                await tx.execute(
+                    "UPDATE checks SET verdict = ?, score = ?, result = ?,"
+                    " page_url = COALESCE(?, page_url), source_url = ?,"
+                    " seen_count = seen_count + 1, last_seen_at = ? WHERE id = ?",
+                    (check["verdict"], score, stored, page_url,
+                     check["source_url"], stamp, check["id"]))
+            if page_url:
+                await tx.execute(
+                    "INSERT INTO check_pages (check_id, page_url, seen_count, last_seen_at)"
+                    " VALUES (?, ?, 1, ?) ON CONFLICT (check_id, page_url) DO UPDATE SET"
+                    " seen_count = check_pages.seen_count + 1,"
+                    " last_seen_at = excluded.last_seen_at",
+                    (check["id"], page_url, stamp))
             if self.after_check is not None:
                 await self.after_check(tx, check, user_id, *extra)
         return check
 
     async def get(self, check_id: str) -> dict | None:
+        """A stored check, with the moderators' current decision applied."""
         row = await self.db.fetchone("SELECT result, user_id FROM checks WHERE id = ?",
                                      (check_id,))
         if row is None:
             return None
         check = json.loads(row["result"])
+        if "detectors" in check and "models" in check["detectors"]:
+            override = (await self.override_for(self.db, check["sha256"])
+                        if self.override_for else None)
+            _shown(check, override)
         check["user_id"] = row["user_id"]
         check["cached"] = True
         return check
 
     async def list_for(self, user_id: str, limit: int, before: float | None,
                        offset: int = 0) -> list[dict]:
+        """The user's checks, most recently seen first."""
         rows = await self.db.fetchall(
-            "SELECT result FROM checks WHERE user_id = ? AND created_at < ?"
-            " ORDER BY created_at DESC LIMIT ? OFFSET ?",
+            "SELECT result FROM checks WHERE user_id = ? AND last_seen_at < ?"
+            " ORDER BY last_seen_at DESC LIMIT ? OFFSET ?",
             (user_id, before if before is not None else float("inf"), limit, offset))
         return [json.loads(r["result"]) for r in rows]
 
@@ -187,6 +229,15 @@ class CheckService:
         return await self.db.fetchone(
             "SELECT thumbnail, cams, width, height, result FROM images WHERE sha256 = ?",
             (sha256,))
+
+
+def _shown(check: dict, override: dict | None) -> None:
+    """The top level: the verdict shown (``answer.apply_verdict``), with the note and the
+    decider of a moderator's or an imported hash list's decision."""
+    apply_verdict(check, override)
+    if override is not None:
+        _apply(check, override)
+        check["decided_by"] = override.get("decided_by") or "moderator"
 
 
 def _apply(check: dict, override: dict) -> None:

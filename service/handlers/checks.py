@@ -74,6 +74,8 @@ async def create_check(request: web.Request) -> web.Response:
 async def predict(request: web.Request) -> web.Response:
     """The seed systems' shape: multipart ``image`` -> ``{"result", "confidence"}``."""
     check = await _run_check(request)
+    if check["verdict"] == "no_face":
+        return web.json_response({"result": "NO_FACE", "confidence": None})
     return web.json_response({"result": check["label"], "confidence": check["confidence"]})
 
 
@@ -113,8 +115,37 @@ async def list_or_lookup(request: web.Request) -> web.Response:
     except ValueError as e:
         raise bad_request("bad_query", "before must be a timestamp") from e
     items = await checks.list_for(user.id, limit, before, offset)
-    return web.json_response({"items": items, "next_before": items[-1]["created_at"]
+    return web.json_response({"items": items, "next_before": items[-1].get("last_seen_at")
                               if len(items) == limit else None})
+
+
+#: most hashes one batch lookup may ask about
+MAX_LOOKUP_BATCH = 500
+
+
+async def lookup_many(request: web.Request) -> web.Response:
+    """``{"sha256": [...], "page_url"}``: the stored result of each image, or null if unknown.
+
+    One request for a page of images instead of one per image; each hash costs what a single
+    lookup costs against the rate limit.
+    """
+    user = caller(request)
+    body = await read_json(request)
+    hashes = body.get("sha256")
+    if not isinstance(hashes, list) or not hashes or len(hashes) > MAX_LOOKUP_BATCH:
+        raise bad_request("bad_sha256", f"sha256 must be a list of 1..{MAX_LOOKUP_BATCH} hashes")
+    wanted = []
+    for sha in hashes:
+        if not isinstance(sha, str) or not SHA256_RE.match(sha.lower()):
+            raise bad_request("bad_sha256", "each sha256 must be 64 hexadecimal characters")
+        wanted.append(sha.lower())
+    wanted = list(dict.fromkeys(wanted))
+    page_url = optional_url(body.get("page_url"))
+    rate_limit(request, user.id, LOOKUP_COST * len(wanted))
+    checks = request.app[CHECKS]
+    results = {sha: await checks.lookup(sha, user.id, page_url=page_url) for sha in wanted}
+    return web.json_response({"results": results,
+                              "unknown": [sha for sha, c in results.items() if c is None]})
 
 
 async def heatmap(request: web.Request) -> web.Response:

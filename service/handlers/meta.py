@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import __version__
+from service.checks import limits
 from service.errors import not_found
 from service.keys import DETECTOR, ISSUER
 
@@ -18,6 +19,7 @@ async def health(request: web.Request) -> web.Response:
         "trained": models["trained"],
         "providers": models["providers"],
         "models": models,
+        "thresholds": limits.thresholds(detector.ensemble),
         "batching": {
             "max_batch": detector.batcher.max_batch,
             "max_wait_ms": detector.batcher.max_wait * 1000.0,

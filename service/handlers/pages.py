@@ -13,8 +13,9 @@ from pathlib import Path
 from aiohttp import web
 
 from service import faq
+from service.checks import limits
 from service.errors import not_found
-from service.keys import DB
+from service.keys import DB, DETECTOR
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\.(css|js|svg|png|ico)$")
@@ -30,12 +31,25 @@ SECURITY_HEADERS = {
 }
 
 
-def _page(name: str, **values: str) -> web.Response:
+def page_response(name: str, status: int = 200, **values: str) -> web.Response:
+    """A page from ``static/`` with its ``{{key}}`` slots filled (values are HTML already)."""
     text = (STATIC_DIR / name).read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
-    return web.Response(text=text, content_type="text/html", charset="utf-8",
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8",
                         headers=SECURITY_HEADERS)
+
+
+_page = page_response
+
+
+async def landing(request: web.Request) -> web.Response:
+    return _page("index.html")
+
+
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(body=(STATIC_DIR / "favicon.png").read_bytes(), content_type="image/png",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -60,7 +74,11 @@ def _faq_html(entries: list[dict]) -> str:
 
 async def help_page(request: web.Request) -> web.Response:
     entries = await faq.entries(request.app[DB], published_only=True)
-    return _page("help.html", faq=_faq_html(entries))
+    ensemble = request.app[DETECTOR].ensemble
+    th = limits.thresholds(ensemble)
+    return _page("help.html", faq=_faq_html(entries),
+                 limits="".join(f"<li>{html.escape(t)}</li>" for t in limits.limits_text(ensemble)),
+                 fake_from=f"{th['fake_from']:.2f}", real_below=f"{th['real_below']:.2f}")
 
 
 async def static_file(request: web.Request) -> web.Response:

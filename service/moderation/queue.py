@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 
+from service.checks.answer import detectors_view
 from service.errors import ApiError, not_found
 from service.store import Connection, chunks, for_update, in_list, now
 
@@ -196,12 +197,12 @@ def _decision(r) -> dict | None:
 async def pages(conn: Connection, flag_id: str, sha256: str, limit: int) -> list[dict]:
     """Where the image was met: pages of its checks and of its reports, most frequent first."""
     rows = await conn.fetchall("""
-        SELECT page_url, COUNT(*) AS n, MAX(at) AS last_at FROM (
-            SELECT page_url, created_at AS at FROM checks
-            WHERE page_url IS NOT NULL AND (sha256 = ? OR sha256 IN (
-                SELECT v.sha256 FROM flag_variants v WHERE v.flag_id = ?))
+        SELECT page_url, SUM(n) AS n, MAX(at) AS last_at FROM (
+            SELECT p.page_url, p.seen_count AS n, p.last_seen_at AS at FROM check_pages p
+            JOIN checks c ON c.id = p.check_id WHERE c.sha256 = ? OR c.sha256 IN (
+                SELECT v.sha256 FROM flag_variants v WHERE v.flag_id = ?)
             UNION ALL
-            SELECT page_url, created_at FROM flag_reports WHERE flag_id = ? AND page_url IS NOT NULL
+            SELECT page_url, 1, created_at FROM flag_reports WHERE flag_id = ? AND page_url IS NOT NULL
         ) AS seen GROUP BY page_url ORDER BY n DESC, last_at DESC LIMIT ?""",
         (sha256, flag_id, flag_id, limit))
     return [{"url": r["page_url"], "count": r["n"], "last_seen_at": r["last_at"]} for r in rows]
@@ -241,10 +242,11 @@ async def get_item(conn: Connection, flag_id: str) -> dict | None:
     image = await conn.fetchone("SELECT result FROM images WHERE sha256 = ?", (r["sha256"],))
     result = json.loads(image["result"]) if image else {}
     item.update({k: result.get(k) for k in (
-        "faces", "decisive_face", "models", "face_found", "trained", "models_version", "width",
+        "faces", "decisive_face", "face_found", "trained", "models_version", "width",
         "height", "warning")})
-    item["detectors"] = {"verdict": result.get("verdict"), "score": result.get("score"),
-                         "label": result.get("label"), "confidence": result.get("confidence")}
+    item["detectors"] = detectors_view(result) if result else {
+        "verdict": None, "score": None, "label": None, "confidence": None, "models": {}}
+    item["models"] = item["detectors"]["models"]  # the decisive face's, per detector
     item["provenance"] = result.get("provenance")
     item["pdq"] = (result.get("pdq") or {}).get("hash")
     variants = await conn.fetchall("""

@@ -13,6 +13,7 @@ const STATE_NAMES = { open: "Open", confirmed_fake: "Confirmed fake", real: "Rea
 
 const S = {
   token: null, me: null, view: null,
+  thresholds: null,
   queue: { state: "open", sort: "score", limit: 25, offset: 0, items: [], total: 0, selected: null, item: null, busy: false },
   users: { limit: 50, offset: 0, total: 0 },
   audit: { before: null },
@@ -53,7 +54,14 @@ function when(ts) {
 function fullTime(ts) { return ts ? new Date(ts * 1000).toLocaleString() : ""; }
 function host(url) { try { return new URL(url).host; } catch { return url; } }
 function has(role) { return S.me && ROLES.indexOf(S.me.role) >= ROLES.indexOf(role); }
-function scoreClass(p) { return p >= 0.6 ? "hi" : p < 0.4 ? "lo" : ""; }
+/** The service's thresholds (GET /health), read at start: the colours follow the model card. */
+function scoreClass(p) {
+  const t = S.thresholds;
+  if (p === null || p === undefined || !t) return "";
+  return p >= t.fake_from ? "hi" : p < t.real_below ? "lo" : "";
+}
+const VERDICT_WORDS = { real: "real", fake: "fake", uncertain: "unsure", no_face: "no face: not judged" };
+function verdictWord(v) { return VERDICT_WORDS[v] || v || "?"; }
 
 let toastTimer = null;
 function toast(message, bad = false) {
@@ -217,9 +225,9 @@ function renderItems() {
     if (it.pages.length) meta.push(host(it.pages[0].url));
     const badge = it.state === "open"
       ? h("span", { class: "badge " + (it.reason === "report" ? "open" : it.detector_verdict || "") },
-          it.reason === "report" ? "reported" : it.detector_verdict || "flagged")
+          it.reason === "report" ? "reported" : verdictWord(it.detector_verdict) || "flagged")
       : h("span", { class: "badge " + it.state }, STATE_NAMES[it.state]);
-    const li = h("li", { class: "item", dataset: { id: it.id }, "aria-selected": String(it.id === S.queue.selected),
+    const li = h("li", { class: "item", dataset: { id: it.id, score: it.score ?? "" }, "aria-selected": String(it.id === S.queue.selected),
       onclick: () => selectItem(it.id) },
       loadImage(h("img", { class: "thumb", alt: "" }), it.image_url),
       h("div", { class: "item-main" },
@@ -277,7 +285,7 @@ function renderDetail(item) {
     note, h("div", { class: "decide-buttons" }, buttons),
     h("div", { class: "hint", id: "shortcut-hint" }, "Shortcuts: F, R, D decide · J/K next/previous · N note · ? help"));
   const facts = h("div", { class: "facts" },
-    fact(pct(item.detectors.score), "P(fake), detectors: " + (item.detectors.verdict || "?")),
+    fact(pct(item.detectors.score), "P(fake) of the decisive face, detectors: " + verdictWord(item.detectors.verdict)),
     fact(item.check_count, "checks"), fact(item.user_count, "users met it"), fact(item.report_count, "reports"));
   pane.append(...[head, media, decide_, facts, provenanceSection(item), facesSection(item), variantsSection(item),
     h("div", { class: "two" }, pagesSection(item), reportsSection(item)), historySection(item)].filter(Boolean));
@@ -327,11 +335,11 @@ function facesSection(item) {
     h("td", {}, i === item.decisive_face ? `#${i + 1} (decisive)` : `#${i + 1}`),
     h("td", { class: "mono" }, f.box.join(", ")),
     h("td", { class: "num" }, pct(f.score)),
-    h("td", {}, h("span", { class: "badge " + f.verdict }, f.verdict)),
+    h("td", {}, h("span", { class: "badge " + f.verdict }, verdictWord(f.verdict)), f.too_small ? h("span", { class: "muted" }, " too small") : null),
     models.map((m) => h("td", { class: "num" }, pct(f.models[m])))));
-  if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: String(4 + models.length), class: "muted" }, "No face found: the whole image was scored.")));
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: String(4 + models.length), class: "muted" }, "No face found: not judged.")));
   const whole = h("tr", {}, h("td", {}, h("b", {}, "Image")), h("td", {}), h("td", { class: "num" }, h("b", {}, pct(item.detectors.score))),
-    h("td", {}, h("span", { class: "badge " + item.detectors.verdict }, item.detectors.verdict || "?")),
+    h("td", {}, h("span", { class: "badge " + item.detectors.verdict }, verdictWord(item.detectors.verdict))),
     models.map((m) => h("td", { class: "num" }, pct(item.models[m].score))));
   return h("div", { class: "section" }, h("h3", {}, "Detectors"),
     h("div", { class: "card table-card" }, h("table", { class: "table", id: "faces" },
@@ -363,7 +371,7 @@ function historySection(item) {
   const li = item.history.slice().reverse().map((e) => {
     let what = words[e.kind] || e.kind;
     if (e.kind === "decided") what += ": " + DECISIONS[e.detail.decision].done.toLowerCase() + (e.detail.note ? ` — “${e.detail.note}”` : "");
-    if (e.kind === "flagged" && e.detail) what += ` (${e.detail.verdict}, ${pct(e.detail.score)})`;
+    if (e.kind === "flagged" && e.detail) what += ` (${verdictWord(e.detail.verdict)}, ${pct(e.detail.score)})`;
     if (e.kind === "reported" && e.detail && e.detail.note) what += ` — “${e.detail.note}”`;
     return h("li", {}, h("span", { class: "when", title: fullTime(e.at) }, when(e.at)), what,
       e.actor ? h("span", { class: "muted" }, " · " + (e.actor_email || e.actor)) : "");
@@ -591,6 +599,7 @@ $("#settings-form").addEventListener("submit", async (e) => {
 
 // ---- boot ------------------------------------------------------------------------------------------
 (async () => {
+  try { S.thresholds = (await (await fetch("/health")).json()).thresholds || null; } catch { S.thresholds = null; }
   const saved = localStorage.getItem(TOKEN_KEY);
   if (!saved) { signOut(); return; }
   try { await signIn(saved); } catch { signOut("Your saved session is no longer valid: sign in again."); }

@@ -69,5 +69,8 @@ $("signout").addEventListener("click", () => {
   $("token").value = "";
   $("token").removeAttribute("data-realcheck-token");
   $("token-card").classList.add("hidden");
+  $("auth-form").reset();
+  setMode("login"); // whoever signs in next has an account already, most likely
   $("auth-card").classList.remove("hidden");
+  $("email").focus();
 });

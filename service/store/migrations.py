@@ -205,6 +205,56 @@ MIGRATIONS: list[list[str]] = [
             UNIQUE (hash, source)
         )""",
     ],
+    # 6: one check per user and image (how often it was seen, when last, the pages it was met
+    #    on); share links. Earlier duplicate rows of a user and image are folded into the
+    #    user's first check of it (checks without a user are left as they are). Rate limits
+    #    count what each key spent in the last 60 s (a sliding window, not a token bucket).
+    [
+        "ALTER TABLE checks ADD COLUMN seen_count INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE checks ADD COLUMN last_seen_at {float}",
+        """CREATE TABLE check_pages (
+            check_id TEXT NOT NULL REFERENCES checks (id) ON DELETE CASCADE,
+            page_url TEXT NOT NULL,
+            seen_count INTEGER NOT NULL DEFAULT 1,
+            last_seen_at {float} NOT NULL,
+            PRIMARY KEY (check_id, page_url)
+        )""",
+        """CREATE TEMPORARY TABLE check_keep AS
+            SELECT g.user_id, g.sha256, COUNT(*) AS n, MAX(g.created_at) AS last_at,
+                   (SELECT c.id FROM checks c WHERE c.user_id = g.user_id AND c.sha256 = g.sha256
+                    ORDER BY c.created_at, c.id LIMIT 1) AS id
+            FROM checks g WHERE g.user_id IS NOT NULL GROUP BY g.user_id, g.sha256""",
+        """INSERT INTO check_pages (check_id, page_url, seen_count, last_seen_at)
+            SELECT k.id, c.page_url, COUNT(*), MAX(c.created_at) FROM checks c
+            JOIN check_keep k ON k.user_id = c.user_id AND k.sha256 = c.sha256
+            WHERE c.page_url IS NOT NULL GROUP BY k.id, c.page_url""",
+        """UPDATE flag_reports SET check_id = (
+            SELECT k.id FROM checks c JOIN check_keep k
+            ON k.user_id = c.user_id AND k.sha256 = c.sha256 WHERE c.id = flag_reports.check_id)
+            WHERE check_id IN (SELECT id FROM checks WHERE user_id IS NOT NULL)""",
+        """DELETE FROM checks WHERE user_id IS NOT NULL
+            AND id NOT IN (SELECT id FROM check_keep)""",
+        """UPDATE checks SET
+            seen_count = COALESCE((SELECT n FROM check_keep k WHERE k.id = checks.id), 1),
+            last_seen_at = COALESCE((SELECT last_at FROM check_keep k WHERE k.id = checks.id),
+                                    created_at)""",
+        "DROP TABLE check_keep",
+        "CREATE UNIQUE INDEX checks_user_image ON checks (user_id, sha256)",
+        "CREATE INDEX checks_user_seen ON checks (user_id, last_seen_at)",
+        """CREATE TABLE shares (
+            token TEXT PRIMARY KEY,
+            check_id TEXT NOT NULL REFERENCES checks (id) ON DELETE CASCADE,
+            created_at {float} NOT NULL,
+            revoked_at {float}
+        )""",
+        "CREATE INDEX shares_check ON shares (check_id)",
+        """CREATE TABLE rate_events (
+            key TEXT NOT NULL,
+            at {float} NOT NULL,
+            cost {float} NOT NULL
+        )""",
+        "CREATE INDEX rate_events_key_at ON rate_events (key, at)",
+    ],
 ]
 
 

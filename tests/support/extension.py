@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import shutil
 import threading
 import time
@@ -50,7 +51,22 @@ class Seen:
 
     @property
     def is_lookup(self) -> bool:
-        return self.method == "GET" and self.path == "/v1/checks" and "sha256" in self.query
+        """A hash lookup: one (GET ?sha256=) or a batch (POST /v1/checks/lookup)."""
+        return ((self.method == "GET" and self.path == "/v1/checks" and "sha256" in self.query)
+                or (self.method == "POST" and self.path == "/v1/checks/lookup"))
+
+    @property
+    def hashes(self) -> list[str]:
+        """The SHA-256s a lookup asked about."""
+        if self.method == "GET":
+            return [self.query["sha256"]] if "sha256" in self.query else []
+        return json.loads(self.body)["sha256"] if self.is_lookup else []
+
+    @property
+    def page_url(self) -> str | None:
+        if self.method == "GET":
+            return self.query.get("page_url")
+        return json.loads(self.body).get("page_url")
 
 
 class Site:
