@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # cpu (default) or gpu: which ONNX Runtime wheel to install; never both.
 RUNTIME ?= cpu
 
-.PHONY: run test lint install install-test bench bench-replicas models clean
+.PHONY: run test lint install install-test bench bench-replicas models clean extension-tools
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,14 @@ install-test: $(VENV)/.test
 run: install
 	$(PY) -m service
 
-test: install-test
+test: install-test extension-tools
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# web-ext (the Firefox add-on linter) for the extension's lint test, when npm is there.
+extension-tools:
+	@if command -v npm >/dev/null 2>&1 && [ ! -x extension/tools/node_modules/.bin/web-ext ]; then \
+		npm ci --prefix extension/tools --no-audit --no-fund; fi
 
 lint: install-test
 	$(PY) -m ruff check .
