@@ -75,6 +75,27 @@ const handlers = {
     return {check, state: badgeState(check, settings), thresholds: await serviceThresholds(settings)};
   },
 
+  /**
+   * An image the page read itself: first its hash alone ({check: null} when the service does
+   * not know it), then, only if needed, its bytes as a data: URL (messages carry JSON only).
+   */
+  async "realcheck:check-hashed"(msg, sender) {
+    const sha = String(msg.sha256);
+    if (!/^[0-9a-f]{64}$/.test(sha)) throw new RealcheckError("bad_sha256", "not a SHA-256");
+    let bytes = null, type = "";
+    if (msg.dataUrl) {
+      if (!String(msg.dataUrl).startsWith("data:")) throw new RealcheckError("bad_url", "not a data: URL");
+      const resp = await fetch(String(msg.dataUrl));
+      bytes = await resp.arrayBuffer();
+      type = (resp.headers.get("Content-Type") || "").split(";")[0];
+    }
+    const check = await checker.checkHashed(sha, {pageUrl: pageUrlOf(sender), bytes, type,
+      kind: msg.kind === "menu" ? "menu" : "scan", src: String(msg.src || "")});
+    if (!check) return {check: null};
+    const settings = await getSettings();
+    return {check, state: badgeState(check, settings), thresholds: await serviceThresholds(settings)};
+  },
+
   /** Makes (or revokes, with `revoke`) the share link of one of the user's checks. */
   async "realcheck:share"(msg) {
     const id = String(msg.checkId);

@@ -658,3 +658,33 @@ def test_a_shared_link_shows_the_result_until_revoked(ext):
     assert reader.locator("#gone").is_visible()
     assert reader.locator("#result").count() == 0
 
+
+BOTH_DONE = """() => [document.getElementById('blob'), document.images[0]].every((i) =>
+    ['real', 'fake', 'uncertain', 'no_face'].includes(i?.getAttribute('data-realcheck')))"""
+
+
+def test_images_the_page_has_are_not_downloaded_again_and_blobs_cross_as_a_hash(ext):
+    site = ext["site"]
+    same, blob_src = ext["images"].take(2)
+    settings(ext, scanSites=[site.pages_url])
+    blob_page = ("<script>fetch('/img/" + blob_src + "').then((r) => r.blob()).then((b) => {"
+                 " const i = new Image(160, 160); i.id = 'blob'; i.src = URL.createObjectURL(b);"
+                 " document.getElementById('grid').append(i); });</script>")
+    mark = len(site.seen)
+    page = open_page(ext, "own-bytes", page_html("Own bytes", [same], extra=blob_page))
+    page.wait_for_function(BOTH_DONE, timeout=TIMEOUT_S * 1000)
+    assert site.image_hits.get(same) == 1, "the worker downloaded the page's image again"
+    assert site.image_hits.get(blob_src) == 1
+    sent = site.requests_since(mark)
+    want = {sha256_of(ext, same), sha256_of(ext, blob_src)}
+    assert {h for s in sent for h in s.hashes} == want and sum(s.is_upload for s in sent) == 2
+
+    ext["worker"].evaluate("realcheck.checker.clearCache()")
+    mark = len(site.seen)
+    page.reload()
+    page.wait_for_function(BOTH_DONE, timeout=TIMEOUT_S * 1000)
+    sent = site.requests_since(mark)
+    assert not any(s.is_upload for s in sent), "a known blob: image crossed with its bytes"
+    assert {h for s in sent for h in s.hashes} == want, (sent, page.evaluate(
+        "[...document.images].map((i) => i.getAttribute('data-realcheck'))"))
+

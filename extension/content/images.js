@@ -7,15 +7,49 @@
   const {tracked} = R;
   let summaryTimer = 0;
 
-  async function asSendable(src) {
-    if (!src.startsWith("blob:")) return src; // the worker cannot read the page's blob: URLs
-    const blob = await (await fetch(src)).blob();
+  const MAX_BYTES = 20 * 1024 * 1024;
+
+  const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+  function dataUrlOf(blob) {
     return new Promise((resolve, reject) => {
       const reader = new FileReader();
       reader.onload = () => resolve(reader.result);
       reader.onerror = () => reject(reader.error);
       reader.readAsDataURL(blob);
     });
+  }
+
+  /**
+   * The image's bytes and hash when the page can read them itself: blob: URLs and images of the
+   * page's own origin (from the page's cache, with its cookies). Null otherwise (another
+   * origin, or no crypto.subtle on a plain-http page): then the worker downloads the image.
+   */
+  async function readHere(src) {
+    const url = new URL(src, location.href);
+    if (url.protocol !== "blob:" && url.origin !== location.origin) return null;
+    if (!globalThis.crypto?.subtle) return null;
+    const resp = await fetch(src, {credentials: "include", cache: "force-cache"});
+    if (!resp.ok) return null;
+    const blob = await resp.blob();
+    if (!blob.size || blob.size > MAX_BYTES) return null;
+    return {blob, sha256: hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()))};
+  }
+
+  /** The worker's answer for one image, by the shortest path: a hash when the page has the
+   * bytes (the bytes follow only if the service never saw the image), else the URL. */
+  async function ask(src, kind) {
+    const own = await readHere(src).catch(() => null);
+    if (!own) {
+      // The worker cannot read the page's blob: URLs: those cross as data: URLs.
+      const sendable = src.startsWith("blob:") ? await dataUrlOf(await (await fetch(src)).blob()) : src;
+      return R.send({type: "realcheck:check", src: sendable, kind});
+    }
+    const base = {type: "realcheck:check-hashed", sha256: own.sha256, kind,
+                  src: src.startsWith("blob:") ? "" : src};
+    const answer = await R.send(base);
+    if (!answer.ok || answer.check) return answer;
+    return R.send({...base, dataUrl: await dataUrlOf(own.blob)});
   }
 
   /** Checks one image now: pending badge, then the verdict or the error. */
@@ -28,7 +62,7 @@
     rec.done = (async () => {
       let answer;
       try {
-        answer = await R.send({type: "realcheck:check", src: await asSendable(rec.src), kind});
+        answer = await ask(rec.src, kind);
       } catch {
         answer = {ok: false, error: {code: "image_unavailable", message: "The image could not be read"}};
       }

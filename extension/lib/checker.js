@@ -50,6 +50,39 @@ export class Checker {
     return check;
   }
 
+  /**
+   * The check of an image the page read and hashed itself (blob: and same-origin images: no
+   * second download). `bytes` is null at first: only the hash is looked up, and the answer is
+   * null when the service does not know the image; the page then sends the bytes.
+   */
+  async checkHashed(sha, {pageUrl, kind = "scan", bytes = null, type = "", src = ""}) {
+    const settings = await getSettings();
+    if (!settings.token) throw signedOut();
+    const key = `${settings.serviceUrl}\n${settings.token}\nsha256:${sha}`;
+    const hit = this.cache.get(key);
+    if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.check;
+    this.queue.setConcurrency(settings.concurrency);
+    const urgent = kind === "menu";
+    const allowed = async () => {
+      if (kind === "scan" && !scanningEnabled(await getSettings(), pageUrl)) throw scanningOff();
+    };
+    await allowed();
+    const api = new Api(settings);
+    let check;
+    if (!bytes) {
+      check = await this.lookups.lookup(api, sha, pageUrl, {urgent});
+      if (!check) return null;
+    } else {
+      if (await sha256Hex(bytes) !== sha) throw new RealcheckError("bad_image", "The image changed while it was read");
+      check = await this.queue.push(async () => {
+        await allowed();
+        return api.upload(bytes, type, {pageUrl, sourceUrl: sourceUrl(src)});
+      }, {urgent, meta: {kind, pageUrl}});
+    }
+    this.remember(key, check);
+    return check;
+  }
+
   async run(src, pageUrl, kind) {
     const urgent = kind === "menu";
     const allowed = async () => {

@@ -76,6 +76,7 @@ class Site:
         self.pages: dict[str, str] = {}
         self.seen: list[Seen] = []
         self.signin_token = ""
+        self.image_hits: dict[str, int] = {}  # requests for each image of the pages origin
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runners: list[web.AppRunner] = []
@@ -136,7 +137,9 @@ class Site:
         return resp
 
     async def _image(self, request: web.Request) -> web.StreamResponse:
-        path = self.image_dir / Path(request.match_info["name"]).name
+        name = Path(request.match_info["name"]).name
+        self.image_hits[name] = self.image_hits.get(name, 0) + 1
+        path = self.image_dir / name
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path)
