@@ -90,7 +90,8 @@ async def populate(base: str, tokens: dict[str, str], mod: str) -> str:
         for i in (0, 2, 3):
             user = USERS[(i + 1) % len(USERS)][0]
             await check(http, tokens[user], images[i], PAGES[(i + 2) % len(PAGES)])
-        by_score = sorted(range(len(checks)), key=lambda i: checks[i]["score"])
+        judged = [i for i in range(len(checks)) if checks[i]["score"] is not None]  # faces found
+        by_score = sorted(judged, key=lambda i: checks[i]["score"])
         low, high = by_score[0], by_score[-1]
         await report(http, tokens[USERS[low % len(USERS)][0]], checks[low]["id"],
                      "Looks generated to me: the earrings do not match.", PAGES[low % len(PAGES)])
