@@ -53,7 +53,8 @@ async def test_fake_or_uncertain_checks_are_flagged_once_per_image(client, auth,
         if verdict in ("fake", "uncertain"):
             it = listed[sha]
             assert it["state"] == "open" and it["reason"] == "detectors"
-            assert (it["check_count"], it["user_count"], it["report_count"]) == (3, 2, 0)
+            # one check per user and image: alice's repeat counts on her check, not as another
+            assert (it["check_count"], it["user_count"], it["report_count"]) == (2, 2, 0)
             assert {p["url"]: p["count"] for p in it["pages"]} == {
                 "https://news.example/a": 2, "https://blog.example/b": 1}
             assert it["detector_verdict"] == verdict

@@ -71,8 +71,14 @@ async def test_help_page_states_limits_and_no_face(client):
     text = await (await client.get("/help")).text()
     assert "No face found: not judged" in text and "face swaps" in text.lower()
     assert "found nothing generated" not in text
-    dfdc = ENSEMBLE["metrics"]["test"]["per_source"]["dfdc-faces"]["auc"]
-    assert f"{dfdc:.2f}" in text, "the measured face-swap figure, read from the card"
+    per_source = (ENSEMBLE.get("metrics") or {}).get("test", {}).get("per_source")
+    if per_source:
+        dfdc = per_source["dfdc-faces"]["auc"]
+        assert f"{dfdc:.2f}" in text, "the measured face-swap figure, read from the card"
+    else:
+        assert "no measured figures" in text
+    if not ENSEMBLE.get("trained", True):
+        assert "untrained placeholders" in text
     assert f"{ENSEMBLE['uncertain_band'][1]:.2f}" in text
 
 

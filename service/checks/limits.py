@@ -38,8 +38,13 @@ def limits(ensemble) -> list[dict]:
 
 
 def limits_text(ensemble) -> list[str]:
-    """``limits`` as sentences, weakest first."""
+    """``limits`` as sentences, weakest first (or what is missing)."""
     lines = []
+    if not ensemble.trained:
+        lines.append("the detectors loaded now are untrained placeholders: their verdicts mean"
+                     " nothing")
+    if not limits(ensemble):
+        lines.append("no measured figures: the model card has no test results")
     for m in limits(ensemble):
         parts = []
         if m["auc"] is not None:
