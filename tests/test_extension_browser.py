@@ -649,7 +649,7 @@ def test_a_shared_link_shows_the_result_until_revoked(ext):
         probe.src = document.querySelector('svg.shot image').getAttribute('href'); })""") > 0
     assert "face swaps" in reader.locator("#limits + p + ul + p").inner_text() \
         or "face swaps" in reader.inner_text("body").lower()
-    assert reader.locator("ul.limits li").count() >= 3
+    assert reader.locator("ul.limits li").count() >= 1  # per kind of image, or what is missing
 
     panel.get_by_role("button", name="Revoke").click()
     until(page, """document.querySelector('realcheck-overlay').shadowRoot
