@@ -141,7 +141,7 @@ async def lookup_many(request: web.Request) -> web.Response:
         wanted.append(sha.lower())
     wanted = list(dict.fromkeys(wanted))
     page_url = optional_url(body.get("page_url"))
-    rate_limit(request, user.id, LOOKUP_COST * len(wanted))
+    await rate_limit(request, user.id, LOOKUP_COST * len(wanted))
     checks = request.app[CHECKS]
     results = {sha: await checks.lookup(sha, user.id, page_url=page_url) for sha in wanted}
     return web.json_response({"results": results,
