@@ -74,8 +74,8 @@ def main() -> int:
         with Site(service_url, tmp / "images") as site, sync_playwright() as pw:
             context, worker, _ = launch(pw, tmp / "profile")
             worker.evaluate("(s) => chrome.storage.local.set(s)", {**values, "scanSites": [site.pages_url]})
-            extra = ("<div class='grid' style='margin-top:10px'><img src='/img/group.jpg' width='480'"
-                     " height='160'><img src='/img/pattern.png' width='160' height='160'>"
+            extra = ("<div class='grid' style='margin-top:10px'><img src='/img/pattern.png' width='160'"
+                     " height='160'><img src='/img/group.jpg' width='480' height='160'>"
                      f"<img src=\"{BROKEN}\" width='160' height='160'></div>")
             page = context.new_page()
             page.goto(site.add_page("demo", page_html("Realcheck: a page of faces", names, extra=extra)))
