@@ -175,4 +175,4 @@ async def share_heatmap(request: web.Request) -> web.Response:
     row = await request.app[CHECKS].heatmap_inputs(check["sha256"]) if check else None
     if row is None or not row["thumbnail"]:
         raise not_found("this link was revoked or never existed")
-    return await heatmap_response(row)
+    return await heatmap_response(request, row)
