@@ -654,8 +654,8 @@ def test_a_shared_link_shows_the_result_until_revoked(ext):
     panel.get_by_role("button", name="Revoke").click()
     until(page, """document.querySelector('realcheck-overlay').shadowRoot
         .querySelector('.share-status')?.textContent.includes('revoked')""")
-    reader.reload()
-    assert reader.locator("#gone").is_visible()
+    gone = reader.reload()
+    assert gone.status == 404 and "revoked" in reader.inner_text("body")
     assert reader.locator("#result").count() == 0
 
 

@@ -129,7 +129,8 @@ async def test_the_extension_works_in_firefox(firefox_stack, tmp_path):
         await ff.eval(page, f"{ROOT}.querySelector('.share-revoke').click()")
         await ff.wait(page, f"{ROOT}.querySelector('.share-status')?.textContent.includes('revoked')")
         await ff.reload(reader)
-        assert await ff.eval(reader, "Boolean(document.getElementById('gone'))")
+        assert "revoked" in await ff.eval(reader, "document.body.textContent")
+        assert not await ff.eval(reader, "Boolean(document.getElementById('result'))")
 
         # Scanning on for the pages' origin: every image in view, hashes first (batched), then
         # the unknown pixels; the second visit sends no pixels.

@@ -130,7 +130,7 @@ async def lookup_many(request: web.Request) -> web.Response:
     lookup costs against the rate limit.
     """
     user = caller(request)
-    body = await read_json(request)
+    body = await read_json(request, ("sha256", "page_url"))
     hashes = body.get("sha256")
     if not isinstance(hashes, list) or not hashes or len(hashes) > MAX_LOOKUP_BATCH:
         raise bad_request("bad_sha256", f"sha256 must be a list of 1..{MAX_LOOKUP_BATCH} hashes")

@@ -64,7 +64,7 @@ async def _shared_check(request: web.Request) -> dict | None:
 
 
 def _gone() -> web.Response:
-    return page_response("share_gone.html", status=404)
+    raise not_found("this share link was revoked or never existed")
 
 
 def _pct(p) -> str:
