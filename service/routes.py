@@ -59,7 +59,7 @@ ROUTES: list[Route] = [
     Route("GET", "/v1/checks", checks.list_or_lookup, "user",
           "With ?sha256=: the stored result without sending the image; else your checks",
           returns="CheckOrList", errors=(404, 429), tags=("checks",)),
-    Route("POST", "/v1/checks/lookup", checks.lookup_many, "user",
+    Route("POST", "/v1/lookups", checks.lookup_many, "user",
           "Known results of many images by SHA-256 {sha256: [...], page_url} -> {results, unknown}",
           request="Lookup", returns="LookupAnswer", errors=(429,), tags=("checks",)),
     Route("GET", "/v1/checks/{check_id}", checks.get_check, "user", "A stored check",

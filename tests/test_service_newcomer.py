@@ -85,7 +85,7 @@ async def test_help_page_states_limits_and_no_face(client):
 async def test_batch_lookup(client, auth, face_bytes, fake_face_bytes):
     known = await post_check(client, auth("alice"), face_bytes)
     unknown = hashlib.sha256(fake_face_bytes).hexdigest()
-    resp = await client.post("/v1/checks/lookup", headers=auth("bob"), json={
+    resp = await client.post("/v1/lookups", headers=auth("bob"), json={
         "sha256": [known["sha256"].upper(), unknown, known["sha256"]],
         "page_url": "https://news.example/p"})
     assert resp.status == 200, await resp.text()
@@ -98,7 +98,7 @@ async def test_batch_lookup(client, auth, face_bytes, fake_face_bytes):
     assert [c["id"] for c in mine["items"]] == [hit["id"]], "the lookup is bob's check"
     for bad in ({"sha256": []}, {"sha256": "abc"}, {"sha256": ["g" * 64]},
                 {"sha256": ["a" * 64] * 501}):
-        resp = await client.post("/v1/checks/lookup", headers=auth("bob"), json=bad)
+        resp = await client.post("/v1/lookups", headers=auth("bob"), json=bad)
         assert resp.status == 400 and (await resp.json())["error"] == "bad_sha256"
 
 
@@ -106,8 +106,8 @@ async def test_batch_lookup_counts_against_the_limit(aiohttp_client, settings, a
     client = await aiohttp_client(create_app(Settings(data_dir=settings.data_dir,
                                                       rate_limit_per_minute=10)))
     hashes = [f"{i:064x}" for i in range(100)]  # 100 lookups at 0.1 each: the whole minute
-    assert (await client.post("/v1/checks/lookup", headers=auth(), json={"sha256": hashes})).status == 200
-    resp = await client.post("/v1/checks/lookup", headers=auth(), json={"sha256": hashes[:1]})
+    assert (await client.post("/v1/lookups", headers=auth(), json={"sha256": hashes})).status == 200
+    resp = await client.post("/v1/lookups", headers=auth(), json={"sha256": hashes[:1]})
     assert resp.status == 429
 
 

@@ -107,7 +107,7 @@ export class Api {
 
   /** Known results of many images at once: {sha256: check | null}. */
   async lookupMany(hashes, pageUrl) {
-    const body = await this.json("/v1/checks/lookup", {
+    const body = await this.json("/v1/lookups", {
       method: "POST",
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify({sha256: hashes, page_url: pageUrl || undefined}),

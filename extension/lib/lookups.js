@@ -1,5 +1,5 @@
 // Hash lookups gathered into batches: the images of a page are asked about in one request
-// (POST /v1/checks/lookup) instead of one request each.
+// (POST /v1/lookups) instead of one request each.
 
 const WAIT_MS = 40;     // how long a lookup waits for others to join its batch
 const MAX_BATCH = 200;

@@ -51,9 +51,9 @@ class Seen:
 
     @property
     def is_lookup(self) -> bool:
-        """A hash lookup: one (GET ?sha256=) or a batch (POST /v1/checks/lookup)."""
+        """A hash lookup: one (GET ?sha256=) or a batch (POST /v1/lookups)."""
         return ((self.method == "GET" and self.path == "/v1/checks" and "sha256" in self.query)
-                or (self.method == "POST" and self.path == "/v1/checks/lookup"))
+                or (self.method == "POST" and self.path == "/v1/lookups"))
 
     @property
     def hashes(self) -> list[str]:
