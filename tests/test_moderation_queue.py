@@ -1,9 +1,12 @@
 """The flagged queue against the real app: flagging, reports, listing, items, decisions, overrides."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
 
+from service.settings import REPO_ROOT
 from tests.support.api import post_check as check
 from tests.support.paths import require_shared_data, sample_images
 
@@ -123,7 +126,8 @@ async def test_an_item_shows_image_heatmap_faces_and_each_detectors_score(client
     flag_id = (await report(client, alice, c["id"], note="wrong"))["flag_id"]
     it = await item(client, mod, flag_id)
     assert it["faces"] == c["faces"] and it["decisive_face"] == c["decisive_face"]
-    assert set(it["models"]) == {"vgg16", "resnet"}
+    members = json.loads((REPO_ROOT / "models" / "ensemble.json").read_text())["members"]
+    assert set(it["models"]) == set(members)
     assert it["detectors"] == c["detectors"]  # the decisive face's figures, every detector's
     assert it["models"] == c["detectors"]["models"]
     assert it["image_url"] == f"/v1/moderation/items/{flag_id}/image.jpg"
