@@ -60,7 +60,7 @@ def test_the_panel_shows_credentials_and_unverified_hints(tmp_path):
                     assert line.get_attribute("data-provenance") == kind
                     assert line.inner_text().startswith(text)
                     # Beside the detectors' answer, not instead of it.
-                    assert "confident" in page.locator("realcheck-overlay .panel .confidence").inner_text()
+                    assert "P(fake) = " in page.locator("realcheck-overlay .panel .confidence").inner_text()
                     page.keyboard.press("Escape")
                     page.locator("realcheck-overlay .panel").wait_for(state="detached")
             finally:
