@@ -8,7 +8,7 @@ from service.errors import bad_request, not_found
 from service.store import Connection, now
 
 MAX_QUESTION, MAX_ANSWER = 300, 10_000
-MAX_POSITION = 2**63 - 1  # the largest integer the database stores
+MAX_POSITION = 2**31 - 1  # an INTEGER column: 32 bits on PostgreSQL
 
 
 def public(row) -> dict:
@@ -33,8 +33,10 @@ def validate(body: dict, partial: bool) -> dict:
         elif not partial:
             raise bad_request("missing_field", f"{name} is required")
     if "position" in body:
-        if not isinstance(body["position"], int) or isinstance(body["position"], bool):
-            raise bad_request("bad_field", "position must be an integer")
+        position = body["position"]
+        if not isinstance(position, int) or isinstance(position, bool) \
+                or not -MAX_POSITION <= position <= MAX_POSITION:
+            raise bad_request("bad_field", f"position must be an integer within ±{MAX_POSITION}")
         out["position"] = body["position"]
     if "published" in body:
         if not isinstance(body["published"], bool):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-import pytest
-
 from service.settings import Settings
 from service.store import open_database
 from service.store.migrations import statements_for, target_version
@@ -71,14 +69,11 @@ async def test_an_older_sqlite_database_is_upgraded_in_place(tmp_path):
         await db.close()
 
 
-@pytest.mark.parametrize("body", [
-    {"question": "a question with a \x00 in it", "answer": "x"},
-    {"question": "q", "answer": "x", "position": 2 ** 70},
-])
-async def test_values_the_database_cannot_hold_are_a_400(client, auth, body):
+async def test_values_the_database_cannot_hold_are_a_400(client, auth):
+    body = {"question": "a question with a \x00 in it", "answer": "x"}
     resp = await client.post("/v1/admin/faq", json=body, headers=auth("root", "admin"))
     if resp.status == 201:  # SQLite stores NUL characters; PostgreSQL text cannot
-        assert "\x00" in body["question"] and (await resp.json())["question"] == body["question"]
+        assert (await resp.json())["question"] == body["question"]
         return
     assert resp.status == 400, await resp.text()
     assert (await resp.json())["error"] == "bad_value"
@@ -86,3 +81,9 @@ async def test_values_the_database_cannot_hold_are_a_400(client, auth, body):
     audit = await (await client.get("/v1/admin/audit", params={"action": "faq.create"},
                                     headers=auth("root", "admin"))).json()
     assert audit["items"] == []
+
+
+async def test_numbers_past_a_column_are_refused_alike_on_both_backends(client, auth):
+    body = {"question": "q", "answer": "x", "position": 2 ** 40}  # fits SQLite, not INTEGER
+    resp = await client.post("/v1/admin/faq", json=body, headers=auth("root", "admin"))
+    assert resp.status == 400 and (await resp.json())["error"] == "bad_field"

@@ -101,11 +101,25 @@ class MailSender:
                     if await self.failed(claim, e) == "outage":
                         break  # the server is down: leave the other messages alone until it is back
                     continue
-                await claim.sent()
+                await self.record_sent(claim)
             self.outage_failures = 0
             sent += 1
         self.sent += sent
         return sent
+
+    async def record_sent(self, claim: outbox.Claim, tries: int = 5) -> None:
+        """Mark a delivered message sent, trying again when the database is briefly unavailable
+        (SQLite shared by several processes: busy): it must not be left ``sending``."""
+        for attempt in range(tries):
+            try:
+                await claim.sent()
+                return
+            except Exception:
+                if attempt == tries - 1 or claim.tx is not None:  # PostgreSQL: its claim rolls back
+                    raise
+                log.warning("mail: recording message #%s as sent failed; trying again",
+                            claim.row["id"], exc_info=True)
+                await asyncio.sleep(0.2 * 2 ** attempt)
 
     async def failed(self, claim: outbox.Claim, e: Exception) -> str:
         s = self.settings

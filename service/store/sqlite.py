@@ -9,6 +9,7 @@ write lock (``busy_timeout``).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class SqliteDatabase:
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
-                       "busy_timeout=5000"):
+                       "busy_timeout=30000"):
             await conn.execute("PRAGMA " + pragma)
         db = cls(conn, path)
         try:
@@ -86,13 +87,26 @@ class SqliteDatabase:
     async def transaction(self):
         """``async with db.transaction() as tx``: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
         async with self.lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield self
             except BaseException:
                 await self.conn.execute("ROLLBACK")
                 raise
             await self.conn.execute("COMMIT")
+
+    async def _begin(self, tries: int = 100) -> None:
+        """BEGIN IMMEDIATE. SQLite answers "locked" at once, without its busy wait, when this
+        connection's read snapshot is older than another connection's write (another process on
+        the same file): such a start is tried again after a short pause."""
+        for attempt in range(tries):
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == tries - 1:
+                    raise
+                await asyncio.sleep(0.02 * min(attempt + 1, 10))
 
     async def close(self) -> None:
         await self.conn.close()
