@@ -7,6 +7,7 @@ handlers validate the same rules (the fuzz test holds the two to each other).
 from __future__ import annotations
 
 from service.auth.passwords import EMAIL_PATTERN, MAX_LENGTH, MIN_LENGTH
+from service.faq import MAX_POSITION
 from service.handlers.common import MAX_INT, WEB_URL_PATTERN
 
 NUMBER, INT, STR, BOOL = ({"type": "number"}, {"type": "integer"}, {"type": "string"},
@@ -134,7 +135,8 @@ SCHEMAS: dict[str, dict] = {
     "NewFaqEntry": obj(("question", "answer"),
                        question={"type": "string", "maxLength": 300, "pattern": VISIBLE},
                        answer={"type": "string", "maxLength": 10_000, "pattern": VISIBLE},
-                       position=SAFE_INT, published=BOOL),
+                       position={"type": "integer", "minimum": -MAX_POSITION,
+                                 "maximum": MAX_POSITION}, published=BOOL),
 }
 SCHEMAS["HashListImport"] = obj(("source", "added", "updated"), source=STR, added=INT, updated=INT)
 SCHEMAS["FaqChanges"] = {**obj((), **SCHEMAS["NewFaqEntry"]["properties"]),

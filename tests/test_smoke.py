@@ -1,6 +1,10 @@
 """The service starts with the bundled models and answers a real check."""
 
+import json
+
 import aiohttp
+
+from tests.support.paths import REPO
 
 
 async def test_health_reports_models_and_providers(client):
@@ -9,7 +13,9 @@ async def test_health_reports_models_and_providers(client):
     body = await resp.json()
     assert body["status"] == "ok"
     assert "CPUExecutionProvider" in body["providers"]
-    assert {m["name"] for m in body["models"]["members"]} == {"vgg16", "resnet"}
+    shipped = json.loads((REPO / "models" / "ensemble.json").read_text())["members"]
+    assert {"vgg16", "resnet"} <= set(shipped)
+    assert {m["name"] for m in body["models"]["members"]} == set(shipped)
 
 
 async def test_check_a_face(client, auth, face_bytes):
