@@ -57,7 +57,6 @@ DETECTION = {
     "nms_iou": 0.3,
     "tile_min_side": 1400,  # images whose longer side reaches this are also searched in tiles
     "tile_side": 640,
-    "min_box_fraction": 0.0,
     "max_containment": 0.6,  # a detection this much inside a better one is dropped
     "back_min_side": 320,  # smaller images: the back model's extra (small) faces are too small
     "short_margin": 0.25,  # black border around the image for the short-range model

@@ -153,11 +153,11 @@ def check_claim_types(claims: dict) -> None:
     for name in ("azp", "iss"):
         if name in claims and not isinstance(claims[name], str):
             raise TokenError("invalid_token", f"the token's {name} must be a string")
-    if not _is_text(sub):
+    if not is_text(sub):
         raise TokenError("invalid_token", "the token's sub is not valid text")
 
 
-def _is_text(value: str) -> bool:
+def is_text(value: str) -> bool:
     """False for strings with lone surrogates (JSON allows them; UTF-8 and databases do not)."""
     try:
         value.encode("utf-8")
@@ -241,7 +241,7 @@ class TokenVerifier:
         if azp is not None and azp.rstrip("/") not in self.allowed_origins:
             raise TokenError("unknown_azp", "the token's origin is not allowed")
         email = claims.get("email")
-        if not (isinstance(email, str) and email and _is_text(email) and len(email) <= 254):
+        if not (isinstance(email, str) and email and is_text(email) and len(email) <= 254):
             email = None
         return Claims(
             sub=claims["sub"],

@@ -152,7 +152,6 @@ class FaceFinder:
         self.iou = float(d["nms_iou"])
         self.tile_min_side = int(d["tile_min_side"])
         self.tile_side = int(d["tile_side"])
-        self.min_box_fraction = float(d["min_box_fraction"])
         self.max_containment = float(d["max_containment"])
         self.back_min_side = int(d["back_min_side"])
         self.short_margin = float(d["short_margin"])
@@ -192,14 +191,13 @@ class FaceFinder:
                 or _contained(o[1], d[1]) > 0.5 for o in short)]
         found = sorted(short + small, key=lambda d: -d[0])
         faces, kept = [], []
-        min_side = self.min_box_fraction * min(h, w)
         for score, box, kp in found:
             if any(_contained(box, other) > self.max_containment for other in kept):
                 continue  # a face inside a more confident face is a part of it (an eye, a cheek)
             kept.append(box)
             x0, y0 = max(0.0, box[0]), max(0.0, box[1])
             x1, y1 = min(float(w), box[2]), min(float(h), box[3])
-            if x1 - x0 < 2 or y1 - y0 < 2 or max(box[2] - box[0], box[3] - box[1]) < min_side:
+            if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
             faces.append(Face(score, (x0, y0, x1 - x0, y1 - y0), kp.astype(np.float32)))
         return faces[:MAX_FACES]

@@ -9,6 +9,7 @@ import re
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from service.auth.tokens import is_text
 from service.detection.heatmap import render_stored
 from service.errors import ApiError, bad_request
 from service.keys import POOLS, RATE_LIMITER, SETTINGS
@@ -22,7 +23,7 @@ def _field(name: str, value):
     """A field's value as handlers take it. Refused: what json.loads accepts but the database
     cannot store (lone surrogates, valid JSON escapes but not Unicode text; integers past 64
     bits). A number with no fraction (``3.0``) is the integer it equals, as in JSON Schema."""
-    if isinstance(value, str) and not _is_text(value):
+    if isinstance(value, str) and not is_text(value):
         raise bad_request("bad_json", f"{name} is not valid Unicode text")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -178,15 +179,7 @@ def optional_url(value) -> str | None:
 
 
 def is_web_url(value: str) -> bool:
-    return bool(_WEB_URL_RE.fullmatch(value)) and _is_text(value)
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return bool(_WEB_URL_RE.fullmatch(value)) and is_text(value)
 
 
 async def heatmap_response(request: web.Request, row) -> web.Response:
