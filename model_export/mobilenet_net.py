@@ -17,9 +17,6 @@ from torch import nn
 from model_export import pretrained
 from model_export.nets import GapHead
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
 
 class MobileNetDetector(GapHead, nn.Module):
     def __init__(self, hidden: int = 128, load_weights: bool = True):
@@ -34,8 +31,12 @@ class MobileNetDetector(GapHead, nn.Module):
         c = self.backbone.out_channels
         lo, hi = pretrained.INPUT_RANGE
         # pixels p in 0..1 were normalised as (p - MEAN) / STD; the backbone wants lo + p (hi - lo)
-        self.register_buffer("in_scale", torch.tensor(STD).view(1, 3, 1, 1) * (hi - lo))
-        self.register_buffer("in_shift", torch.tensor(MEAN).view(1, 3, 1, 1) * (hi - lo) + lo)
+        from model_export.common import SPEC
+
+        mean = torch.tensor(SPEC["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(SPEC["std"]).view(1, 3, 1, 1)
+        self.register_buffer("in_scale", std * (hi - lo))
+        self.register_buffer("in_shift", mean * (hi - lo) + lo)
         self.neck = nn.Sequential(
             nn.Conv2d(c, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
             nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden),
