@@ -63,6 +63,22 @@ globalThis.REALCHECK_CSS = `
 .panel textarea { box-sizing: border-box; width: 100%; min-height: 54px; margin: 6px 0; font: inherit;
   border: 1px solid #9ca3af; border-radius: 6px; padding: 4px; resize: vertical; }
 .panel .row { display: flex; gap: 6px; flex-wrap: wrap; }
+.panel progress { display: block; width: 100%; margin: 4px 0 6px; }
+.panel .video-path { font-weight: 600; }
+.panel .track { margin: 8px 0; padding-top: 6px; border-top: 1px solid #e5e7eb; }
+.panel .track-head { font-size: 12px; }
+.panel ol.timeline { display: flex; gap: 4px; margin: 4px 0; padding: 0 0 4px; list-style: none;
+  overflow-x: auto; overscroll-behavior: contain; }
+.panel ol.timeline li { flex: none; width: 64px; display: flex; flex-direction: column; align-items: center;
+  border: 2px solid transparent; border-radius: 4px; font-size: 10px; line-height: 1.2; }
+.panel ol.timeline li img { display: block; width: 60px; height: auto; min-height: 20px; border-radius: 2px;
+  background: #e5e7eb; }
+.panel ol.timeline li.decisive { border-color: #111827; }
+.panel ol.timeline .frame-score { font-weight: 700; padding: 0 3px; border-radius: 3px; margin-top: 1px; }
+.panel ol.timeline li.fake .frame-score { background: #fee2e2; color: #991b1b; }
+.panel ol.timeline li.real .frame-score { background: #dcfce7; color: #166534; }
+.panel ol.timeline li.uncertain .frame-score { background: #fef3c7; color: #92400e; }
+.panel ol.timeline .frame-t { color: #6b7280; }
 .toast { position: fixed; right: 16px; bottom: 16px; pointer-events: auto; padding: 10px 14px;
   border-radius: 8px; background: #111827; color: #fff;
   font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }

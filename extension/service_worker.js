@@ -1,24 +1,32 @@
 // The extension's background: the context menu, messages from pages, the popup and the
 // options, and every request to the Realcheck service (queued, see lib/checker.js).
 
-import {Api, RealcheckError, UNREACHABLE, tokenClaims} from "./lib/api.js";
+import {Api, RealcheckError, UNREACHABLE, signedOut, tokenClaims} from "./lib/api.js";
 import {Checker} from "./lib/checker.js";
 import {getSettings, isServiceOrigin, scanningEnabled, serviceBase, setSettings} from "./lib/settings.js";
 import {badgeState} from "./lib/verdict.js";
+import {TAB_SHOTS_PER_S, captureTabFrame, framesFromDataUrls, samplingPlan} from "./lib/video.js";
 
 const MENU_ID = "realcheck-check-image";
+const VIDEO_MENU_ID = "realcheck-check-video";
 const checker = new Checker();
 
 chrome.runtime.onInstalled.addListener(async () => {
   await chrome.contextMenus.removeAll(); // an update keeps the old entries
   chrome.contextMenus.create({id: MENU_ID, title: "Check image with Realcheck", contexts: ["image"]});
+  chrome.contextMenus.create({id: VIDEO_MENU_ID, title: "Check video with Realcheck", contexts: ["video"]});
 });
 
-/** Right-click → "Check image with Realcheck": the page's script badges the image and opens the panel. */
+/**
+ * Right-click → "Check image with Realcheck" / "Check video with Realcheck": the page's script
+ * badges the image or video and opens the panel. A video without an address (a MediaStream)
+ * is the one last right-clicked.
+ */
 async function onMenuClick(info, tab) {
-  if (info.menuItemId !== MENU_ID || !tab?.id || !info.srcUrl) return null;
+  const video = info.menuItemId === VIDEO_MENU_ID;
+  if ((info.menuItemId !== MENU_ID && !video) || !tab?.id || (!info.srcUrl && !video)) return null;
   const target = {frameId: info.frameId ?? 0};
-  const message = {type: "realcheck:menu-check", srcUrl: info.srcUrl};
+  const message = {type: video ? "realcheck:menu-check-video" : "realcheck:menu-check", srcUrl: info.srcUrl || ""};
   try {
     return await chrome.tabs.sendMessage(tab.id, message, target);
   } catch {
@@ -108,10 +116,67 @@ const handlers = {
     return {thresholds: await serviceThresholds(await getSettings())};
   },
 
+  /** A check's heatmap (a video's: ?track=N for a track's decisive frame) or a video frame's
+   * thumbnail, as a data: URL. */
   async "realcheck:heatmap"(msg) {
     const path = String(msg.path);
-    if (!/^\/v1\/checks\/[\w-]+\/heatmap\.png$/.test(path)) throw new RealcheckError("bad_url", "not a heatmap URL");
-    return {dataUrl: await new Api(await getSettings()).heatmap(path)};
+    if (!/^\/v1\/checks\/[\w-]+\/(heatmap\.png(\?track=\d{1,4})?|frames\/\d{1,5}\.jpg)$/.test(path)) {
+      throw new RealcheckError("bad_url", "not a heatmap or frame URL");
+    }
+    return {dataUrl: await new Api(await getSettings()).image(path)};
+  },
+
+  /** How to capture a streamed video: the service's sampling rate and limits, the user's length. */
+  async "realcheck:video-plan"() {
+    const settings = await getSettings();
+    if (!settings.token) throw signedOut();
+    const plan = samplingPlan(await new Api(settings).health(), settings);
+    return {plan, tabShotsPerSecond: TAB_SHOTS_PER_S};
+  },
+
+  /** A video played from a plain web address: the service fetches it. {job} or, known, {check}. */
+  async "realcheck:video-url"(msg, sender) {
+    const url = String(msg.url);
+    if (!/^https?:\/\//i.test(url) || url.length > 2048) throw new RealcheckError("bad_url", "not a web address");
+    const settings = await getSettings();
+    return withState(await new Api(settings).checkVideoUrl(url, pageUrlOf(sender)), settings);
+  },
+
+  /** A screenshot of the sender's tab cropped to its video's box ({rect, view} in CSS px). */
+  async "realcheck:capture-tab"(msg, sender) {
+    if (!sender.tab) throw new RealcheckError("capture_failed", "only a tab's page can be captured");
+    const num = (v) => Number.isFinite(Number(v)) ? Number(v) : NaN;
+    const rect = {left: num(msg.rect?.left), top: num(msg.rect?.top), width: num(msg.rect?.width), height: num(msg.rect?.height)};
+    const view = {width: num(msg.view?.width), height: num(msg.view?.height)};
+    if ([...Object.values(rect), ...Object.values(view)].some(Number.isNaN)) throw new RealcheckError("bad_rect", "not a box");
+    const maxSide = Math.max(16, Math.min(4096, num(msg.maxSide) || 1280));
+    const [front] = await chrome.tabs.query({active: true, windowId: sender.tab.windowId});
+    if (front?.id !== sender.tab.id) throw new RealcheckError("video_hidden", "Keep the video's tab in front while it is captured");
+    return {dataUrl: await captureTabFrame(sender.tab.windowId, rect, view, maxSide)};
+  },
+
+  /** Frames captured from a playing video, sent as one frame-sequence check: {job} or {check}. */
+  async "realcheck:video-frames"(msg, sender) {
+    const settings = await getSettings();
+    const api = new Api(settings);
+    const plan = samplingPlan(await api.health(), settings);
+    const fps = Number(msg.fps);
+    if (!(fps > 0 && fps <= plan.fps)) throw new RealcheckError("bad_fps", "frames must be taken at most at the service's rate");
+    const capture = msg.capture === "tab" ? "tab" : "canvas";
+    const frames = await framesFromDataUrls(msg.frames, plan.maxFrames);
+    const source = /^https?:\/\//i.test(String(msg.src)) && String(msg.src).length <= 2048 ? String(msg.src) : undefined;
+    return withState(await api.checkFrames(frames, {fps, capture, pageUrl: pageUrlOf(sender), sourceUrl: source}), settings);
+  },
+
+  /** A video check's job now; when done, its check with the badge state. */
+  async "realcheck:job"(msg) {
+    const settings = await getSettings();
+    return withState({job: await new Api(settings).job(jobId(msg.id)), check: null}, settings);
+  },
+
+  async "realcheck:job-cancel"(msg) {
+    const settings = await getSettings();
+    return withState({job: await new Api(settings).cancelJob(jobId(msg.id)), check: null}, settings);
   },
 
   async "realcheck:report"(msg, sender) {
@@ -182,5 +247,18 @@ chrome.storage.onChanged.addListener(async (changes, area) => {
   if (area === "local" && (changes.scanAll || changes.scanSites)) checker.dropScansNotAllowed(await getSettings());
 });
 
+function jobId(value) {
+  const id = String(value);
+  if (!/^[\w-]{1,80}$/.test(id)) throw new RealcheckError("bad_job", "not a job id");
+  return id;
+}
+
+/** A video answer ({job, check}) with the badge state and the thresholds once there is a check. */
+async function withState({job, check}, settings) {
+  const done = check ?? (job?.status === "done" ? job.check : null);
+  if (!done) return {job, check: null};
+  return {job, check: done, state: badgeState(done, settings), thresholds: await serviceThresholds(settings)};
+}
+
 // For tests and debugging from the worker's console (the native menu cannot be clicked headless).
-globalThis.realcheck = {onMenuClick, checker, MENU_ID};
+globalThis.realcheck = {onMenuClick, checker, MENU_ID, VIDEO_MENU_ID};

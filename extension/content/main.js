@@ -58,6 +58,10 @@
       R.menuCheck(String(msg.srcUrl)).then(sendResponse, (e) => sendResponse({ok: false, error: String(e)}));
       return true;
     }
+    if (msg?.type === "realcheck:menu-check-video") {
+      R.menuCheckVideo(String(msg.srcUrl)).then(sendResponse, (e) => sendResponse({ok: false, error: String(e)}));
+      return true;
+    }
     if (msg?.type === "realcheck:get-summary") sendResponse(R.summary());
     return false;
   });

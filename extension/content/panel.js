@@ -92,7 +92,9 @@
     if (!rec) return R.closePanel();
     const close = h("button", {type: "button", class: "close", "aria-label": "Close", onclick: R.closePanel}, "×");
     const parts = [];
-    if (rec.state === "pending") {
+    if (rec.video) {
+      parts.push(...R.videoPanelParts(rec, close));
+    } else if (rec.state === "pending") {
       parts.push(h("header", {}, h("span", {class: "pill"}, "…"), h("h2", {}, "Checking this image…"), close));
     } else if (rec.state === "error") {
       parts.push(h("header", {}, h("span", {class: "pill"}, "ERROR"), h("h2", {}, "Not checked"), close),
@@ -101,7 +103,7 @@
     } else {
       parts.push(...resultParts(rec, close));
     }
-    syncFaceBoxes(rec.state === "pending" || rec.state === "error" ? null : rec.check);
+    syncFaceBoxes(rec.video || rec.state === "pending" || rec.state === "error" ? null : rec.check);
     panel.el.replaceChildren(...parts.filter((p) => p != null));
     R.schedule();
   };
@@ -175,6 +177,9 @@
       img.replaceWith(h("p", {class: "muted"}, `No heatmap: ${answer.error.message}`));
     }
   }
+
+  // What the video panel (content/video_panel.js) shares with the image panel.
+  R.panelShared = {HEADLINE, explanation: (rec) => explanation(rec), reportParts: (rec) => reportParts(rec)};
 
   function reportParts(rec) {
     const state = panel.report;

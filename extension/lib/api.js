@@ -33,7 +33,10 @@ function errorFor(status, body) {
       `Token rejected by the service (${detail}): paste a new one in the Realcheck options`, status);
   }
   if (status === 403) return new RealcheckError(code, `Not allowed: ${detail}`, status);
-  if (status === 413) return new RealcheckError(code, `Image too large for the service: ${detail}`, status);
+  if (status === 413) {
+    const what = code.startsWith("video") || code === "too_many_frames" ? "Video" : "Image";
+    return new RealcheckError(code, `${what} too large for the service: ${detail}`, status);
+  }
   if (status === 429) return new RealcheckError(code, "The service is busy (rate limited): try again later", status);
   if (status >= 500) return new RealcheckError(code, `The Realcheck service failed (${detail})`, status);
   return new RealcheckError(code, detail, status);
@@ -134,15 +137,57 @@ export class Api {
     return this.json("/v1/checks", {method: "POST", body: form});
   }
 
-  /** The check's heatmap as a data: URL the page's panel can show. */
-  async heatmap(path) {
-    const resp = await this.fetch(path);
-    const bytes = new Uint8Array(await resp.arrayBuffer());
-    let binary = "";
-    for (let i = 0; i < bytes.length; i += 0x8000) {
-      binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  /**
+   * A video by its web address: the service fetches it (same guard as images). The answer is
+   * {job} (202: follow it with job()) or, for a video it already checked, {check}.
+   */
+  async checkVideoUrl(url, pageUrl) {
+    const body = await this.json("/v1/checks", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({url, page_url: webPage(pageUrl)}),
+    });
+    return jobOrCheck(body);
+  }
+
+  /**
+   * Frames captured from a playing video, in time order, as one frame-sequence check:
+   * `frames` are Blobs (JPEG), `fps` the rate they were taken at, `capture` "canvas" or "tab".
+   */
+  async checkFrames(frames, {fps, capture, pageUrl, sourceUrl} = {}) {
+    const form = new FormData();
+    frames.forEach((blob, i) => form.append("frame", blob, `frame-${String(i).padStart(4, "0")}.jpg`));
+    form.append("fps", String(fps));
+    form.append("capture", capture);
+    if (webPage(pageUrl)) form.append("page_url", pageUrl);
+    if (sourceUrl) form.append("source_url", sourceUrl);
+    return jobOrCheck(await this.json("/v1/checks", {method: "POST", body: form}));
+  }
+
+  /** A video check's job: {id, status, progress: {done, total}, check_id, check, error}. */
+  async job(id) {
+    return (await this.json(`/v1/jobs/${encodeURIComponent(id)}`)).job;
+  }
+
+  /** Cancels a job; one that finished meanwhile is answered as it is now. */
+  async cancelJob(id) {
+    try {
+      return (await this.json(`/v1/jobs/${encodeURIComponent(id)}`, {method: "DELETE"})).job;
+    } catch (e) {
+      if (e.status === 409) return this.job(id);
+      throw e;
     }
-    return `data:${resp.headers.get("Content-Type") || "image/png"};base64,${btoa(binary)}`;
+  }
+
+  /** The check's heatmap as a data: URL the page's panel can show. */
+  heatmap(path) {
+    return this.image(path);
+  }
+
+  /** An image of the service (heatmap, a video frame's thumbnail) as a data: URL. */
+  async image(path) {
+    const resp = await this.fetch(path);
+    return dataUrl(await resp.arrayBuffer(), resp.headers.get("Content-Type") || "image/png");
   }
 
   /** Tells the moderators a verdict looks wrong. */
@@ -161,6 +206,21 @@ export class Api {
       throw e;
     }
   }
+}
+
+/** Bytes as a data: URL (what messages to the page can carry). */
+export function dataUrl(buffer, type) {
+  const bytes = new Uint8Array(buffer);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return `data:${type};base64,${btoa(binary)}`;
+}
+
+/** A POST /v1/checks answer for a video: {job} while it is being checked, else {check}. */
+function jobOrCheck(body) {
+  return body?.job ? {job: body.job, check: null} : {job: null, check: body};
 }
 
 /** The claims of a JWT, unverified: only for showing who is signed in. */

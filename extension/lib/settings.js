@@ -10,11 +10,13 @@ export const DEFAULTS = Object.freeze({
   fakeAt: null,           // own thresholds on P(fake), used when useServiceThresholds is off;
   realAt: null,           // null until set: the options page starts from the service's
   concurrency: 4,         // requests to the service at once
+  videoSeconds: 10,       // a streamed video is captured for at most this long (playing time)
 });
 
 export const LIMITS = Object.freeze({
   minSize: [16, 4096, "The minimum image size"],
   concurrency: [1, 8, "Requests at once"],
+  videoSeconds: [1, 120, "The video capture length"],
 });
 
 export async function getSettings() {
