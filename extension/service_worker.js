@@ -150,9 +150,10 @@ const handlers = {
     const view = {width: num(msg.view?.width), height: num(msg.view?.height)};
     if ([...Object.values(rect), ...Object.values(view)].some(Number.isNaN)) throw new RealcheckError("bad_rect", "not a box");
     const maxSide = Math.max(16, Math.min(4096, num(msg.maxSide) || 1280));
+    const maxPixels = Math.max(256, num(msg.maxPixels) || Infinity);
     const [front] = await chrome.tabs.query({active: true, windowId: sender.tab.windowId});
     if (front?.id !== sender.tab.id) throw new RealcheckError("video_hidden", "Keep the video's tab in front while it is captured");
-    return {dataUrl: await captureTabFrame(sender.tab.windowId, rect, view, maxSide)};
+    return {dataUrl: await captureTabFrame(sender.tab.windowId, rect, view, maxSide, maxPixels)};
   },
 
   /** Frames captured from a playing video, sent as one frame-sequence check: {job} or {check}. */

@@ -28,14 +28,14 @@
     }
   };
 
-  function fit(width, height, maxSide) {
-    const scale = Math.min(1, maxSide / Math.max(width, height));
+  function fit(width, height, {maxSide, maxPixels}) { // as lib/video.js fitSize
+    const scale = Math.min(1, maxSide / Math.max(width, height), Math.sqrt((maxPixels || Infinity) / (width * height)));
     return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
   }
 
-  function canvasFrame(video, maxSide) {
+  function canvasFrame(video, plan) {
     const canvas = document.createElement("canvas");
-    [canvas.width, canvas.height] = fit(video.videoWidth, video.videoHeight, maxSide);
+    [canvas.width, canvas.height] = fit(video.videoWidth, video.videoHeight, plan);
     canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
     return canvas.toDataURL("image/jpeg", QUALITY);
   }
@@ -57,14 +57,14 @@
   }
 
   /** A screenshot of the tab cropped to the video, Realcheck's own badges and panel hidden. */
-  async function tabFrame(video, maxSide) {
+  async function tabFrame(video, {maxSide, maxPixels}) {
     if (document.visibilityState !== "visible") return {wait: "visible"};
     const host = R.overlayHost();
     host?.style.setProperty("opacity", "0", "important"); // not visibility: the badges reset it (all: initial)
     try {
       await nextPaint();
       const answer = await R.send({type: "realcheck:capture-tab", rect: pictureRect(video),
-                                   view: {width: innerWidth, height: innerHeight}, maxSide});
+                                   view: {width: innerWidth, height: innerHeight}, maxSide, maxPixels});
       if (answer.ok) return {frame: answer.dataUrl};
       if (answer.error.code === "capture_busy") return {wait: "busy"};
       if (answer.error.code === "video_hidden") return {wait: "visible"};
@@ -79,7 +79,7 @@
    * or "tab", `state.rate` the frames per second of playing time, `state.frames` the JPEG data:
    * URLs, `state.waiting` why it waits ("play": the video is paused; "visible": it is not on
    * screen), and the panel may set `state.stop` (check what is there now) or `state.cancelled`.
-   * `plan` is the worker's {fps, seconds, maxFrames, maxSide}; `onChange()` is called on news.
+   * `plan` is the worker's {fps, seconds, maxFrames, maxSide, maxPixels}; `onChange()` is called on news.
    */
   R.captureVideo = async (video, state, {plan, tabShotsPerSecond}, onChange) => {
     state.capture = R.videoReadable(video) ? "canvas" : "tab";
@@ -111,7 +111,7 @@
         continue;
       }
       if (next === null || t > next + 2 * step || t < next - 2 * step) next = t; // start, or a seek
-      const shot = state.capture === "canvas" ? {frame: canvasFrame(video, plan.maxSide)} : await tabFrame(video, plan.maxSide);
+      const shot = state.capture === "canvas" ? {frame: canvasFrame(video, plan)} : await tabFrame(video, plan);
       if (state.cancelled) break;
       if (shot.wait) {
         if (shot.wait !== "busy" && state.waiting !== shot.wait) {

@@ -77,7 +77,7 @@
       ];
     }
     const job = v.job;
-    let words = "Sending…";
+    let words = v.phase === "starting" && v.path === "frames" ? "Reading the service's sampling rate…" : "Sending…";
     if (job?.status === "queued") words = "Waiting for the service…";
     else if (job?.status === "running") {
       words = job.progress?.total ? `Scoring frames: ${job.progress.done} of ${job.progress.total}`

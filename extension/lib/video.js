@@ -11,27 +11,27 @@ export const FRAME_MAX_SIDE = 1280;
 export const FRAME_QUALITY = 0.9;
 
 /**
- * How to sample a streamed video: the service's rate and limits (its /health `video`), the
- * user's capture length. {fps, seconds, maxFrames, maxSide}; an error when the service does not
- * say (then it does not check videos, and the extension has no number of its own to use).
+ * How to sample a streamed video: the service's rate and limits (its /health `video`: the
+ * `video_*` settings), the user's capture length. {fps, seconds, maxFrames, maxSide, maxPixels};
+ * an error when the service does not say (then it does not check videos, and the extension has
+ * no number of its own to use).
  */
 export function samplingPlan(health, settings) {
   const v = health?.video;
-  const fps = Number(v?.sample_fps);
+  const fps = Number(v?.sample_rate);
   if (!(fps > 0)) {
     throw new RealcheckError("no_video", "This Realcheck service does not check videos (its /health gives no sampling rate)");
   }
-  const serviceSeconds = Number(v.max_seconds) > 0 ? Number(v.max_seconds) : Infinity;
-  const seconds = Math.min(Number(settings.videoSeconds) || 1, serviceSeconds);
-  const serviceFrames = Number.isInteger(v.max_frames) && v.max_frames > 0 ? v.max_frames : Infinity;
-  const maxFrames = Math.max(1, Math.min(serviceFrames, Math.ceil(seconds * fps)));
-  const sides = [FRAME_MAX_SIDE, Number(v.max_width) || Infinity, Number(v.max_height) || Infinity];
-  return {fps, seconds, maxFrames, maxSide: Math.min(...sides)};
+  const limit = (value) => (Number(value) > 0 ? Number(value) : Infinity);
+  const seconds = Math.min(Number(settings.videoSeconds) || 1, limit(v.sample_seconds));
+  const maxFrames = Math.max(1, Math.min(limit(v.max_frames), Math.round(seconds * fps)));
+  return {fps, seconds, maxFrames, maxSide: Math.min(FRAME_MAX_SIDE, limit(v.max_side)),
+          maxPixels: Math.min(FRAME_MAX_SIDE * FRAME_MAX_SIDE, limit(v.max_pixels))}; // finite: it travels as JSON
 }
 
-/** A frame's size within `maxSide` on its long side, keeping its shape. */
-export function fitSize(width, height, maxSide) {
-  const scale = Math.min(1, maxSide / Math.max(width, height));
+/** A frame's size within `maxSide` on its long side and `maxPixels` in all, keeping its shape. */
+export function fitSize(width, height, maxSide, maxPixels = Infinity) {
+  const scale = Math.min(1, maxSide / Math.max(width, height), Math.sqrt(maxPixels / (width * height)));
   return {width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale))};
 }
 
@@ -56,7 +56,7 @@ export function cropBox(rect, view, image, minVisible = 0.5) {
 }
 
 /** One screenshot of the tab's visible area cropped to the video: a JPEG data: URL. */
-export async function captureTabFrame(windowId, rect, view, maxSide) {
+export async function captureTabFrame(windowId, rect, view, maxSide, maxPixels) {
   let shot;
   try {
     shot = await chrome.tabs.captureVisibleTab(windowId, {format: "png"});
@@ -69,7 +69,7 @@ export async function captureTabFrame(windowId, rect, view, maxSide) {
   try {
     const box = cropBox(rect, view, bitmap);
     if (!box) throw new RealcheckError("video_hidden", "The video is not on screen: scroll it into view");
-    const size = fitSize(box.width, box.height, maxSide);
+    const size = fitSize(box.width, box.height, maxSide, maxPixels);
     const canvas = new OffscreenCanvas(size.width, size.height);
     canvas.getContext("2d").drawImage(bitmap, box.x, box.y, box.width, box.height, 0, 0, size.width, size.height);
     const blob = await canvas.convertToBlob({type: "image/jpeg", quality: FRAME_QUALITY});
