@@ -88,7 +88,7 @@ export function validate(input) {
   }
   values.token = token;
   for (const [key, [lo, hi, name]] of Object.entries(LIMITS)) {
-    const n = Number(input[key]);
+    const n = Number(input[key] ?? DEFAULTS[key]); // a field the form lacks keeps its default
     if (!Number.isInteger(n) || n < lo || n > hi) return {error: `${name} must be a whole number ${lo}–${hi}.`};
     values[key] = n;
   }
