@@ -54,7 +54,11 @@ def make_thumbnail(image: np.ndarray) -> bytes:
 
 def prepare(data: bytes, spec: pp.InputSpec, max_pixels: int, finder: FaceFinder) -> Prepared:
     """Decode, find every face and cut its aligned views (blocking; run it in a thread)."""
-    image = pp.decode_image(data, max_pixels)
+    return prepare_image(pp.decode_image(data, max_pixels), spec, finder)
+
+
+def prepare_image(image: np.ndarray, spec: pp.InputSpec, finder: FaceFinder) -> Prepared:
+    """`prepare` of an image already decoded (BGR): a video's frames take this path."""
     h, w = image.shape[:2]
     found = finder.find(image)
     boxes, regions, quads, small, views = [], [], [], [], []
