@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from service.auth.passwords import EMAIL_PATTERN, MAX_LENGTH, MIN_LENGTH
 from service.faq import MAX_POSITION
+from service.handlers.checks import MAX_TRACK
 from service.handlers.common import MAX_INT, WEB_URL_PATTERN
+from service.settings import Settings
+from service.video.service import MAX_SEQUENCE_FPS, MIN_FPS
 
 NUMBER, INT, STR, BOOL = ({"type": "number"}, {"type": "integer"}, {"type": "string"},
                           {"type": "boolean"})
@@ -138,6 +141,48 @@ SCHEMAS: dict[str, dict] = {
                        position={"type": "integer", "minimum": -MAX_POSITION,
                                  "maximum": MAX_POSITION}, published=BOOL),
 }
+# Video checks (issue 13): the upload, the job, the video's part of a check.
+_BIN = {"type": "string", "format": "binary"}
+#: the default of the video_max_frames setting (the service refuses more frames than its own)
+MAX_FRAMES_DEFAULT = Settings.video_max_frames
+SCHEMAS["MediaUpload"] = {
+    **obj((), image=_BIN, video=_BIN,
+          frame={"type": "array", "items": _BIN, "minItems": 1, "maxItems": MAX_FRAMES_DEFAULT},
+          fps={"type": "number", "minimum": MIN_FPS, "maximum": MAX_SEQUENCE_FPS},
+          capture={"type": "string", "enum": ["canvas", "tab"]},
+          page_url=OPTIONAL_URL, source_url=OPTIONAL_URL),
+    "anyOf": [{"required": ["image"]}, {"required": ["video"]},
+              {"required": ["frame", "fps"]}],
+}
+SCHEMAS["JobError"] = obj(("code", "message"), code=STR, message=STR)
+SCHEMAS["Job"] = obj(
+    ("id", "kind", "status", "progress", "check_id", "error", "created_at"),
+    id=STR, kind={"type": "string", "enum": ["video", "frames"]},
+    status={"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+    progress=obj(("done", "total"), done=INT, total=null(INT)),
+    check_id=null(STR), error=null(ref("JobError")), created_at=NUMBER, updated_at=NUMBER,
+    check=null(ref("Check")))
+SCHEMAS["JobAnswer"] = obj(("job",), job=ref("Job"))
+SCHEMAS["TimelinePoint"] = obj(("t", "frame_index", "score", "box"), t=NUMBER,
+                               frame_index=INT, score=null(NUMBER),
+                               box={"type": "array", "items": INT}, too_small=BOOL)
+SCHEMAS["Track"] = obj(
+    ("id", "verdict", "score", "start_s", "end_s", "frames_seen", "too_short", "decisive",
+     "timeline"),
+    id=INT, verdict=VERDICT, score=null(NUMBER), label=null(STR), confidence=null(NUMBER),
+    start_s=NUMBER, end_s=NUMBER, frames_seen=INT, frames_judged=INT, too_short=BOOL,
+    consistent=null(BOOL), disagreement=null(NUMBER), note=null(STR),
+    decisive=obj(("t", "frame_index"), t=NUMBER, frame_index=INT, score=null(NUMBER)),
+    timeline={"type": "array", "items": ref("TimelinePoint")})
+SCHEMAS["Video"] = obj(
+    ("source", "fps_sampled", "frames_sampled", "tracks", "frame_thumbnails"),
+    source={"type": "string", "enum": ["file", "frames"]},
+    capture=null({"type": "string", "enum": ["canvas", "tab"]}), format=null(STR),
+    codec=null(STR), duration_s=null(NUMBER), fps_sampled=NUMBER, frames_sampled=INT,
+    width=null(INT), height=null(INT), tracks={"type": "array", "items": ref("Track")},
+    frame_thumbnails=BOOL, rule=STR)
+SCHEMAS["Check"]["properties"].update(
+    media={"type": "string", "enum": ["image", "video"]}, video=ref("Video"))
 SCHEMAS["HashListImport"] = obj(("source", "added", "updated"), source=STR, added=INT, updated=INT)
 SCHEMAS["FaqChanges"] = {**obj((), **SCHEMAS["NewFaqEntry"]["properties"]),
                          "anyOf": [{"required": [k]} for k in
@@ -164,6 +209,10 @@ QUERY: dict[tuple[str, str], tuple[dict, ...]] = {
         query("page_url", OPTIONAL_URL, "with sha256: the page the image was seen on"),
         *paging(200, 50),
         query("before", {"type": "number"}, "only checks created before this time"),
+    ),
+    ("GET", "/v1/checks/{check_id}/heatmap.png"): (
+        query("track", {"type": "integer", "minimum": 0, "maximum": MAX_TRACK},
+              "a video check: this track's decisive frame (default: the most fake track's)"),
     ),
     ("GET", "/v1/moderation/items"): (
         query("state", {"type": "string", "enum": ["open", "confirmed_fake", "real", "dismissed",

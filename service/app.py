@@ -27,12 +27,14 @@ from service.keys import (
     FETCH_HTTP,
     HTTP,
     ISSUER,
+    JOBS,
     LOGIN_THROTTLE,
     NEAR,
     POOLS,
     RATE_LIMITER,
     SETTINGS,
     VERIFIER,
+    VIDEO,
 )
 from service.mail import alerts
 from service.mail.sender import mail_ctx
@@ -44,6 +46,8 @@ from service.ratelimit import FailureLock, RateLimiter, WindowLimiter
 from service.routes import add_routes
 from service.settings import ISSUER_FILE, Settings
 from service.store import open_database
+from service.video.jobs import JobService
+from service.video.service import VideoChecks
 
 log = logging.getLogger("service")
 
@@ -100,6 +104,19 @@ async def detector_ctx(app: web.Application):
     evidence.close()
 
 
+async def video_ctx(app: web.Application):
+    """Video checks: jobs and the video pool (decoding and face finding apart from images')."""
+    s = app[SETTINGS]
+    app[JOBS] = JobService(app[DB], max_running=s.video_max_jobs, max_queued=s.video_max_queued,
+                           timeout_s=s.video_job_timeout_s)
+    checks = app[CHECKS]
+    app[VIDEO] = VideoChecks(s, checks, app[DETECTOR], app[JOBS],
+                             checks.evidence.reader if checks.evidence is not None else None)
+    yield
+    await app[JOBS].close()
+    app[VIDEO].close()
+
+
 def check_callback(base_url: str):
     """What storing a check sets off, in its transaction: the moderation queue counts or flags
     the image, and a fake verdict mails its owner if they asked for alerts."""
@@ -112,10 +129,10 @@ def check_callback(base_url: str):
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
-    app = web.Application(client_max_size=settings.max_body_bytes,
+    app = web.Application(client_max_size=max(settings.max_body_bytes, settings.video_max_bytes),
                           middlewares=[error_middleware])
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([pools_ctx, database_ctx, http_ctx, auth_ctx, detector_ctx])
+    app.cleanup_ctx.extend([pools_ctx, database_ctx, http_ctx, auth_ctx, detector_ctx, video_ctx])
     app.cleanup_ctx.append(mail_ctx)  # the outbox sender (sets app[MAIL])
     add_routes(app)
     return app

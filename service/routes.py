@@ -10,6 +10,7 @@ without saying who may call it.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from service import __version__, api_schemas
 from service.auth.identity import require_role
-from service.handlers import account, admin, checks, faq, meta, moderation, pages, shares
+from service.handlers import account, admin, checks, faq, jobs, meta, moderation, pages, shares
 from service.handlers.common import BODY_LIMIT, SMALL_BODY, too_large
 from service.keys import SETTINGS
 
@@ -32,13 +33,20 @@ class Route:
     request: str | None = None  # "multipart" (an image) | the JSON body's schema | None
     produces: str = "application/json"
     tags: tuple[str, ...] = field(default=())
-    #: largest request body in bytes; None: the service's upload limit (``max_body_bytes``)
+    #: largest request body in bytes; None: the service's upload limit (``max_body_bytes``);
+    #: MEDIA_BODY: the larger of that and the video limit (``video_max_bytes``)
     max_body: int | None = SMALL_BODY
     #: the success status and its body's schema (None: not JSON, see ``produces``)
     status: int = 200
     returns: str | None = None
     #: error statuses this route answers beyond those its role, body and parameters imply
     errors: tuple[int, ...] = ()
+    #: another success it may answer: (status, the body's schema), e.g. 202 and a job
+    also: tuple[int, str] | None = None
+
+
+#: ``Route.max_body`` of routes that take images and videos
+MEDIA_BODY = -1
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -54,8 +62,12 @@ ROUTES: list[Route] = [
     Route("GET", "/.well-known/jwks.json", meta.jwks, "public",
           "Public keys of the local token issuer", returns="Jwks", errors=(404,), tags=("auth",)),
     Route("POST", "/v1/checks", checks.create_check, "user",
-          "Check an image (multipart 'image', JSON {url}, or image bytes)", request="multipart",
-          max_body=None, status=201, returns="Check", errors=(408, 429, 503), tags=("checks",)),
+          "Check an image (multipart 'image', JSON {url}, or image bytes): 201 and the check; a"
+          " video (MP4, WebM, MOV: the same ways, or multipart 'video') or a frame sequence"
+          " (multipart 'frame' parts and 'fps'): 202, its job and Location, or 201 when the"
+          " same video was checked before", request="multipart",
+          max_body=MEDIA_BODY, status=201, returns="Check", errors=(408, 429, 503),
+          also=(202, "JobAnswer"), tags=("checks",)),
     Route("GET", "/v1/checks", checks.list_or_lookup, "user",
           "With ?sha256=: the stored result without sending the image; else your checks",
           returns="CheckOrList", errors=(404, 429), tags=("checks",)),
@@ -65,8 +77,18 @@ ROUTES: list[Route] = [
     Route("GET", "/v1/checks/{check_id}", checks.get_check, "user", "A stored check",
           returns="Check", tags=("checks",)),
     Route("GET", "/v1/checks/{check_id}/heatmap.png", checks.heatmap, "user",
-          "Where the detectors looked, over the image", produces="image/png", errors=(503,),
+          "Where the detectors looked, over the image (a video: over the decisive frame of its"
+          " most fake track, or of ?track=N)", produces="image/png", errors=(503,),
           tags=("checks",)),
+    Route("GET", "/v1/checks/{check_id}/frames/{frame_index}.jpg", checks.frame_thumbnail,
+          "user", "A video check's sampled frame (small JPEG, for the timeline)",
+          produces="image/jpeg", tags=("checks",)),
+    Route("GET", "/v1/jobs/{job_id}", jobs.get_job, "user",
+          "A video check's job: status, progress {done, total}; when done the check",
+          returns="JobAnswer", tags=("checks",)),
+    Route("DELETE", "/v1/jobs/{job_id}", jobs.cancel_job, "user",
+          "Cancel a queued or running job; 409 job_finished once it has ended",
+          returns="JobAnswer", errors=(409,), tags=("checks",)),
     Route("POST", "/predict", checks.predict, "user",
           "Older seed-system shape: multipart 'image' -> {result, confidence}",
           request="multipart", max_body=None, returns="Prediction", errors=(408, 429, 503),
@@ -192,7 +214,12 @@ def guarded(route: Route) -> Callable:
     async def run(request: web.Request) -> web.StreamResponse:
         if route.role != "public":
             await require_role(request, route.role)
-        limit = route.max_body or request.app[SETTINGS].max_body_bytes
+        s = request.app[SETTINGS]
+        limit = route.max_body or s.max_body_bytes
+        if limit == MEDIA_BODY:  # JSON and image bytes keep the upload limit
+            ctype = request.content_type
+            big = ctype != "application/json" and not ctype.startswith("image/")
+            limit = max(s.max_body_bytes, s.video_max_bytes) if big else s.max_body_bytes
         request[BODY_LIMIT] = limit
         if request.content_length is not None and request.content_length > limit:
             raise too_large(limit)
@@ -219,6 +246,7 @@ _REASONS = {
     503: "Busy, or the token issuer's keys are out of reach: try again",
 }
 _BINARY = {"type": "string", "format": "binary"}
+_SUCCESS = {202: "Accepted: a job (see its Location)"}
 
 
 def _error_statuses(r: Route) -> list[int]:
@@ -253,9 +281,12 @@ def _request_body(r: Route) -> dict | None:
         return {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
     if r.request == "multipart":
         return {"required": True, "content": {
-            "multipart/form-data": {"schema": api_schemas.ref("ImageUpload")},
+            "multipart/form-data": {"schema": api_schemas.ref(
+                "MediaUpload" if r.max_body == MEDIA_BODY else "ImageUpload")},
             "application/json": {"schema": api_schemas.ref("UrlCheck")},
-            "application/octet-stream": {"schema": _BINARY}}}
+            "application/octet-stream": {"schema": _BINARY},
+            **({t: {"schema": _BINARY} for t in ("video/mp4", "video/webm", "video/quicktime")}
+               if r.max_body == MEDIA_BODY else {})}}
     schema = api_schemas.SCHEMAS[r.request]
     return {"required": bool(schema.get("required") or schema.get("anyOf")),
             "content": {"application/json": {"schema": api_schemas.ref(r.request)}}}
@@ -265,6 +296,10 @@ def openapi_document(routes: list[Route] = ROUTES) -> dict:
     paths: dict = {}
     for r in routes:
         responses = {str(r.status): _success(r)}
+        if r.also is not None:
+            status, schema = r.also
+            responses[str(status)] = {"description": _SUCCESS.get(status, "OK"), "content": {
+                "application/json": {"schema": api_schemas.ref(schema)}}}
         for code in _error_statuses(r):
             responses[str(code)] = {"description": _REASONS[code], "content": {
                 "application/json": {"schema": api_schemas.ref("Error")}}}
@@ -277,9 +312,8 @@ def openapi_document(routes: list[Route] = ROUTES) -> dict:
         }
         if r.role != "public":
             op["security"] = [{"bearer": []}]
-        params = [{"name": p.strip("{}"), "in": "path", "required": True,
-                   "schema": {"type": "string"}}
-                  for p in r.path.split("/") if p.startswith("{")]
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in re.findall(r"\{(\w+)\}", r.path)]
         params += api_schemas.QUERY.get((r.method, r.path), ())
         if params:
             op["parameters"] = params

@@ -82,6 +82,22 @@ class Settings:
     pdq_window_max_distance: int = 18  # for an item's 95 % windows (5 % crops)
     pdq_min_quality: int = 50  # hashes of lower quality (flat, tiny images) never match
     evidence_threads: int = 2
+    # Video checks (issue 13): what is accepted, what is sampled, how tracks are judged.
+    video_max_bytes: int = 64 * 1024 * 1024  # larger uploads or fetches: 413 video_too_large
+    video_max_duration_s: float = 600.0  # longer videos are refused (video_too_long)
+    video_max_pixels: int = 3840 * 2160  # per frame (video_resolution)
+    video_max_side: int = 4096
+    video_sample_rate: float = 2.0  # sampled frames per second
+    video_sample_seconds: float = 60.0  # only the first seconds are sampled
+    video_max_frames: int = 120  # frames scored per video (the rate is lowered to fit)
+    video_min_track_frames: int = 3  # a shorter face track is uncertain
+    video_trim: float = 0.1  # fraction of frame logits dropped at each end of a track
+    video_max_disagreement: float = 0.34  # more frames on the other side: inconsistent
+    video_workers: int = 1  # decoding and face-finding threads (a pool of their own)
+    video_max_jobs: int = 1  # jobs running at once (per process)
+    video_max_queued: int = 8  # jobs waiting beyond those; more: 503 busy
+    video_job_timeout_s: float = 300.0
+    video_probe_timeout_s: float = 2.0  # reading the header and first picture before 202
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -22,7 +22,7 @@ from service.store import Connection, Database, now
 #: fields of the detectors' result that a check answers as they are
 PUBLIC_FIELDS = (
     "face_found", "faces", "decisive_face", "trained", "models_version", "width", "height",
-    "note", "warning",
+    "note", "warning", "video",
 )
 
 
@@ -159,6 +159,7 @@ class CheckService:
                 "id": prior["id"] if prior else "chk_" + uuid.uuid4().hex,
                 "sha256": sha256,
                 **fields,
+                "media": result.get("media", "image"),
                 "detectors": detectors_view(result),
                 "provenance": result.get("provenance"),
                 "pdq": result.get("pdq"),

@@ -255,6 +255,48 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX rate_events_key_at ON rate_events (key, at)",
     ],
+    # 7: video checks (issue 13). A video is stored like an image (its ``images`` row: the
+    #    result, the decisive frame's thumbnail and heatmap grid); beside it each sampled frame
+    #    (a small thumbnail for the timeline, its PDQ hash) and each face track's decisive frame
+    #    (thumbnail, face square, grid: the per-track heatmap). Jobs: the long checks' status.
+    [
+        """CREATE TABLE video_frames (
+            sha256 TEXT NOT NULL,
+            frame_index INTEGER NOT NULL,
+            t {float} NOT NULL,
+            thumbnail {blob},
+            pdq TEXT,
+            pdq_quality INTEGER,
+            PRIMARY KEY (sha256, frame_index)
+        )""",
+        "CREATE INDEX video_frames_pdq ON video_frames (pdq)",
+        """CREATE TABLE video_tracks (
+            sha256 TEXT NOT NULL,
+            track INTEGER NOT NULL,
+            frame_index INTEGER NOT NULL,
+            thumbnail {blob},
+            quad TEXT,
+            cams {blob},
+            width INTEGER,
+            height INTEGER,
+            PRIMARY KEY (sha256, track)
+        )""",
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            user_id TEXT,
+            kind TEXT NOT NULL,
+            sha256 TEXT,
+            status TEXT NOT NULL
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            done INTEGER NOT NULL DEFAULT 0,
+            total INTEGER,
+            check_id TEXT,
+            error TEXT,
+            created_at {float} NOT NULL,
+            updated_at {float} NOT NULL
+        )""",
+        "CREATE INDEX jobs_user ON jobs (user_id, created_at)",
+    ],
 ]
 
 
