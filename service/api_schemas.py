@@ -147,7 +147,7 @@ _BIN = {"type": "string", "format": "binary"}
 MAX_FRAMES_DEFAULT = Settings.video_max_frames
 SCHEMAS["MediaUpload"] = {
     **obj((), image=_BIN, video=_BIN,
-          frame={"type": "array", "items": _BIN, "minItems": 1, "maxItems": MAX_FRAMES_DEFAULT},
+          frame={"type": "array", "items": _BIN, "maxItems": MAX_FRAMES_DEFAULT},
           fps={"type": "number", "minimum": MIN_FPS, "maximum": MAX_SEQUENCE_FPS},
           capture={"type": "string", "enum": ["canvas", "tab"]},
           page_url=OPTIONAL_URL, source_url=OPTIONAL_URL),

@@ -29,6 +29,7 @@ from service.handlers.common import (
 )
 from service.keys import CHECKS, FETCH_HTTP, POOLS, SETTINGS, VIDEO
 from service.video.decode import VideoError, sniff_video
+from service.video.service import parse_fps
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 #: highest track number ``?track=`` takes (tracks are numbered from 0)
@@ -153,11 +154,13 @@ async def create_check(request: web.Request) -> web.Response:
     page_url = optional_url(fields.get("page_url"))
     source_url = optional_url(fields.get("source_url"))
     video = request.app[VIDEO]
+    capture = fields.get("capture")
+    if capture is not None and capture not in ("canvas", "tab"):
+        raise bad_request("bad_field", "capture must be 'canvas' or 'tab'")
     try:
+        if "fps" in fields:  # a frame sequence's; refused when wrong, whatever else came
+            parse_fps(fields["fps"])
         if upload.frames is not None:
-            capture = fields.get("capture") or None
-            if capture not in (None, "canvas", "tab"):
-                raise bad_request("bad_field", "capture must be 'canvas' or 'tab'")
             started = await video.start_frames(upload.frames, fields.get("fps"), user.id,
                                                capture=capture, page_url=page_url,
                                                source_url=source_url)
@@ -283,7 +286,7 @@ async def _track_heatmap(request: web.Request, check: dict) -> web.Response:
     """A video's heatmap of one track's decisive frame (``?track=N``)."""
     track = query_int(request, "track", 0, 0, MAX_TRACK)
     if check.get("media") != "video":
-        raise bad_request("bad_query", "track is for video checks only")
+        raise not_found("an image check has no tracks")
     row = await videos.track_heatmap_inputs(request.app[CHECKS].db, check["sha256"], track)
     if row is None or not row["thumbnail"] or row["cams"] is None:
         raise not_found("no such track in this video")

@@ -43,6 +43,18 @@ class Started:
     check: dict | None = None
 
 
+def parse_fps(text: str | None) -> float:
+    """A frame sequence's ``fps`` field (required, within MIN_FPS..MAX_SEQUENCE_FPS)."""
+    try:
+        fps = float(text) if text is not None else math.nan
+    except ValueError:
+        fps = math.nan
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_SEQUENCE_FPS):
+        raise VideoError("bad_field", f"fps (the rate the frames were captured at) is required:"
+                         f" a number from {MIN_FPS:g} to {MAX_SEQUENCE_FPS:g}")
+    return fps
+
+
 def frames_sha256(frames: list[bytes], fps: float) -> str:
     """A frame sequence's key in the store: the SHA-256 of its rate and frames, in order."""
     h = hashlib.sha256(f"realcheck frame sequence {fps!r} {len(frames)}\n".encode())
@@ -103,7 +115,8 @@ class VideoChecks:
         if len(data) > self.settings.video_max_bytes:
             raise VideoError("video_too_large", f"the video is larger than"
                              f" {self.settings.video_max_bytes} bytes", 413)
-        sha256 = hashlib.sha256(data).hexdigest()
+        # Hashing tens of megabytes takes a while: not on the event loop.
+        sha256 = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         check = await self._known(sha256, user_id, started, page_url, source_url)
         if check is not None:
             return Started(check=check)
@@ -131,13 +144,7 @@ class VideoChecks:
     def check_frames(self, frames: list[bytes], fps_text: str | None) -> float:
         """The sequence's rate, after refusing what breaks a limit (before any job)."""
         s = self.settings
-        try:
-            fps = float(fps_text) if fps_text is not None else math.nan
-        except ValueError:
-            fps = math.nan
-        if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_SEQUENCE_FPS):
-            raise VideoError("bad_field", f"fps (the rate the frames were captured at) is required:"
-                             f" a number from {MIN_FPS:g} to {MAX_SEQUENCE_FPS:g}")
+        fps = parse_fps(fps_text)
         if not frames:
             raise VideoError("empty_body", "no frame was sent")
         if len(frames) > s.video_max_frames:
@@ -163,7 +170,7 @@ class VideoChecks:
                            source_url: str | None = None) -> Started:
         started = time.perf_counter()
         fps = self.check_frames(frames, fps_text)
-        sha256 = frames_sha256(frames, fps)
+        sha256 = await asyncio.to_thread(frames_sha256, frames, fps)
         check = await self._known(sha256, user_id, started, page_url, source_url)
         if check is not None:
             return Started(check=check)

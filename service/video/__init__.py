@@ -1,0 +1,1 @@
+"""Video checks: decoding, sampling, face tracks, the combining rule, jobs."""
