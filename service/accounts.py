@@ -207,6 +207,12 @@ async def delete(tx: Connection, user_id: str) -> dict:
             f"""DELETE FROM images WHERE sha256 IN {listed}
                AND NOT EXISTS (SELECT 1 FROM checks c WHERE c.sha256 = images.sha256)
                AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.sha256 = images.sha256)""", params)
+        for table in ("video_frames", "video_tracks"):  # a video's frames go with its image row
+            await tx.execute(
+                f"""DELETE FROM {table} WHERE sha256 IN {listed}
+                   AND NOT EXISTS (SELECT 1 FROM images i WHERE i.sha256 = {table}.sha256)""",
+                params)
+    await tx.execute("DELETE FROM jobs WHERE user_id = ?", (user_id,))
     await tx.execute(
         "UPDATE users SET email = NULL, password_hash = NULL, disabled = 1, email_alerts = 0,"
         " queue_alerts = 0, deleted_at = ? WHERE id = ?", (now(), user_id))

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from service.app import create_app
+from service.keys import DB
 from service.settings import Settings
 from service.video import combine
 from tests.support.paths import require_shared_data, sample_images
@@ -168,6 +169,14 @@ async def test_mp4_tracks_timeline_storage_and_moderation(client, auth):
         now = await (await client.get(f"/v1/checks/{check['id']}", headers=user)).json()
         assert now["verdict"] == "real" and now["decided_by"] != "detectors"
         assert now["detectors"]["verdict"] == check["verdict"]
+        # A still of the video's decisive frame is a near-duplicate (PDQ) of the decided video.
+        from tests.support.videos import frame_at
+
+        t = check["faces"][check["decisive_face"]]["t"]
+        still = await client.post("/v1/checks", data=png(frame_at(t, two_people())),
+                                  headers={**other, "Content-Type": "image/png"})
+        answer = await still.json()
+        assert answer["verdict"] == "real" and answer["moderation"]["match"] is not None, answer
     else:
         assert flagged == []
 
@@ -202,6 +211,14 @@ async def test_no_face_in_any_frame(client, auth):
     check = job["check"]
     assert check["verdict"] == "no_face" and check["score"] is None and check["faces"] == []
     assert check["video"]["tracks"] == [] and check["video"]["frames_sampled"] == 3
+    # Deleting the account removes the video with its frames, and the job.
+    db = client.server.app[DB]
+    assert await db.fetchval("SELECT COUNT(*) FROM video_frames") == 3
+    me = await (await client.get("/v1/me", headers=user)).json()
+    resp = await client.delete(f"/v1/admin/users/{me['id']}", headers=auth("root", "admin"))
+    assert resp.status == 200, await resp.text()
+    for table in ("video_frames", "images", "jobs"):
+        assert await db.fetchval(f"SELECT COUNT(*) FROM {table}") == 0, table
 
 
 def png(image: np.ndarray) -> bytes:
