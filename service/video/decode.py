@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
+import cv2
 import numpy as np
 
 from service.detection import preprocess as pp
@@ -212,14 +213,17 @@ def still_frames(frames: list[bytes], fps: float, max_pixels: int
         yield i, round(i / fps, 3), image
 
 
-def small_jpeg(image: np.ndarray, side: int = SMALL_SIDE) -> bytes:
-    """A small JPEG of a frame (the timeline strip's thumbnail)."""
-    import cv2
-
+def shrink(image: np.ndarray, side: int) -> np.ndarray:
+    """The image with its longer side at most ``side`` (area filter)."""
     h, w = image.shape[:2]
     f = min(1.0, side / max(h, w))
-    if f < 1.0:
-        image = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
-                           interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if f >= 1.0:
+        return image
+    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def small_jpeg(image: np.ndarray, side: int = SMALL_SIDE) -> bytes:
+    """A small JPEG of a frame (the timeline strip's thumbnail)."""
+    ok, buf = cv2.imencode(".jpg", shrink(image, side), [cv2.IMWRITE_JPEG_QUALITY, 80])
     return buf.tobytes() if ok else b""
