@@ -153,3 +153,36 @@ def test_onnx_matches_the_tflite_reference_when_the_converter_extra_is_installed
             diff = blazeface.parity(Path(tmp) / "whl" / spec["tflite"],
                                     REPO / "models" / spec["file"], inputs)
             assert diff <= blazeface.PARITY_ATOL, (key, diff)
+
+
+def test_a_portrait_is_not_searched_for_smaller_faces_but_a_scene_is(finder):
+    """The card's portrait rule: a face of `back_skip_share` of the longer side or more means the
+    256-px model (small faces) is skipped; the same small face on a plain scene is found."""
+    share = CARD["detection"]["back_skip_share"]
+    big, small = real_faces(2)
+    canvas = np.full((900, 900, 3), 90, np.uint8)
+    small_t = cv2.resize(small, (110, 110 * small.shape[0] // small.shape[1]))
+    canvas[760:760 + small_t.shape[0], 760:760 + small_t.shape[1]] = small_t
+    scene = finder.find(canvas)
+    assert len(scene) == 1 and scene[0].box[0] > 700  # the small face, by the 256-px model
+    side = 740
+    big_t = cv2.resize(big, (side, side * big.shape[0] // big.shape[1]))[:740]
+    canvas[:big_t.shape[0], :side] = big_t
+    found = finder.find(canvas)
+    assert len(found) == 1 and found[0].box[0] < 700  # the portrait's face only
+    assert max(found[0].box[2:]) >= share * 900
+
+
+def test_short_range_margin_is_the_same_as_padding_the_image(finder):
+    """The short-range pass letterboxes with a margin instead of padding the full-size image:
+    the boxes and keypoints are those of the padded image's pass, in the image's pixels."""
+    img = real_faces(1)[0]
+    h, w = img.shape[:2]
+    pad = int(round(finder.short_margin * max(h, w)))
+    padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    s0, b0, k0 = finder._run("short", padded, -pad, -pad)
+    s1, b1, k1 = finder._run("short", img, margin=finder.short_margin)
+    i0, i1 = int(np.argmax(s0)), int(np.argmax(s1))
+    assert abs(s0[i0] - s1[i1]) < 0.02
+    assert np.abs(b0[i0] - b1[i1]).max() < 0.02 * max(h, w)
+    assert np.abs(k0[i0] - k1[i1]).max() < 0.02 * max(h, w)
