@@ -183,6 +183,9 @@ SCHEMAS["Video"] = obj(
     frame_thumbnails=BOOL, rule=STR)
 SCHEMAS["Check"]["properties"].update(
     media={"type": "string", "enum": ["image", "video"]}, video=ref("Video"))
+SCHEMAS["Item"]["properties"].update(
+    media={"type": "string", "enum": ["image", "video"]}, video=null(ref("Video")),
+    check_id=null(STR), frame_url=null(STR), track_heatmap_url=null(STR))
 SCHEMAS["HashListImport"] = obj(("source", "added", "updated"), source=STR, added=INT, updated=INT)
 SCHEMAS["FaqChanges"] = {**obj((), **SCHEMAS["NewFaqEntry"]["properties"]),
                          "anyOf": [{"required": [k]} for k in

@@ -162,6 +162,12 @@ async def test_mp4_tracks_timeline_storage_and_moderation(client, auth):
         item = flagged[0]
         image = await client.get(item["image_url"], headers=mod)
         assert image.status == 200 and image.content_type == "image/jpeg"
+        full = await (await client.get(f"/v1/moderation/items/{item['id']}", headers=mod)).json()
+        assert full["media"] == "video" and full["video"]["tracks"] == tracks
+        frame = await client.get(full["frame_url"].format(frame_index=3), headers=mod)
+        assert frame.status == 200 and frame.content_type == "image/jpeg"
+        heat = await client.get(full["track_heatmap_url"].format(track=1), headers=mod)
+        assert heat.status == 200 and heat.content_type == "image/png"
         assert (await client.get(item["heatmap_url"], headers=mod)).status == 200
         decided = await client.post(f"/v1/moderation/items/{item['id']}/decision", headers=mod,
                                     json={"decision": "real", "version": item["version"]})

@@ -249,6 +249,9 @@ async def get_item(conn: Connection, flag_id: str) -> dict | None:
     item["models"] = item["detectors"]["models"]  # the decisive face's, per detector
     item["provenance"] = result.get("provenance")
     item["pdq"] = (result.get("pdq") or {}).get("hash")
+    item["media"] = result.get("media", "image")
+    if item["media"] == "video":
+        item.update(await _video_view(conn, r["sha256"], result))
     variants = await conn.fetchall("""
         SELECT v.*, (SELECT COUNT(*) FROM checks c WHERE c.sha256 = v.sha256) AS check_count,
                (SELECT result FROM images i WHERE i.sha256 = v.sha256) AS result
@@ -293,6 +296,20 @@ async def decide(conn: Connection, flag_id: str, decision: str, note: str | None
     await add_event(conn, flag_id, "decided", moderator.id,
                     {"decision": decision, "note": note, "version": version + 1})
     return version + 1
+
+
+async def _video_view(conn: Connection, sha256: str, result: dict) -> dict:
+    """A video item's tracks and timelines, and where its frames and per-track heatmaps are
+    served: through a check of the video that was sent with its bytes (moderators may read
+    every check)."""
+    rows = await conn.fetchall("SELECT id, result FROM checks WHERE sha256 = ?"
+                               " ORDER BY created_at, id", (sha256,))
+    sent = next((row["id"] for row in rows
+                 if json.loads(row["result"]).get("image_sent", True)), None)
+    base = f"/v1/checks/{sent}" if sent is not None else None
+    return {"video": result.get("video"), "check_id": sent,
+            "frame_url": f"{base}/frames/{{frame_index}}.jpg" if base else None,
+            "track_heatmap_url": f"{base}/heatmap.png?track={{track}}" if base else None}
 
 
 def _variant(v) -> dict:
