@@ -53,6 +53,30 @@ async def test_replicas_starting_together_migrate_once(tmp_path, database_url, r
             await db.close()
 
 
+async def test_a_new_sqlite_file_opens_while_another_process_is_writing_it(tmp_path):
+    """Switching a file to WAL needs it to itself, and SQLite answers "database is locked" at
+    once (no busy wait) while another connection writes: the flaky start of replicas together.
+    The opening waits for the writer instead of failing."""
+    path = tmp_path / "new.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None)  # another process, mid-write
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    opening = asyncio.ensure_future(
+        open_database(Settings(data_dir=tmp_path, database_url=f"sqlite://{path}")))
+    try:
+        done, _ = await asyncio.wait([opening], timeout=2.0)  # before the fix: failed at once
+        assert not done, opening.exception()
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    db = await asyncio.wait_for(opening, 60)
+    try:
+        assert await db.fetchval("PRAGMA journal_mode") == "wal"
+        assert await db.fetchval("PRAGMA user_version") == target_version()
+    finally:
+        await db.close()
+
+
 async def test_an_older_sqlite_database_is_upgraded_in_place(tmp_path):
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as con:  # a file written by the first release: migration 1 only

@@ -33,11 +33,13 @@ class SqliteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
-                       "busy_timeout=30000"):
-            await conn.execute("PRAGMA " + pragma)
         db = cls(conn, path)
         try:
+            # The busy wait first; switching a new file to WAL needs the file to itself, and
+            # SQLite answers "locked" at once (no busy wait) while another process opens it too.
+            for pragma in ("busy_timeout=30000", "journal_mode=WAL", "synchronous=FULL",
+                           "foreign_keys=ON"):
+                await _when_unlocked(conn.execute, "PRAGMA " + pragma)
             await db.migrate()
         except BaseException:
             await conn.close()
@@ -95,18 +97,23 @@ class SqliteDatabase:
                 raise
             await self.conn.execute("COMMIT")
 
-    async def _begin(self, tries: int = 100) -> None:
+    async def _begin(self) -> None:
         """BEGIN IMMEDIATE. SQLite answers "locked" at once, without its busy wait, when this
         connection's read snapshot is older than another connection's write (another process on
         the same file): such a start is tried again after a short pause."""
-        for attempt in range(tries):
-            try:
-                await self.conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or attempt == tries - 1:
-                    raise
-                await asyncio.sleep(0.02 * min(attempt + 1, 10))
+        await _when_unlocked(self.conn.execute, "BEGIN IMMEDIATE")
 
     async def close(self) -> None:
         await self.conn.close()
+
+
+async def _when_unlocked(start, *args, tries: int = 100):
+    """``await start(*args)``, started again after a short pause while SQLite answers "database is
+    locked" without waiting (for up to ~18 s in all): statements that begin by taking a lock."""
+    for attempt in range(tries):
+        try:
+            return await start(*args)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.02 * min(attempt + 1, 10))
