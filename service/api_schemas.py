@@ -7,6 +7,7 @@ handlers validate the same rules (the fuzz test holds the two to each other).
 from __future__ import annotations
 
 from service.auth.passwords import EMAIL_PATTERN, MAX_LENGTH, MIN_LENGTH
+from service.auth.registration import CODE_MAX_LENGTH
 from service.faq import MAX_POSITION
 from service.handlers.checks import MAX_TRACK
 from service.handlers.common import MAX_INT, WEB_URL_PATTERN
@@ -87,6 +88,10 @@ SCHEMAS: dict[str, dict] = {
     "NewAccount": obj(("email", "password"), email=EMAIL,
                       password={"type": "string", "minLength": MIN_LENGTH,
                                 "maxLength": MAX_LENGTH}),
+    "RegistrationAnswer": obj(("status", "message"), status=STR, message=STR),
+    "Confirmation": obj(("code", "password"),
+                        code={"type": "string", "minLength": 1, "maxLength": CODE_MAX_LENGTH},
+                        password={"type": "string", "minLength": 1, "maxLength": MAX_LENGTH}),
     "User": obj(("id", "email", "role", "disabled"), id=STR, email=null(STR), role=STR,
                 disabled=BOOL, email_alerts=BOOL, queue_alerts=BOOL, has_password=BOOL,
                 created_at=NUMBER, last_seen_at=null(NUMBER), check_count=INT,

@@ -48,6 +48,18 @@ def forbidden(message: str) -> ApiError:
     return ApiError(403, "forbidden", message)
 
 
+async def _send_and_close(request: web.Request, resp: web.Response) -> web.Response:
+    """Send ``resp`` and close the connection right after it. ``resp.force_close()`` alone ends
+    keep-alive, but aiohttp first reads and drops what is left of an unread body for up to
+    ``lingering_time`` (10 s): a fake Content-Length would hold the socket that long for nothing.
+    """
+    resp.force_close()
+    await resp.prepare(request)
+    await resp.write_eof()
+    request.protocol.force_close()  # flushes what was written, then closes
+    return resp
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -66,7 +78,7 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except ApiError as e:
-        return e.response()
+        return await _send_and_close(request, e.response()) if e.close else e.response()
     except BadValue as e:  # input the database cannot hold (NUL in text, a number out of range)
         return ApiError(400, "bad_value", f"a value in the request cannot be stored: {e}").response()
     except PoolBusy as e:  # a flood is queued on that work: refuse more rather than wait
@@ -81,11 +93,11 @@ async def error_middleware(request: web.Request, handler):
             limit = request.app[SETTINGS].max_body_bytes
             message = f"the request body is larger than the limit of {limit} bytes"
         resp = web.json_response({"error": code, "message": message}, status=e.status)
-        if e.status == 413:  # the rest of the body is not read: do not wait for it
-            resp.force_close()
         for h in ("Allow", "Retry-After"):
             if h in e.headers:
                 resp.headers[h] = e.headers[h]
+        if e.status == 413:  # the rest of the body is not read: do not wait for it
+            return await _send_and_close(request, resp)
         return resp
     except ConnectionResetError:  # the client went away mid-request: theirs, not a bug of ours
         log.info("client closed the connection during %s %s", request.method, request.path)

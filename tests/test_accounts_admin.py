@@ -2,6 +2,7 @@
 
 
 from service.keys import DB
+from tests.support.accounts import register
 from tests.support.api import post_check as check
 from tests.support.paths import require_shared_data, sample_images
 
@@ -93,8 +94,7 @@ async def test_delete_a_user_with_their_data(client, auth):
     assert entry["actor"] == "root" and entry["target"] == "bob"
     assert entry["detail"]["email"] == "bob@example.com" and entry["detail"]["removed"] == removed
     # The address is free again.
-    resp = await client.post("/v1/auth/register", json={"email": "bob@example.com",
-                                                         "password": "a new password 1"})
+    resp = await register(client, "bob@example.com", "a new password 1")
     assert resp.status == 201
     assert (await client.delete("/v1/admin/users/root", headers=root)).status == 409
 

@@ -3,8 +3,10 @@ tokens from an external JWKS issuer instead."""
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
+import threading
 
 import jwt
 import pytest
@@ -13,19 +15,19 @@ from aiohttp import web
 from service.app import create_app
 from service.auth import passwords
 from service.auth.tokens import LocalIssuer
-from service.keys import DB
+from service.keys import DB, POOLS
 from service.settings import Settings
+from tests.support.accounts import (
+    PASSWORD,
+    ask_to_register,
+    confirm,
+    confirmation_code,
+    login,
+    register,
+)
+from tests.support.live import free_port
 from tests.support.paths import REPO
-
-PASSWORD = "correct horse battery"
-
-
-async def register(client, email="ann@example.com", password=PASSWORD):
-    return await client.post("/v1/auth/register", json={"email": email, "password": password})
-
-
-async def login(client, email="ann@example.com", password=PASSWORD):
-    return await client.post("/v1/auth/login", json={"email": email, "password": password})
+from tests.test_mail_delivery import SmtpServer, mail_settings
 
 
 def bearer(token: str) -> dict:
@@ -54,8 +56,7 @@ async def test_register_then_sign_in_and_use_the_token(client):
 
 async def test_registration_is_validated(client):
     assert (await register(client)).status == 201
-    cases = [({"email": "ann@example.com", "password": PASSWORD}, 409, "email_taken"),
-             ({"email": "not-an-email", "password": PASSWORD}, 400, "bad_email"),
+    cases = [({"email": "not-an-email", "password": PASSWORD}, 400, "bad_email"),
              ({"email": "bo@example.com", "password": "short"}, 400, "weak_password"),
              ({"email": "bo@example.com"}, 400, "missing_password")]
     for body, status, code in cases:
@@ -72,6 +73,129 @@ async def test_wrong_passwords_and_unknown_emails_answer_alike(client):
     for resp in (wrong, unknown):
         assert resp.status == 401
         assert await resp.json() == {"error": "bad_credentials", "message": "wrong email or password"}
+
+
+async def outbox(client, kind: str) -> list[dict]:
+    return [dict(r) for r in await client.app[DB].fetchall(
+        "SELECT recipient, subject, body, user_id FROM outbox WHERE kind = ? ORDER BY id", (kind,))]
+
+
+async def test_registering_answers_alike_whether_or_not_the_address_has_an_account(client):
+    ann = await (await register(client)).json()
+    before = await client.app[DB].fetchone("SELECT * FROM users WHERE id = ?", (ann["user"]["id"],))
+    taken = await ask_to_register(client, email="ann@example.com", password="another password!")
+    free = await ask_to_register(client, email="bob@example.com", password="bob's password!")
+    assert taken.status == free.status == 202
+    assert await taken.json() == await free.json()
+    assert (await taken.json())["status"] == "confirmation_sent"
+    # Ann's account is as it was, and she is told someone tried (once an hour, however often).
+    await ask_to_register(client, email="ann@example.com", password="yet another one!")
+    after = await client.app[DB].fetchone("SELECT * FROM users WHERE id = ?", (ann["user"]["id"],))
+    assert dict(after) == dict(before)
+    assert (await login(client, password="another password!")).status == 401
+    assert (await login(client)).status == 200
+    (notice,) = await outbox(client, "register_attempt")
+    assert notice["recipient"] == "ann@example.com" and "already has" in notice["body"]
+    assert "another password" not in notice["body"]
+    # Bob has no account until he confirms: signing in answers like an unknown address.
+    assert await client.app[DB].fetchone("SELECT id FROM users WHERE email = 'bob@example.com'") is None
+    early = await login(client, email="bob@example.com", password="bob's password!")
+    unknown = await login(client, email="nobody@example.com", password="bob's password!")
+    assert early.status == unknown.status == 401
+    assert await early.json() == await unknown.json()
+    resp = await confirm(client, await confirmation_code(client.app, "bob@example.com"),
+                         "bob's password!")
+    assert resp.status == 201, await resp.text()
+    session = await resp.json()
+    assert session["user"]["email"] == "bob@example.com" and session["user"]["role"] == "user"
+    assert (await client.get("/v1/me", headers=bearer(session["token"]))).status == 200
+    assert (await login(client, email="bob@example.com", password="bob's password!")).status == 200
+
+
+async def test_a_confirmation_needs_its_code_and_the_password_chosen_with_it(client):
+    # A stranger starts a registration of Vic's address with their own password; Vic registers
+    # too. The stranger's link, opened by Vic with Vic's password, confirms nothing.
+    await ask_to_register(client, email="vic@example.com", password="the stranger's one")
+    stranger_code = await confirmation_code(client.app, "vic@example.com")
+    await ask_to_register(client, email="vic@example.com", password="vic's own password")
+    vic_code = await confirmation_code(client.app, "vic@example.com")
+    assert vic_code != stranger_code
+    for code, password in ((stranger_code, "vic's own password"), (vic_code, "the stranger's one"),
+                           ("not-a-code", "vic's own password")):
+        resp = await confirm(client, code, password)
+        assert resp.status == 401 and (await resp.json())["error"] == "bad_confirmation"
+    assert (await confirm(client, vic_code, "vic's own password")).status == 201
+    for code, password in ((vic_code, "vic's own password"),  # used
+                           (stranger_code, "the stranger's one")):  # ended with it
+        assert (await confirm(client, code, password)).status == 401
+    assert (await login(client, email="vic@example.com", password="the stranger's one")).status == 401
+    # An expired code confirms nothing; odd input is a 400.
+    await ask_to_register(client, email="old@example.com")
+    await client.app[DB].execute("UPDATE registrations SET expires_at = 1 WHERE email = ?",
+                                 ("old@example.com",))
+    resp = await confirm(client, await confirmation_code(client.app, "old@example.com"))
+    assert resp.status == 401
+    for body, code in (({"code": 5, "password": PASSWORD}, "bad_code"),
+                       ({"code": "", "password": PASSWORD}, "bad_code"),
+                       ({"code": "x"}, "missing_password")):
+        resp = await client.post("/v1/auth/confirm", json=body)
+        assert resp.status == 400 and (await resp.json())["error"] == code, body
+
+
+async def test_every_answer_about_an_address_costs_a_password_hash(client):
+    """Whether or not the address has an account (or the code exists), the same hashing is done:
+    with every hashing thread busy and its queue full, each of these waits for it (503 busy)
+    instead of answering early."""
+    await register(client)
+    await ask_to_register(client, email="pending@example.com")
+    pool = client.app[POOLS].passwords
+    gate = threading.Event()
+    blocked = [asyncio.ensure_future(pool.run(gate.wait)) for _ in range(pool.limit)]
+    try:
+        await wait_for(lambda: pool.in_flight == pool.limit)
+        attempts = [ask_to_register(client, email="ann@example.com"),
+                    ask_to_register(client, email="new@example.com"),
+                    login(client, password="wrong password!"),
+                    login(client, email="nobody@example.com"),
+                    login(client, email="pending@example.com"),
+                    confirm(client, "no-such-code")]
+        for attempt in attempts:
+            resp = await attempt
+            assert resp.status == 503 and (await resp.json())["error"] == "busy"
+    finally:
+        gate.set()
+        await asyncio.gather(*blocked)
+
+
+async def test_the_mails_arrive_and_the_link_finishes_the_registration(aiohttp_client, tmp_path,
+                                                                       database_url):
+    """Through a real SMTP server: the new address gets a link, the taken one a notice."""
+    smtp = SmtpServer(free_port()).start()
+    try:
+        settings = mail_settings(tmp_path / "data", smtp.port, database_url=database_url)
+        client = await aiohttp_client(create_app(settings))
+        assert (await register(client)).status == 201  # ann: mail 1
+        await ask_to_register(client, email="ann@example.com", password="another password!")
+        await ask_to_register(client, email="bob@example.com", password="bob's password!")
+        await smtp.wait_for(3)
+        subjects = sorted(m["Subject"] for m in smtp.to("ann@example.com"))
+        assert subjects == ["Realcheck: confirm your email address",
+                            "Realcheck: someone tried to register with your address"]
+        (mail,) = smtp.to("bob@example.com")
+        text = mail.get_content()
+        link = re.search(r"\S+#confirm=\S+", text).group(0)
+        assert link.startswith(settings.public_url + "/signin#confirm=")
+        resp = await confirm(client, link.split("#confirm=")[1], "bob's password!")
+        assert resp.status == 201 and (await resp.json())["user"]["email"] == "bob@example.com"
+    finally:
+        smtp.stop()
+
+
+async def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

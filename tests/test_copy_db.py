@@ -11,9 +11,10 @@ import sys
 from service.app import create_app
 from service.auth.tokens import LocalIssuer
 from service.settings import Settings
+from tests.support.accounts import PASSWORD, login, register
 from tests.support.api import post_check
 from tests.support.paths import REPO
-from tests.test_accounts_signin import PASSWORD, bearer, login, register
+from tests.test_accounts_signin import bearer
 
 
 def copy_db(data_dir, url: str) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from tests.support.accounts import confirmation_code
 from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
 pytestmark = pytest.mark.browser
@@ -140,6 +141,16 @@ async def test_sign_in_page_registers_shows_the_token_and_the_dashboard_uses_it(
     await page.fill("#password", "short")
     await page.click("#auth-submit")  # the browser's own check (minlength) stops it
     assert await page.locator("#token-card").is_hidden()
+    await page.fill("#password", "a long enough password")
+    await page.click("#auth-submit")  # asks to register: a mail with a link follows
+    await page.wait_for_selector("#auth-notice:not(.hidden)")
+    assert "Check your email" in await page.text_content("#auth-notice")
+    assert await page.locator("#token-card").is_hidden()
+    code = await confirmation_code(server.app, "new.person@example.com")
+    await page.goto(f"{base}/signin#confirm={code}")  # the link in the mail
+    await page.wait_for_selector("#code-field:not(.hidden)")
+    assert await page.input_value("#code") == code
+    assert await page.evaluate("location.hash") == ""  # the code leaves the address bar
     await page.fill("#password", "a long enough password")
     await page.click("#auth-submit")
     await page.wait_for_selector("#token-card:not(.hidden)")

@@ -6,6 +6,8 @@ import time
 
 import aiohttp
 
+from tests.support.accounts import register
+
 
 async def test_every_kind_of_event_is_recorded_with_who_when_and_what(client, auth, face_bytes):
     started = time.time()
@@ -14,8 +16,7 @@ async def test_every_kind_of_event_is_recorded_with_who_when_and_what(client, au
     await client.get("/v1/me", headers=root)
     await client.get("/v1/me", headers=alice)
     # sign-in events
-    reg = await (await client.post("/v1/auth/register", json={"email": "ann@example.com",
-                                                              "password": "ann's password"})).json()
+    reg = await (await register(client, "ann@example.com", "ann's password")).json()
     await client.post("/v1/auth/login", json={"email": "ann@example.com", "password": "wrong one!!"})
     await client.post("/v1/auth/login", json={"email": "ann@example.com", "password": "ann's password"})
     # a report and a decision
@@ -37,7 +38,8 @@ async def test_every_kind_of_event_is_recorded_with_who_when_and_what(client, au
     items = [e for e in items if e["action"] != "auth.first_seen"]
     assert [e["action"] for e in items] == [
         "admin.delete_user", "admin.disable", "admin.role_change", "moderation.decision",
-        "moderation.report", "auth.login", "auth.login_failed", "auth.register"]
+        "moderation.report", "auth.login", "auth.login_failed", "auth.register",
+        "auth.register_requested"]
     by_action = {e["action"]: e for e in items}
     assert all(started <= e["at"] <= time.time() for e in items)
     assert [e["id"] for e in items] == sorted((e["id"] for e in items), reverse=True)

@@ -21,18 +21,9 @@ from service.checks.fetch import PublicOnlyResolver
 from service.keys import POOLS
 from service.routes import Route, add_routes
 from service.settings import Settings
+from tests.support.accounts import PASSWORD, ask_to_register, login, register
 from tests.support.api import post_check
 from tests.support.paths import REPO
-
-PASSWORD = "correct horse battery"
-
-
-async def register(client, email="ann@example.com", password=PASSWORD):
-    return await client.post("/v1/auth/register", json={"email": email, "password": password})
-
-
-async def login(client, email="ann@example.com", password=PASSWORD):
-    return await client.post("/v1/auth/login", json={"email": email, "password": password})
 
 
 async def error_of(resp) -> tuple[int, str]:
@@ -53,7 +44,7 @@ async def test_sign_in_attempts_are_limited_per_address(aiohttp_client, tmp_path
     for i in (1, 2):  # another unknown email each time: the address limit, not a lockout
         resp = await login(client, email=f"x{i}@example.com")
         assert await error_of(resp) == (429, "rate_limited")
-    resp = await register(client, email="new@example.com")
+    resp = await ask_to_register(client, email="new@example.com")
     assert await error_of(resp) == (429, "rate_limited") and int(resp.headers["Retry-After"]) >= 1
 
 
@@ -280,6 +271,35 @@ async def test_a_huge_declared_body_on_a_small_route_is_refused_at_once(server, 
         assert head.startswith(b"HTTP/1.1 413 "), (path, head)
         assert b"connection: close" in head.lower(), head  # and no more requests on it
         assert json.loads(body)["error"] == "payload_too_large", path
+
+
+@pytest.fixture
+async def lingering_server(app):
+    """Like ``server``, with aiohttp's lingering close (read and drop an unread body before
+    closing; 10 s by default) stretched to 10 minutes: a socket closed within the tests' bound
+    was closed by the service, not by that timer."""
+    runner = web.AppRunner(app, handler_cancellation=False, lingering_time=600)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield runner.addresses[0][:2]
+    await runner.cleanup()
+
+
+async def test_the_connection_is_closed_right_after_the_413(lingering_server):
+    for path in ("/v1/auth/login", "/v1/auth/register"):
+        reader, writer = await raw(lingering_server, f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: 1000000000",
+                                   b'{"email": ')
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            assert head.startswith(b"HTTP/1.1 413 "), head
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            assert json.loads(await reader.readexactly(length))["error"] == "payload_too_large"
+            # The service closes the socket (end of stream), without waiting for the body.
+            assert await asyncio.wait_for(reader.read(), 30) == b"", path
+        finally:
+            writer.close()
 
 
 async def test_a_client_that_goes_away_mid_body_is_not_an_error(server, caplog):

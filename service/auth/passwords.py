@@ -25,7 +25,10 @@ EMAIL_PATTERN = (r"[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,120}"
                  r"\.[^@.\x00-\x20\x7f]{2,63}")
 EMAIL_RE = re.compile(EMAIL_PATTERN)
 
-_dummy_hash: str | None = None
+#: stands for the hash of an account that does not exist: the same parameters, so checking a
+#: password against it costs what a real check costs, and a key no password derives (2^-256)
+_DUMMY_HASH = f"scrypt${LOG2_N}${R}${P}${base64.b64encode(os.urandom(16)).decode()}$" \
+    + base64.b64encode(bytes(KEY_BYTES)).decode()
 
 
 def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
@@ -77,11 +80,8 @@ async def hash_password(password: str, pool=None) -> str:
 
 async def verify_password(password: str, stored: str | None, pool=None) -> bool:
     """Constant work whether or not the account exists (``stored`` None): no timing oracle."""
-    global _dummy_hash
     if stored is None:
-        if _dummy_hash is None:
-            _dummy_hash = await asyncio.to_thread(hash_sync, "not a real password")
-        await _run(pool, verify_sync, password, _dummy_hash)
+        await _run(pool, verify_sync, password, _DUMMY_HASH)
         return False
     return await _run(pool, verify_sync, password, stored)
 

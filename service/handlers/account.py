@@ -1,15 +1,19 @@
-"""Sign-in without an outside provider (register, log in) and the caller's own settings."""
+"""Sign-in without an outside provider (register, confirm, log in) and the caller's own settings."""
 
 from __future__ import annotations
+
+import logging
 
 from aiohttp import web
 
 from service import accounts, audit
-from service.auth import passwords
+from service.auth import passwords, registration
 from service.auth.identity import caller
 from service.errors import ApiError, bad_request
 from service.handlers.common import read_json
-from service.keys import AUTH_LIMITER, DB, ISSUER, LOGIN_THROTTLE, POOLS, SETTINGS
+from service.keys import AUTH_LIMITER, DB, ISSUER, LOGIN_THROTTLE, MAIL, POOLS, SETTINGS
+
+log = logging.getLogger(__name__)
 
 
 def _issuer(request: web.Request):
@@ -22,7 +26,7 @@ def _issuer(request: web.Request):
 
 
 async def _throttle(request: web.Request) -> None:
-    """Sign-in and register attempts per client address, counted before any hashing."""
+    """Sign-in, register and confirm attempts per client address, counted before any hashing."""
     wait = await request.app[AUTH_LIMITER].take(request.remote or "unknown")
     if wait > 0:
         raise ApiError(429, "rate_limited", "too many sign-in attempts from your address; slow down",
@@ -50,21 +54,68 @@ def _session(request: web.Request, row) -> dict:
             "user": accounts.public(row)}
 
 
+#: the answer to every registration request, whether or not the address has an account
+REGISTER_ANSWER = {
+    "status": "confirmation_sent",
+    "message": "Check your email: we sent a message to this address. To finish creating your"
+               " account, open its link and enter your password (valid for"
+               f" {registration.CODE_TTL_S // 3600} hours). If the address already has an"
+               " account, the message says so.",
+}
+
+
 async def register(request: web.Request) -> web.Response:
-    """Create an account (role user) with email and password; answers a session token."""
+    """Ask for an account (role user) with email and password: 202 and a mail, the same answer
+    whether or not the address has an account (``service.auth.registration``)."""
     _issuer(request)
     await _throttle(request)
     email, password = await _credentials(request)
     problem = passwords.password_problem(password)
     if problem:
         raise bad_request("weak_password", problem)
-    db = request.app[DB]
-    if await accounts.email_in_use(db, email):  # answered before the slow hash; create decides
-        raise accounts.email_taken()
+    # Hashed whether or not the address has an account: both answers take as long.
     password_hash = await passwords.hash_password(password, request.app[POOLS].passwords)
-    async with db.transaction() as tx:
-        user_id = await accounts.create(tx, email, password_hash)
-        await audit.record(tx, user_id, "auth.register", user_id, {"email": email}, request.remote)
+    s = request.app[SETTINGS]
+    async with request.app[DB].transaction() as tx:
+        code = await registration.request(tx, email, password_hash, s.public_url.rstrip("/"))
+        await audit.record(tx, None, "auth.register_requested", None,
+                           {"email": email, "new": code is not None}, request.remote)
+    request.app[MAIL].poke()
+    if code is not None and not s.smtp_host:
+        log.warning("mail is off (REALCHECK_SMTP_HOST is empty): the registration of %s is"
+                    " confirmed at %s", email, registration.link(s.public_url.rstrip("/"), code))
+    return web.json_response(REGISTER_ANSWER, status=202)
+
+
+async def confirm(request: web.Request) -> web.Response:
+    """The code from the registration mail and the password chosen then -> the new account's
+    session (201)."""
+    _issuer(request)
+    await _throttle(request)
+    body = await read_json(request, ("code", "password"))
+    code, password = body.get("code"), body.get("password")
+    if not isinstance(code, str) or not 0 < len(code) <= registration.CODE_MAX_LENGTH:
+        raise bad_request("bad_code", "send the code from the registration mail")
+    if not isinstance(password, str) or not password:
+        raise bad_request("missing_password", "send the password you registered with")
+    if len(password) > passwords.MAX_LENGTH:
+        raise bad_request("weak_password",
+                          f"the password may have at most {passwords.MAX_LENGTH} characters")
+    db = request.app[DB]
+    pending = await registration.pending(db, code)
+    ok = await passwords.verify_password(password, pending["password_hash"] if pending else None,
+                                         request.app[POOLS].passwords)
+    user_id = None
+    if ok:
+        async with db.transaction() as tx:
+            user_id = await registration.confirm(tx, pending)
+            if user_id is not None:
+                await audit.record(tx, user_id, "auth.register", user_id,
+                                   {"email": pending["email"]}, request.remote)
+    if user_id is None:
+        raise ApiError(401, "bad_confirmation",
+                       "this code is wrong, used or expired, or the password is not the one you"
+                       " registered with")
     return web.json_response(_session(request, await accounts.get(db, user_id)), status=201)
 
 

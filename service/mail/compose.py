@@ -64,3 +64,22 @@ def decision(decision: str, note: str | None, report: dict, base_url: str) -> tu
     lines += ["", f"Help: {base_url}/help"]
     footer = "\n--\nRealcheck. You get this because you reported this image.\n"
     return "Realcheck: moderators decided on your report", "\n".join(lines) + footer
+
+
+def confirm_registration(link: str, code: str, valid_h: int) -> tuple[str, str]:
+    lines = ["Someone (we hope you) asked to create a Realcheck account with this address.", "",
+             "To finish, open this link and enter the password you chose:", link, "",
+             f"Or paste this code on the sign-in page: {code}",
+             f"It is valid for {valid_h} hours.", "",
+             "If this was not you, ignore this message: no account is created without it."]
+    footer = "\n--\nRealcheck. You get this because this address was entered to create an account.\n"
+    return "Realcheck: confirm your email address", "\n".join(lines) + footer
+
+
+def registration_attempt(base_url: str) -> tuple[str, str]:
+    lines = ["Someone tried to create a Realcheck account with this address, which already has",
+             "an account. Nothing about your account was changed.", "",
+             f"If it was you, sign in instead: {base_url}/signin",
+             "If it was not you, there is nothing to do: they cannot use your account."]
+    footer = "\n--\nRealcheck. You get this because this address has a Realcheck account.\n"
+    return "Realcheck: someone tried to register with your address", "\n".join(lines) + footer

@@ -1,21 +1,32 @@
-// Sign-in page: register or sign in with email and password, then show the session token.
+// Sign-in page: sign in, register (a mail with a link or code follows), or finish a registration
+// with that code; then show the session token.
 "use strict";
 
 const TOKEN_KEY = "realcheck.token";
 let mode = "login";
 const $ = (id) => document.getElementById(id);
 
+const SUBMIT = { login: "Sign in", register: "Create account", confirm: "Confirm and sign in" };
+
 function setMode(next) {
   mode = next;
   $("tab-login").setAttribute("aria-selected", String(mode === "login"));
   $("tab-register").setAttribute("aria-selected", String(mode === "register"));
-  $("auth-submit").textContent = mode === "login" ? "Sign in" : "Create account";
+  $("auth-submit").textContent = SUBMIT[mode];
+  // Registering chooses a password; confirming types the one chosen then.
   $("password").setAttribute("autocomplete", mode === "login" ? "current-password" : "new-password");
-  $("password-hint").classList.toggle("hidden", mode === "login");
+  $("password-hint").classList.toggle("hidden", mode !== "register");
+  $("email-field").classList.toggle("hidden", mode === "confirm");
+  $("email").required = mode !== "confirm";
+  $("code-field").classList.toggle("hidden", mode !== "confirm");
+  $("code").required = mode === "confirm";
+  $("confirm-intro").classList.toggle("hidden", mode !== "confirm");
+  $("have-code").classList.toggle("hidden", mode === "confirm");
   $("auth-error").classList.add("hidden");
 }
-$("tab-login").addEventListener("click", () => setMode("login"));
-$("tab-register").addEventListener("click", () => setMode("register"));
+$("tab-login").addEventListener("click", () => { $("auth-notice").classList.add("hidden"); setMode("login"); });
+$("tab-register").addEventListener("click", () => { $("auth-notice").classList.add("hidden"); setMode("register"); });
+$("have-code").addEventListener("click", () => { setMode("confirm"); $("code").focus(); });
 
 function showToken(token, user, expiresIn) {
   localStorage.setItem(TOKEN_KEY, token);
@@ -29,20 +40,34 @@ function showToken(token, user, expiresIn) {
   $("token-card").classList.remove("hidden");
 }
 
+function request() {
+  const password = $("password").value;
+  if (mode === "confirm") return ["/v1/auth/confirm", { code: $("code").value.trim(), password }];
+  return [mode === "login" ? "/v1/auth/login" : "/v1/auth/register", { email: $("email").value, password }];
+}
+
 $("auth-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const err = $("auth-error");
   err.classList.add("hidden");
+  $("auth-notice").classList.add("hidden");
   $("auth-submit").disabled = true;
   try {
-    const resp = await fetch(mode === "login" ? "/v1/auth/login" : "/v1/auth/register", {
+    const [path, payload] = request();
+    const resp = await fetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ email: $("email").value, password: $("password").value }),
+      body: JSON.stringify(payload),
     });
     const body = await resp.json().catch(() => ({}));
     if (!resp.ok) throw new Error(body.message || `HTTP ${resp.status}`);
     $("password").value = "";
+    if (resp.status === 202) { // registration asked for: the mail tells the rest
+      $("auth-notice").textContent = body.message;
+      $("auth-notice").classList.remove("hidden");
+      setMode("login");
+      return;
+    }
     showToken(body.token, body.user, body.expires_in);
   } catch (ex) {
     err.textContent = ex.message;
@@ -74,3 +99,18 @@ $("signout").addEventListener("click", () => {
   $("auth-card").classList.remove("hidden");
   $("email").focus();
 });
+
+// The link in the registration mail: /signin#confirm=<code> (opened fresh, or in this tab). The
+// code is taken into the form and dropped from the address bar (and so from the history).
+function takeLink() {
+  const link = /^#confirm=([A-Za-z0-9_-]{1,200})$/.exec(location.hash);
+  if (!link) return;
+  $("code").value = link[1];
+  history.replaceState(null, "", location.pathname);
+  $("token-card").classList.add("hidden");
+  $("auth-card").classList.remove("hidden");
+  setMode("confirm");
+  $("password").focus();
+}
+window.addEventListener("hashchange", takeLink);
+takeLink();

@@ -297,6 +297,18 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX jobs_user ON jobs (user_id, created_at)",
     ],
+    # 8: registrations waiting for their address to be confirmed (an account is created only
+    #    then); the confirmation code is kept as its SHA-256.
+    [
+        """CREATE TABLE registrations (
+            code_hash TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created_at {float} NOT NULL,
+            expires_at {float} NOT NULL
+        )""",
+        "CREATE INDEX registrations_email ON registrations (email)",
+    ],
 ]
 
 
