@@ -152,6 +152,6 @@
     await rec.done;
     const now = tracked.get(video);
     return {ok: true, found: videos.length, state: now?.state, path: now?.video?.path, capture: now?.video?.capture,
-            error: now?.error ?? null};
+            checkId: now?.check?.id ?? null, error: now?.error ?? null};
   };
 })();
