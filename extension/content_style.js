@@ -71,8 +71,11 @@ globalThis.REALCHECK_CSS = `
   overflow-x: auto; overscroll-behavior: contain; }
 .panel ol.timeline li { flex: none; width: 64px; display: flex; flex-direction: column; align-items: center;
   border: 2px solid transparent; border-radius: 4px; font-size: 10px; line-height: 1.2; }
+.panel ol.timeline .thumb { position: relative; display: block; width: 60px; }
 .panel ol.timeline li img { display: block; width: 60px; height: auto; min-height: 20px; border-radius: 2px;
   background: #e5e7eb; }
+.panel ol.timeline .box { position: absolute; box-sizing: border-box; border: 1.5px solid #facc15;
+  box-shadow: 0 0 0 1px rgba(0, 0, 0, .45); }
 .panel ol.timeline li.decisive { border-color: #111827; }
 .panel ol.timeline .frame-score { font-weight: 700; padding: 0 3px; border-radius: 3px; margin-top: 1px; }
 .panel ol.timeline li.fake .frame-score { background: #fee2e2; color: #991b1b; }

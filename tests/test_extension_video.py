@@ -212,7 +212,8 @@ def check_result_panel(stack, page, answer: dict) -> dict:
             id: Number(t.dataset.track),
             frames: [...t.querySelectorAll('.timeline li')].map((li) => ({
                 index: Number(li.dataset.frame), score: li.querySelector('.frame-score').textContent,
-                decisive: li.classList.contains('decisive'), thumb: li.querySelector('img').naturalWidth})),
+                decisive: li.classList.contains('decisive'), thumb: li.querySelector('img').naturalWidth,
+                box: Boolean(li.querySelector('.box'))})),
             heatmap: t.querySelector('.heatmap')?.naturalWidth ?? 0})),
         text: p.innerText}"""))
     assert shown["pill"] == LABELS[check["verdict"]] == LABELS[answer["state"]]
@@ -221,7 +222,7 @@ def check_result_panel(stack, page, answer: dict) -> dict:
         assert [f["index"] for f in seen["frames"]] == [f["frame_index"] for f in track["timeline"]]
         assert [f["score"] for f in seen["frames"]] == [f"{f['score']:.2f}" for f in track["timeline"]]
         assert [f["index"] for f in seen["frames"] if f["decisive"]] == [track["decisive"]["frame_index"]]
-        assert all(f["thumb"] > 0 for f in seen["frames"]) and seen["heatmap"] > 0
+        assert all(f["thumb"] > 0 and f["box"] for f in seen["frames"]) and seen["heatmap"] > 0
     assert "null" not in shown["text"] and "undefined" not in shown["text"] and "NaN" not in shown["text"]
     return check
 

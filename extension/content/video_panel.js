@@ -95,19 +95,33 @@
     return score >= thresholds.fake_from ? "fake" : score < thresholds.real_below ? "real" : "uncertain";
   }
 
+  /** A frame's thumbnail with the track's face outlined on it (the box is in the video's pixels). */
+  function thumbnail(rec, f) {
+    const c = rec.check;
+    const img = h("img", {alt: `Frame at ${time(f.t)}`});
+    showImage(rec, img, `/v1/checks/${encodeURIComponent(c.id)}/frames/${f.frame_index}.jpg`);
+    const wrap = h("span", {class: "thumb"}, img);
+    const w = c.video?.width, hgt = c.video?.height;
+    if (Array.isArray(f.box) && w > 0 && hgt > 0) {
+      const box = h("i", {class: "box"});
+      const [x, y, bw, bh] = f.box;
+      Object.assign(box.style, {left: `${(100 * x) / w}%`, top: `${(100 * y) / hgt}%`,
+                                width: `${(100 * bw) / w}%`, height: `${(100 * bh) / hgt}%`});
+      wrap.append(box);
+    }
+    return wrap;
+  }
+
   /** One track: its verdict, time range, a timeline strip and its decisive frame's heatmap. */
   function trackPart(rec, track, n, many) {
     const c = rec.check;
     const decisive = track.decisive?.frame_index;
     const strip = h("ol", {class: "timeline", "aria-label": `Face ${n}: P(fake) of every frame it was seen in`},
-      (track.timeline ?? []).map((f) => {
-        const thumb = h("img", {alt: `Frame at ${time(f.t)}`, width: "64", height: "36"});
-        showImage(rec, thumb, `/v1/checks/${encodeURIComponent(c.id)}/frames/${f.frame_index}.jpg`);
-        return h("li", {class: `frame ${frameClass(f.score, rec.thresholds)}${f.frame_index === decisive ? " decisive" : ""}`,
-                        "data-frame": String(f.frame_index), "data-score": String(f.score),
-                        title: `${time(f.t)}: P(fake) ${R.fixed(f.score)}${f.frame_index === decisive ? " (decisive frame)" : ""}`},
-          thumb, h("span", {class: "frame-score"}, R.fixed(f.score)), h("span", {class: "frame-t"}, time(f.t)));
-      }));
+      (track.timeline ?? []).map((f) => h("li", {
+        class: `frame ${frameClass(f.score, rec.thresholds)}${f.frame_index === decisive ? " decisive" : ""}`,
+        "data-frame": String(f.frame_index), "data-score": String(f.score),
+        title: `${time(f.t)}: P(fake) ${R.fixed(f.score)}${f.frame_index === decisive ? " (decisive frame)" : ""}`},
+      thumbnail(rec, f), h("span", {class: "frame-score"}, R.fixed(f.score)), h("span", {class: "frame-t"}, time(f.t)))));
     requestAnimationFrame(() => { // the decisive frame in view within its strip
       const mark = strip.querySelector(".decisive");
       if (mark) strip.scrollLeft = mark.offsetLeft - strip.offsetLeft - (strip.clientWidth - mark.offsetWidth) / 2;
@@ -143,6 +157,8 @@
         ? `${tracks.length} faces followed (${seen}); the video gets the verdict of its most suspicious face:`
         : tracks.length ? `1 face followed (${seen}):` : `${seen}.`),
       ...tracks.map((t, i) => trackPart(rec, t, i + 1, tracks.length > 1)),
+      c.note ? h("p", {class: "muted"}, `Note: ${c.note}.`) : null,
+      v.rule ? h("p", {class: "muted video-rule"}, `How a face's frames are combined: ${v.rule}.`) : null,
       c.warning ? h("p", {class: "warning"}, `Note: ${c.warning}.`) : null,
       reportParts(rec),
     ];

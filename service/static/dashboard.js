@@ -287,9 +287,92 @@ function renderDetail(item) {
   const facts = h("div", { class: "facts" },
     fact(pct(item.detectors.score), "P(fake) of the decisive face, detectors: " + verdictWord(item.detectors.verdict)),
     fact(item.check_count, "checks"), fact(item.user_count, "users met it"), fact(item.report_count, "reports"));
-  pane.append(...[head, media, decide_, facts, provenanceSection(item), facesSection(item), variantsSection(item),
+  const video = h("div", { id: "video-slot" });
+  pane.append(...[head, media, video, decide_, facts, provenanceSection(item), facesSection(item), variantsSection(item),
     h("div", { class: "two" }, pagesSection(item), reportsSection(item)), historySection(item)].filter(Boolean));
   if (item.warning) pane.append(h("p", { class: "hint" }, "Note: " + item.warning));
+  showVideo(item, head, media, video);
+}
+
+// ---- videos: a timeline strip per face track ------------------------------------------------
+/** The checks of an item, newest first: the one that flagged it and those reported (the item's
+ * own record names them); a video's frames and tracks are read from one of them. */
+function itemCheckIds(item) {
+  const ids = [];
+  for (const e of item.history.slice().reverse()) if (e.kind === "flagged" && e.detail && e.detail.check_id) ids.push(e.detail.check_id);
+  for (const r of item.reports.slice().reverse()) if (r.check_id) ids.push(r.check_id);
+  return [...new Set(ids)];
+}
+
+/** The video check behind an item (null for an image, or when none of its checks remains). */
+async function videoCheckOf(item) {
+  for (const id of itemCheckIds(item)) {
+    try {
+      const check = await api(`/v1/checks/${encodeURIComponent(id)}`);
+      return check.media === "video" ? check : null;
+    } catch (ex) {
+      if (ex.status !== 404) throw ex; // that check was deleted: try the next
+    }
+  }
+  return null;
+}
+
+/** A sampled frame's thumbnail with the track's face outlined (its box is in the video's pixels). */
+function frameThumb(f, v, path) {
+  const wrap = h("span", { class: "thumb-wrap" }, loadImage(h("img", { alt: `Frame at ${secs(f.t)}` }), path));
+  if (Array.isArray(f.box) && v.width > 0 && v.height > 0) {
+    const box = h("i", { class: "box" });
+    const [x, y, w, bh] = f.box;
+    Object.assign(box.style, { left: `${100 * x / v.width}%`, top: `${100 * y / v.height}%`,
+      width: `${100 * w / v.width}%`, height: `${100 * bh / v.height}%` });
+    wrap.append(box);
+  }
+  return wrap;
+}
+
+function secs(s) { return typeof s === "number" ? s.toFixed(1) + " s" : "–"; }
+
+async function showVideo(item, head, media, slot) {
+  let check;
+  try { check = await videoCheckOf(item); } catch (ex) { toast(ex.message, true); return; }
+  if (!check || S.queue.selected !== item.id || !slot.isConnected) return;
+  const v = check.video || {};
+  const tracks = v.tracks || [];
+  $("h2", head).textContent = "Flagged video";
+  const captions = $$("figcaption", media);
+  if (captions[0]) captions[0].textContent = "Decisive frame";
+  if (captions[1]) captions[1].textContent = "Heatmap of the decisive frame";
+  const how = v.source === "frames"
+    ? `${v.frames_sampled} frames captured from a playing video (${v.capture === "tab" ? "screen" : v.capture || "?"})`
+    : `${v.frames_sampled} frames sampled at ${v.fps_sampled}/s from the video file`;
+  const base = `/v1/checks/${encodeURIComponent(check.id)}`;
+  const strips = tracks.map((t, n) => {
+    const decisive = t.decisive ? t.decisive.frame_index : null;
+    const frames = (t.timeline || []).map((f) => {
+      const mark = f.frame_index === decisive;
+      return h("li", { class: "frame " + scoreClass(f.score) + (mark ? " decisive" : ""),
+        dataset: { frame: f.frame_index, score: f.score }, title: `${secs(f.t)}: P(fake) ${pct(f.score)}${mark ? " (decisive frame)" : ""}` },
+        frameThumb(f, v, `${base}/frames/${f.frame_index}.jpg`),
+        h("span", { class: "frame-score" }, pct(f.score)), h("span", { class: "frame-t" }, secs(f.t)));
+    });
+    const heat = tracks.length > 1
+      ? figure(`${base}/heatmap.png?track=${t.id}`, `Face ${n + 1}: heatmap of its decisive frame (${secs(t.decisive && t.decisive.t)})`)
+      : null;
+    return h("div", { class: "track card", dataset: { track: t.id } },
+      h("div", { class: "track-head" }, h("b", {}, `Face ${n + 1}`),
+        h("span", { class: "badge " + t.verdict }, verdictWord(t.verdict)),
+        h("span", {}, `P(fake) ${pct(t.score)}`), h("span", { class: "muted" }, `${secs(t.start_s)}–${secs(t.end_s)} · ${t.frames_seen} frames`),
+        t.too_short ? h("span", { class: "muted" }, "· seen too briefly to judge well") : null),
+      h("ol", { class: "timeline", "aria-label": `Face ${n + 1}: P(fake) per sampled frame` }, frames),
+      heat ? h("div", { class: "track-heat" }, heat) : null);
+  });
+  slot.replaceWith(h("div", { class: "section", id: "video" },
+    h("h3", {}, "Video timeline"),
+    h("p", { class: "hint" }, `${how}${typeof v.duration_s === "number" ? ", " + secs(v.duration_s) : ""}. `
+      + (tracks.length ? `${tracks.length} face track${tracks.length === 1 ? "" : "s"}; the decisive frame of each is outlined. Decide on the whole video.`
+        : "No face in any sampled frame.")),
+    v.rule ? h("p", { class: "hint", id: "video-rule" }, "How a face's frames are combined: " + v.rule + ".") : null,
+    strips));
 }
 
 /** Content Credentials beside the detectors' score; unsigned hints labelled unverified. */
