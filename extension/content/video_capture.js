@@ -78,7 +78,8 @@
    * Captures frames into `state` (the panel shows it as it goes): `state.capture` is "canvas"
    * or "tab", `state.rate` the frames per second of playing time, `state.frames` the JPEG data:
    * URLs, `state.waiting` why it waits ("play": the video is paused; "visible": it is not on
-   * screen), and the panel may set `state.stop` (check what is there now) or `state.cancelled`.
+   * screen), and the panel may set `state.stop` (check what is there now) or `state.cancelled`;
+   * `state.alive()`, when given, says whether the check is still wanted.
    * `plan` is the worker's {fps, seconds, maxFrames, maxSide, maxPixels}; `onChange()` is called on news.
    */
   R.captureVideo = async (video, state, {plan, tabShotsPerSecond}, onChange) => {
@@ -100,6 +101,10 @@
     const step = 1 / state.rate;
     let next = null;
     while (!state.stop && !state.cancelled && state.frames.length < state.maxFrames && !video.ended) {
+      if (state.alive && !state.alive()) { // the video left the page (or its source changed)
+        state.cancelled = true;
+        break;
+      }
       const waiting = video.paused || video.readyState < 2 ? "play" : null;
       if (waiting !== state.waiting) {
         state.waiting = waiting;

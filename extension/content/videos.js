@@ -73,6 +73,7 @@
       const plan = await R.send({type: "realcheck:video-plan"});
       if (!plan.ok) throw failure(plan.error);
       v.phase = "capturing";
+      v.alive = () => tracked.get(video) === rec && video.isConnected;
       await R.captureVideo(video, v, plan, update_);
       if (v.cancelled) throw failure({code: "cancelled", message: "Cancelled: no frame was sent."});
       if (!v.frames.length) throw failure({code: "no_frames", message: "No frame was captured: play the video, then check it again."});

@@ -334,7 +334,7 @@ function secs(s) { return typeof s === "number" ? s.toFixed(1) + " s" : "–"; }
 
 async function showVideo(item, head, media, slot) {
   let check;
-  try { check = await videoCheckOf(item); } catch (ex) { toast(ex.message, true); return; }
+  try { check = await videoCheckOf(item); } catch { return; } // an image's item, or its check is out of reach
   if (!check || S.queue.selected !== item.id || !slot.isConnected) return;
   const v = check.video || {};
   const tracks = v.tracks || [];
