@@ -294,6 +294,17 @@ def test_a_video_file_is_fetched_by_the_service(ext):
     assert check["video"]["source"] == "file" and check["video"]["capture"] is None
     assert len(check["video"]["tracks"]) >= 1
 
+    # Checked again (another visit): the service knows the video's bytes and answers at once.
+    mark = len(site.seen)
+    page.reload()
+    page.wait_for_function("document.querySelector('video').currentTime > 0.1", timeout=TIMEOUT_S * 1000)
+    start_menu_check(ext, page)
+    again = wait_until(lambda: menu_answer(ext), TIMEOUT_S, "the second check to end")
+    assert again["checkId"] == answer["checkId"] and again["state"] == answer["state"], again
+    assert [s.status for s in site.requests_since(mark) if s.is_upload] == [201]
+    assert not [s for s in site.requests_since(mark) if s.path.startswith("/v1/jobs/")], "no job to follow"
+    check_result_panel(ext, page, again)
+
 
 def test_a_stream_is_captured_from_a_canvas_and_sent_as_frames(ext):
     site = ext["site"]
