@@ -14,6 +14,13 @@ from tests.test_dashboard_browser import browser, new_page, server, wait_until  
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture
+def backend() -> str:
+    """SQLite only: storing videos on PostgreSQL is the service tests' (tests/test_video_checks.py);
+    this one is about the page."""
+    return "sqlite"
+
+
 def two_faces_video() -> bytes:
     """A fake face crossing the picture and a real one joining it halfway (two tracks)."""
     from tests.support.videos import Appearance, encode
