@@ -7,7 +7,15 @@ from aiohttp import web
 from service import __version__
 from service.checks import limits
 from service.errors import not_found
-from service.keys import DETECTOR, ISSUER
+from service.keys import DETECTOR, ISSUER, SETTINGS
+
+
+def video_sampling(s) -> dict:
+    """How videos are sampled and what a frame sequence may hold: the browser extension captures
+    streams at this rate and within these limits (it keeps no copy of them)."""
+    return {"sample_rate": s.video_sample_rate, "sample_seconds": s.video_sample_seconds,
+            "max_frames": s.video_max_frames, "max_side": s.video_max_side,
+            "max_pixels": s.video_max_pixels}
 
 
 async def health(request: web.Request) -> web.Response:
@@ -20,6 +28,7 @@ async def health(request: web.Request) -> web.Response:
         "providers": models["providers"],
         "models": models,
         "thresholds": limits.thresholds(detector.ensemble),
+        "video": video_sampling(request.app[SETTINGS]),
         "batching": {
             "max_batch": detector.batcher.max_batch,
             "max_wait_ms": detector.batcher.max_wait * 1000.0,
