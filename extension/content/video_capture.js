@@ -84,6 +84,11 @@
    */
   R.captureVideo = async (video, state, {plan, tabShotsPerSecond}, onChange) => {
     state.capture = R.videoReadable(video) ? "canvas" : "tab";
+    if (state.capture === "tab" && window !== window.top) {
+      // A frame does not know where it sits in the tab, so a screenshot cannot be cropped to it.
+      throw Object.assign(new Error("This video plays inside a frame of the page and its pixels are another site's:"
+        + " it cannot be captured. Open the frame's own page and check the video there."), {code: "capture_in_frame"});
+    }
     state.rate = state.capture === "tab" ? Math.min(plan.fps, tabShotsPerSecond) : plan.fps;
     state.maxFrames = Math.max(1, Math.min(plan.maxFrames, Math.round(plan.seconds * state.rate)));
     state.frames = [];
