@@ -400,3 +400,18 @@ def test_cancel_stops_the_job(ext):
         api(ext, f"/v1/jobs/{blocker_job['id']}", method="DELETE")
     except urllib.error.HTTPError as e:  # it finished meanwhile
         assert e.code == 409
+
+
+def test_cancel_during_the_capture_sends_nothing(ext):
+    site = ext["site"]
+    mark = len(site.seen)
+    page = open_page(ext, "cancel-capture", MSE_PLAYER % "/img/stream.webm")
+    start_menu_check(ext, page)
+    wait_panel(page, "/^1 of \\d+ frames/.test(p.querySelector('.video-progress')?.textContent)")
+    page.locator("realcheck-overlay .video-cancel").click()
+    answer = wait_until(lambda: menu_answer(ext), TIMEOUT_S, "the video check to end")
+    assert answer["state"] == "error" and answer["error"]["code"] == "cancelled", answer
+    assert wait_panel(page, "p.querySelector('h2').textContent") == "Cancelled"
+    assert page.evaluate(panel_js("p.querySelector('.video-path').textContent")) == \
+        "Frames from the playing video (canvas): none was sent."
+    assert not [s for s in site.requests_since(mark) if s.is_upload], "nothing was sent"

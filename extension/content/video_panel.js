@@ -54,7 +54,10 @@
     if (v.path !== "frames" || v.phase === "starting") return "Getting ready…";
     const n = v.sent || v.frames.length;
     const how = CAPTURE_WORD[v.capture] || v.capture;
-    if (v.phase === "capturing") return `Capturing frames from the playing video (${how})…`;
+    if (v.phase === "capturing") {
+      return rec.state === "error" ? `Frames from the playing video (${how}): none was sent.`
+        : `Capturing frames from the playing video (${how})…`;
+    }
     return `${n} frame${n === 1 ? "" : "s"} captured from the playing video (${how}).`;
   }
 
