@@ -5,13 +5,28 @@ reads the ``flag_hashes`` and ``hash_list`` rows it has not loaded yet (inside t
 transaction, so a check sees the items that the checks before it created, on any replica).
 Rows are read back from a little below the highest id loaded, as ids of concurrent PostgreSQL
 transactions can become visible out of order.
+
+A PDQ match is only a candidate: a face swap keeps its source frame's PDQ hash. A flagged item
+is a hit only if the faces also agree (`service.pdq.faces`), compared on the two images'
+stored thumbnails; a hash-list entry, which comes without pixels, only for images in which no
+face was found.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections import OrderedDict
 from dataclasses import dataclass
 
-from service.pdq.hashing import DEFAULT_MIN_QUALITY
+from service.pdq.faces import (
+    DEFAULT_MAX_FACE_DIFFERENCE,
+    Seen,
+    decode_thumbnail,
+    face_boxes,
+    verified_distance,
+)
+from service.pdq.hashing import DEFAULT_MIN_QUALITY, Fingerprint
 from service.pdq.index import HashIndex
 from service.store import Connection
 
@@ -21,6 +36,7 @@ DEFAULT_MAX_DISTANCE = 31
 #: another photo taken a moment later (same pose, the person moved a little) is one too
 DEFAULT_WINDOW_MAX_DISTANCE = 18
 _LOOKBACK = 1000
+_CACHE = 4096  # (image, item) verdicts of the face comparison kept in memory
 
 
 @dataclass(frozen=True, order=True)
@@ -47,17 +63,31 @@ class _Follower:
         return fresh
 
 
+def _seen(row, with_windows: bool) -> Seen | None:
+    """An ``images`` row as `Seen` (thumbnail decoded), or None without a usable hash."""
+    result = json.loads(row["result"]) if row["result"] else {}
+    pdq = result.get("pdq")
+    if not pdq or not pdq.get("hash"):
+        return None
+    extra = (row["pdq_extra"] or "-").split() if with_windows else []
+    return Seen(Fingerprint.from_public(pdq, extra[1:]), face_boxes(result),
+                decode_thumbnail(row["thumbnail"]))
+
+
 class NearDuplicates:
     def __init__(self, max_distance: int = DEFAULT_MAX_DISTANCE,
                  min_quality: int = DEFAULT_MIN_QUALITY,
-                 window_max_distance: int = DEFAULT_WINDOW_MAX_DISTANCE):
+                 window_max_distance: int = DEFAULT_WINDOW_MAX_DISTANCE,
+                 max_face_difference: float = DEFAULT_MAX_FACE_DIFFERENCE):
         self.max_distance = max_distance
         self.min_quality = min_quality
         self.window_max_distance = min(window_max_distance, max_distance)
+        self.max_face_difference = max_face_difference
         self.index = HashIndex()
         self._items = _Follower("SELECT id, flag_id, hash, is_window FROM flag_hashes"
                                 " WHERE id > ? ORDER BY id")
         self._list = _Follower("SELECT id, hash FROM hash_list WHERE id > ? ORDER BY id")
+        self._verified: OrderedDict[tuple[str, str], int | None] = OrderedDict()
 
     async def refresh(self, conn: Connection) -> None:
         rows = await self._items.new_rows(conn)
@@ -68,8 +98,11 @@ class NearDuplicates:
     def usable(self, pdq: dict | None) -> bool:
         return bool(pdq and pdq.get("hash") and (pdq.get("quality") or 0) >= self.min_quality)
 
-    async def hits(self, conn: Connection, pdq: dict | None) -> list[Hit]:
-        """Items and list entries within the threshold of the image's hashes, nearest first."""
+    async def hits(self, conn: Connection, pdq: dict | None, sha256: str | None = None,
+                   faces: list | None = None) -> list[Hit]:
+        """Items and list entries within the threshold of the image's hashes whose faces agree
+        with the image's, nearest first. ``sha256`` names the image's stored row (its
+        thumbnail and faces); ``faces`` are its face boxes when there is no row."""
         if not self.usable(pdq):
             return []
         await self.refresh(conn)
@@ -82,4 +115,43 @@ class NearDuplicates:
                     continue
                 if distance < best.get((kind, id_), 257):
                     best[(kind, id_)] = distance
-        return sorted(Hit(d, kind, id_) for (kind, id_), d in best.items())
+        if not best:
+            return []
+        query = None
+        if sha256 is not None:
+            row = await conn.fetchone(
+                "SELECT result, thumbnail, pdq_extra FROM images WHERE sha256 = ?", (sha256,))
+            query = _seen(row, False) if row is not None else None
+        if query is None:
+            query = Seen(Fingerprint.from_public(pdq), list(faces or []), None)
+        out = []
+        for (kind, id_), d in best.items():
+            if kind == "list":
+                if not query.faces:  # no pixels come with an entry: nothing to compare faces to
+                    out.append(Hit(d, kind, id_))
+                continue
+            verified = await self._verify(conn, sha256, query, id_)
+            if verified is not None:
+                out.append(Hit(verified, kind, id_))
+        return sorted(out)
+
+    async def _verify(self, conn: Connection, sha256: str | None, query: Seen,
+                      item_id: str) -> int | None:
+        """The distance at which the image meets the item with the same faces, or None."""
+        key = (sha256 or query.fp.hash, item_id)
+        if key in self._verified:
+            self._verified.move_to_end(key)
+            return self._verified[key]
+        row = await conn.fetchone(
+            "SELECT i.result, i.thumbnail, i.pdq_extra FROM flags f JOIN images i"
+            " ON i.sha256 = f.sha256 WHERE f.id = ?", (item_id,))
+        item = _seen(row, True) if row is not None else None
+        if item is None:
+            return None
+        found = await asyncio.to_thread(
+            verified_distance, item, query, self.max_distance, self.window_max_distance,
+            self.max_face_difference)
+        self._verified[key] = found
+        if len(self._verified) > _CACHE:
+            self._verified.popitem(last=False)
+        return found
