@@ -40,6 +40,7 @@ from service.mail import alerts
 from service.mail.sender import mail_ctx
 from service.moderation import queue
 from service.moderation.near import NearDuplicates
+from service.pdq.faces import Limits
 from service.pools import pools_ctx
 from service.provenance.credentials import CredentialReader, load_trust_anchors
 from service.ratelimit import FailureLock, RateLimiter, WindowLimiter
@@ -92,7 +93,9 @@ async def detector_ctx(app: web.Application):
     app[DETECTOR] = detector
     evidence = Evidence(CredentialReader(load_trust_anchors(s.c2pa_trust_anchors)),
                         max_image_pixels=s.max_image_pixels, workers=s.evidence_threads)
-    app[NEAR] = NearDuplicates(s.pdq_max_distance, s.pdq_min_quality, s.pdq_window_max_distance)
+    app[NEAR] = NearDuplicates(
+        s.pdq_max_distance, s.pdq_min_quality, s.pdq_window_max_distance,
+        Limits(s.pdq_max_face_difference_same_framing, s.pdq_max_face_difference))
     await app[NEAR].refresh(app[DB])  # load the stored hashes before the first check waits on it
     app[CHECKS] = CheckService(app[DB], detector, override_for=queue.override,
                                after_check=check_callback(s.public_url.rstrip("/")),

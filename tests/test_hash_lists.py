@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
+import cv2
+import numpy as np
 import pytest
 
 from service.app import create_app
@@ -22,6 +24,14 @@ def photos() -> list[bytes]:
     return [p.read_bytes() for p in sample_images(2, source="celebrity-press")]
 
 
+def scene() -> bytes:
+    """A faceless picture with enough structure for a good PDQ hash (soft blobs of colour)."""
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    big = cv2.resize(small, (480, 360), interpolation=cv2.INTER_CUBIC)
+    return cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
 async def _decide_on(client, user, mod, data: bytes, decision: str, note: str) -> dict:
     check = await post_check(client, user, data)
     resp = await client.post(f"/v1/checks/{check['id']}/report", json={}, headers=user)
@@ -36,14 +46,24 @@ async def _decide_on(client, user, mod, data: bytes, decision: str, note: str) -
 async def test_export_then_import_elsewhere_applies_the_decision(client, auth, photos,
                                                                  aiohttp_client, tmp_path,
                                                                  database_url):
+    """An entry is a PDQ hash and a verdict, no pixels: it applies to copies of faceless
+    pictures, but never to an image with a face, whose face could not be compared (a face swap
+    keeps the PDQ hash of the frame it was made from: service/moderation/near.py)."""
     alice, mod, admin = auth("alice"), auth("mo", "moderator"), auth("ad", "admin")
-    decided = await _decide_on(client, alice, mod, photos[0], "fake", "known face swap")
+    picture = scene()
+    faceless = await _decide_on(client, alice, mod, picture, "fake", "made-up map")
+    assert faceless["face_found"] is False and faceless["pdq"]["quality"] >= 50
+    face = await _decide_on(client, alice, mod, photos[0], "fake", "known face swap")
+    assert face["face_found"] is True
     resp = await client.get("/v1/admin/hashlist.csv", headers=admin)
     assert resp.status == 200 and resp.content_type == "text/csv"
     text = await resp.text()
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows == [{"pdq": decided["pdq"]["hash"], "verdict": "fake", "note": "known face swap",
-                     "decided_at": rows[0]["decided_at"], "source": "local"}]
+    assert rows == [
+        {"pdq": faceless["pdq"]["hash"], "verdict": "fake", "note": "made-up map",
+         "decided_at": rows[0]["decided_at"], "source": "local"},
+        {"pdq": face["pdq"]["hash"], "verdict": "fake", "note": "known face swap",
+         "decided_at": rows[1]["decided_at"], "source": "local"}]
     assert rows[0]["decided_at"].endswith("+00:00")
 
     # Another team's service, with its own (empty) database, imports the list.
@@ -57,25 +77,27 @@ async def test_export_then_import_elsewhere_applies_the_decision(client, auth, p
     resp = await other.post("/v1/admin/hashlist", params={"source": "team-a"}, data=text,
                             headers={**their_admin, "Content-Type": "text/csv"})
     assert resp.status == 201, await resp.text()
-    assert await resp.json() == {"source": "team-a", "added": 1, "updated": 0}
+    assert await resp.json() == {"source": "team-a", "added": 2, "updated": 0}
     # A re-encoded copy checked there gets the imported decision, with its match.
-    copy = await post_check(other, their_user, COPIES["png"](photos[0]))
+    copy = await post_check(other, their_user, COPIES["png"](picture))
     m = copy["moderation"]
     assert m["verdict"] == "fake" and m["decided_by"] == "hash list"
     assert m["match"]["source"] == "team-a" and m["match"]["distance"] <= 31
     assert copy["verdict"] == "fake" and "imported hash list" in copy["note"]
-    # Another photo does not.
+    # A copy of the face photo does not: its face cannot be compared with a hash.
+    assert (await post_check(other, their_user, COPIES["png"](photos[0])))["moderation"] is None
+    # Another photo does not either.
     assert (await post_check(other, their_user, photos[1]))["moderation"] is None
     # Importing the same source again updates instead of adding.
     resp = await other.post("/v1/admin/hashlist", params={"source": "team-a"},
                             data=text.replace(",fake,", ",real,"),
                             headers={**their_admin, "Content-Type": "text/csv"})
-    assert await resp.json() == {"source": "team-a", "added": 0, "updated": 1}
-    again = await post_check(other, their_user, COPIES["webp"](photos[0]))
+    assert await resp.json() == {"source": "team-a", "added": 0, "updated": 2}
+    again = await post_check(other, their_user, COPIES["webp"](picture))
     assert again["moderation"]["verdict"] == "real"
-    # Their export carries the imported entry with its source.
+    # Their export carries the imported entries with their source.
     exported = await (await other.get("/v1/admin/hashlist.csv", headers=their_admin)).text()
-    assert [r["source"] for r in csv.DictReader(io.StringIO(exported))] == ["team-a"]
+    assert [r["source"] for r in csv.DictReader(io.StringIO(exported))] == ["team-a"] * 2
 
 
 async def test_bad_lists_are_refused_whole_with_their_lines(client, auth):

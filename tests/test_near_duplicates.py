@@ -1,5 +1,6 @@
-"""PDQ near-duplicates: re-encoded copies match, different photos (even of one person) do not;
-moderators' decisions follow the copies, and the queue merges them into one item."""
+"""PDQ near-duplicates: re-encoded copies match, different photos (even of one person) and face
+swaps of a frame do not; moderators' decisions follow the copies, and the queue merges them into
+one item."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.pdq_false_matches import Looker, invisible_swap
 from service.detection.preprocess import decode_image
-from service.pdq import hashing
+from service.pdq import faces, hashing
 from service.pdq.hashing import distance, fingerprint, trim_borders
 from service.pdq.index import HashIndex
 from tests.support.api import post_check
@@ -24,16 +26,35 @@ THRESHOLD = 31  # the service's defaults
 WINDOW_THRESHOLD = 18
 
 
+@lru_cache(maxsize=1)
+def _looker() -> Looker:
+    return Looker()
+
+
 @lru_cache(maxsize=512)
-def _fingerprint(digest: str, data: bytes) -> hashing.Fingerprint:
-    return fingerprint(decode_image(data))
+def _seen(digest: str, data: bytes) -> faces.Seen:
+    """The image as a check sees it: PDQ fingerprint, face boxes, stored thumbnail."""
+    return _looker()(data)
+
+
+def seen(data: bytes) -> faces.Seen:
+    return _seen(hashlib.sha256(data).hexdigest(), data)
+
+
+def pdq_distance(stored: bytes, query: bytes) -> int | None:
+    """The distance at which PDQ alone would match a looked-up image to an item, or None."""
+    if seen(query).fp.quality < hashing.DEFAULT_MIN_QUALITY:
+        return None  # the service never looks such a hash up
+    return hashing.match_distance(seen(stored).fp, seen(query).fp.query_hashes(), THRESHOLD,
+                                  WINDOW_THRESHOLD)
 
 
 def match_distance(stored: bytes, query: bytes) -> int | None:
-    """The distance at which the service matches a looked-up copy to an item, or None."""
-    item = _fingerprint(hashlib.sha256(stored).hexdigest(), stored)
-    copy = _fingerprint(hashlib.sha256(query).hexdigest(), query)
-    return hashing.match_distance(item, copy.query_hashes(), THRESHOLD, WINDOW_THRESHOLD)
+    """The distance at which the service matches a looked-up image to an item (PDQ and the
+    faces), or None."""
+    if pdq_distance(stored, query) is None:
+        return None
+    return faces.verified_distance(seen(stored), seen(query), THRESHOLD, WINDOW_THRESHOLD)
 
 
 @pytest.fixture(scope="module")
@@ -71,22 +92,20 @@ def _groups(min_size: int = 2) -> dict[tuple[str, str], list[dict]]:
     return {k: v for k, v in groups.items() if len(v) >= min_size}
 
 
-#: two frames of one webcam burst, 6 s apart (PDQ distance 12, as close as a re-encode): the one
-#: same-person pair PDQ matches in the full measurement (docs/performance.md)
+#: two frames of one webcam burst, 6 s apart (PDQ distance 12, as close as a re-encode): PDQ
+#: alone matches them; the faces (the person moved a little) tell them apart
 BURST = ("snapshots/real/2020-06-23-120235.jpg", "snapshots/real/2020-06-23-120241.jpg")
 
 
 def test_different_photos_of_the_same_person_do_not_match():
     """Pairs of photos of one person (``group``): the snapshots burst and 12 london-canada
-    people (neutral and smiling, same pose and background). Only the burst pair matches.
-
-    (DFDC's same-group pairs are not different photos but a frame and the face swap made from
-    it; bench/pdq_false_matches.py measures them, see docs/performance.md.)
+    people (neutral and smiling, same pose and background). None matches; PDQ alone matches
+    the burst pair.
     """
     require_shared_data()
     groups = [g for (s, _), g in _groups().items() if s == "snapshots"]
     groups += [g for (s, _), g in _groups().items() if s == "london-canada"][:12]
-    close = []
+    close, pdq_close = [], []
     pairs = 0
     for group in groups:
         for a, b in itertools.combinations(group, 2):
@@ -96,8 +115,43 @@ def test_different_photos_of_the_same_person_do_not_match():
             da, db = ((SHARED_DATA / r["path"]).read_bytes() for r in (a, b))
             if match_distance(da, db) is not None or match_distance(db, da) is not None:
                 close.append(tuple(sorted((a["path"], b["path"]))))
+            if pdq_distance(da, db) is not None or pdq_distance(db, da) is not None:
+                pdq_close.append(tuple(sorted((a["path"], b["path"]))))
     assert pairs >= 15
-    assert close == [BURST], f"different photos that match: {close}"
+    assert pdq_close == [BURST]  # so the face check is what keeps them apart
+    assert close == [], f"different photos that match: {close}"
+
+
+def _swap_pairs(n: int) -> list[tuple[bytes, bytes]]:
+    """(real frame, face swap made from it) of the first ``n`` DFDC groups of the test split."""
+    pairs = []
+    for (source, _), group in _groups().items():
+        if source == "dfdc-faces" and group[0]["split"] == "test" and len(pairs) < n:
+            real = next(r for r in group if r["label"] == "real")
+            fake = next(r for r in group if r["label"] == "fake")
+            pairs.append(((SHARED_DATA / real["path"]).read_bytes(),
+                          (SHARED_DATA / fake["path"]).read_bytes()))
+    return pairs
+
+
+#: test-split DFDC pairs (of the first 40) whose "face swap" left the face as it was: it differs
+#: from the frame by less than twice a JPEG q50 re-encode of the frame, so it stays a copy
+INVISIBLE_SWAPS = [35]
+
+
+def test_a_face_swap_does_not_match_the_frame_it_was_made_from():
+    """DFDC: a face swap keeps its source frame's PDQ hash (a quarter of them are within 31
+    bits), but its face differs, so neither is a near-duplicate of the other."""
+    require_shared_data()
+    pdq_met, matched = 0, []
+    for i, (real, fake) in enumerate(_swap_pairs(40)):
+        for a, b in ((real, fake), (fake, real)):
+            pdq_met += pdq_distance(a, b) is not None
+            if match_distance(a, b) is not None:
+                matched.append(i)
+    assert pdq_met >= 20, "too few swaps meet their frame's PDQ hash for this test to mean much"
+    assert sorted(set(matched)) == INVISIBLE_SWAPS, f"face swaps matching their frame: {matched}"
+    assert all(invisible_swap(_looker(), *_swap_pairs(40)[i]) for i in INVISIBLE_SWAPS)
 
 
 def test_index_finds_exactly_what_a_scan_finds():
@@ -180,6 +234,25 @@ async def test_a_decision_does_not_follow_another_photo_of_the_same_person(clien
     assert second["moderation"] is None
     resp = await client.get("/v1/moderation/items", params={"state": "all"}, headers=mod)
     assert all(it["variant_count"] == 0 for it in (await resp.json())["items"])
+
+
+async def test_a_real_decision_on_a_frame_does_not_follow_its_face_swap(client, auth):
+    """The worst error this service could make: a moderator's "real" on a video frame handed
+    to a face swap made from it. The swap's PDQ hash is within the threshold of the frame's."""
+    require_shared_data()
+    real, fake = next((r, f) for r, f in _swap_pairs(40) if pdq_distance(r, f) is not None)
+    assert seen(real).fp.quality >= hashing.DEFAULT_MIN_QUALITY
+    alice, mod = auth("alice"), auth("mo", "moderator")
+    first = await post_check(client, alice, real)
+    item_id = await _report(client, alice, first["id"])
+    await _decide(client, mod, item_id, "real")
+    swap = await post_check(client, alice, fake)
+    assert swap["moderation"] is None and swap["verdict"] == swap["detectors"]["verdict"]
+    assert (await _item(client, mod, item_id))["variants"] == []
+    # A copy of the frame still gets the decision (a lossless one: re-encoding these small,
+    # already compressed frames can change the face by as much as an invisible swap does).
+    copy = await post_check(client, alice, COPIES["png"](real))
+    assert copy["moderation"]["match"]["item_id"] == item_id
 
 
 async def test_the_queue_merges_copies_into_one_item_with_its_variants(client, auth, originals):

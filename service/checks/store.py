@@ -146,7 +146,7 @@ class CheckService:
         async with self.db.transaction() as tx:
             extra: tuple = ()
             if self.near is not None:
-                extra = (await self.near.hits(tx, result.get("pdq")),)
+                extra = (await self.near.hits(tx, result.get("pdq"), sha256),)
             override = await self.override_for(tx, sha256, *extra) if self.override_for else None
             prior = None
             if user_id is not None:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from service.pdq.faces import (
-    DEFAULT_MAX_FACE_DIFFERENCE,
+    Limits,
     Seen,
     decode_thumbnail,
     face_boxes,
@@ -78,11 +78,11 @@ class NearDuplicates:
     def __init__(self, max_distance: int = DEFAULT_MAX_DISTANCE,
                  min_quality: int = DEFAULT_MIN_QUALITY,
                  window_max_distance: int = DEFAULT_WINDOW_MAX_DISTANCE,
-                 max_face_difference: float = DEFAULT_MAX_FACE_DIFFERENCE):
+                 face_limits: Limits = Limits()):
         self.max_distance = max_distance
         self.min_quality = min_quality
         self.window_max_distance = min(window_max_distance, max_distance)
-        self.max_face_difference = max_face_difference
+        self.face_limits = face_limits
         self.index = HashIndex()
         self._items = _Follower("SELECT id, flag_id, hash, is_window FROM flag_hashes"
                                 " WHERE id > ? ORDER BY id")
@@ -150,7 +150,7 @@ class NearDuplicates:
             return None
         found = await asyncio.to_thread(
             verified_distance, item, query, self.max_distance, self.window_max_distance,
-            self.max_face_difference)
+            self.face_limits)
         self._verified[key] = found
         if len(self._verified) > _CACHE:
             self._verified.popitem(last=False)

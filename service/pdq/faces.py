@@ -28,10 +28,16 @@ SAMPLE = 32
 SHIFT = 2
 GRID = 4
 BLUR_SIGMA = 0.8
-#: the largest face difference at which two faces count as the same (bench.pdq_false_matches)
-DEFAULT_MAX_FACE_DIFFERENCE = 0.2
+#: the largest face differences at which two faces count as the same, for images framed alike
+#: and for reframed copies (crops, screenshots): measured by bench.pdq_false_matches
+DEFAULT_MAX_FACE_DIFFERENCE_SAME_FRAMING = 0.03
+DEFAULT_MAX_FACE_DIFFERENCE = 0.12
+#: frames whose sides lie this close (a fraction of the image) are the same framing
+SAME_FRAMING = 0.01
 #: a face with less than this share of its box inside the other image's frame is not compared
 MIN_INSIDE = 0.6
+#: faces are compared this far (a fraction of the frame) inside the frames' edges
+INSET = 0.06
 #: frames tried, nearest first, when the faces of the nearest do not agree
 MAX_FRAMES_TRIED = 3
 
@@ -60,20 +66,23 @@ def map_box(box: Box, src: Box, dst: Box) -> Box:
 
 
 def _inside(box: Box, frame: Box) -> tuple[Box, float]:
-    """``box`` clipped to ``frame``, and the share of its area that was inside."""
-    x0, y0 = max(box[0], frame[0]), max(box[1], frame[1])
-    x1, y1 = min(box[2], frame[2]), min(box[3], frame[3])
+    """``box`` clipped to ``frame`` less an ``INSET`` band along its edges, and the share of
+    its area that was inside (near the edges, one image shows its border or the page around it
+    where the other shows more of itself)."""
+    ix, iy = INSET * (frame[2] - frame[0]), INSET * (frame[3] - frame[1])
+    x0, y0 = max(box[0], frame[0] + ix), max(box[1], frame[1] + iy)
+    x1, y1 = min(box[2], frame[2] - ix), min(box[3], frame[3] - iy)
     area = max(box[2] - box[0], 1e-9) * max(box[3] - box[1], 1e-9)
     inside = max(0.0, x1 - x0) * max(0.0, y1 - y0) / area
     return (x0, y0, x1, y1), inside
 
 
-def patch(grey: np.ndarray, box: Box, margin: int = SHIFT) -> np.ndarray:
-    """The box of a grey image sampled on a (SAMPLE + 2 margin)² grid, ``margin`` samples beyond
-    each side; blurred lightly."""
+def sample(grey: np.ndarray, box: Box, n: int = SAMPLE, margin: int = SHIFT) -> np.ndarray:
+    """The box of a grey image sampled on an (n + 2 margin)² grid, ``margin`` samples beyond
+    each side, lightly blurred (float32)."""
     h, w = grey.shape[:2]
-    kx = max((box[2] - box[0]) * w / SAMPLE, 1e-3)  # image pixels per sample
-    ky = max((box[3] - box[1]) * h / SAMPLE, 1e-3)
+    kx = max((box[2] - box[0]) * w / n, 1e-3)  # image pixels per sample
+    ky = max((box[3] - box[1]) * h / n, 1e-3)
     src, fx, fy = grey, 1.0, 1.0
     if min(kx, ky) > 1.5:  # area-filter first, so the warp never aliases
         f = 1.25 / min(kx, ky)
@@ -83,11 +92,54 @@ def patch(grey: np.ndarray, box: Box, margin: int = SHIFT) -> np.ndarray:
     x0, y0 = box[0] * w - margin * kx, box[1] * h - margin * ky
     m = np.array([[kx * fx, 0.0, (x0 + 0.5 * kx) * fx - 0.5],
                   [0.0, ky * fy, (y0 + 0.5 * ky) * fy - 0.5]])
-    n = SAMPLE + 2 * margin
-    out = cv2.warpAffine(src.astype(np.float32), m, (n, n),
+    size = n + 2 * margin
+    out = cv2.warpAffine(src.astype(np.float32), m, (size, size),
                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REPLICATE)
     return cv2.GaussianBlur(out, (0, 0), BLUR_SIGMA)
+
+
+class Registration:
+    """Where each part of one image's frame lies in the other's: the frames' own mapping,
+    refined by an affine fit of the two frames' pixels (`cv2.findTransformECC` on 128-px copies),
+    since a trimmed border or a 5 % window is only about where the other image's edge lies."""
+
+    SIDE = 128
+    MAX_CHANGE = 0.12  # a fit that moves the frame more than this (fraction of it) is not trusted
+
+    def __init__(self, a: np.ndarray, frame_a: Box, b: np.ndarray, frame_b: Box):
+        self.frame_a, self.frame_b = frame_a, frame_b
+        n = self.SIDE
+        warp = np.eye(2, 3, dtype=np.float32)
+        try:
+            _, fitted = cv2.findTransformECC(
+                sample(a, frame_a, n, 0), sample(b, frame_b, n, 0), warp.copy(),
+                cv2.MOTION_AFFINE, (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 60, 1e-4),
+                None, 3)
+            corners = np.array([[0, 0, 1], [n, 0, 1], [0, n, 1], [n, n, 1]], np.float32)
+            moved = np.abs(corners @ fitted.T - corners[:, :2]).max() / n
+            if np.isfinite(fitted).all() and moved <= self.MAX_CHANGE:
+                warp = fitted
+        except cv2.error:
+            pass  # the fit did not converge: the frames' own mapping stands
+        self.forward = warp.astype(np.float64)  # a's frame samples -> b's frame samples
+        self.backward = cv2.invertAffineTransform(self.forward)
+
+    def _map(self, box: Box, src: Box, dst: Box, warp: np.ndarray) -> Box:
+        n = self.SIDE
+        xs = [(x - src[0]) / max(src[2] - src[0], 1e-9) * n for x in (box[0], box[2])]
+        ys = [(y - src[1]) / max(src[3] - src[1], 1e-9) * n for y in (box[1], box[3])]
+        pts = np.array([[x, y, 1.0] for x in xs for y in ys]) @ warp.T
+        u0, v0 = pts.min(0) / n
+        u1, v1 = pts.max(0) / n
+        sx, sy = dst[2] - dst[0], dst[3] - dst[1]
+        return (dst[0] + u0 * sx, dst[1] + v0 * sy, dst[0] + u1 * sx, dst[1] + v1 * sy)
+
+    def a_to_b(self, box: Box) -> Box:
+        return self._map(box, self.frame_a, self.frame_b, self.forward)
+
+    def b_to_a(self, box: Box) -> Box:
+        return self._map(box, self.frame_b, self.frame_a, self.backward)
 
 
 def _normalised(p: np.ndarray) -> np.ndarray:
@@ -117,14 +169,15 @@ def face_difference(item: np.ndarray, item_faces: list[Box], item_frame: Box,
     in the other image (the two frames cover the same content); None if no face of either
     image lies in the frames, so there is no face to compare."""
     a, b = grey(item), grey(query)
-    pairs = [(f, item_frame, query_frame, a, b) for f in item_faces]
-    pairs += [(f, query_frame, item_frame, b, a) for f in query_faces]
+    reg = Registration(a, item_frame, b, query_frame)
+    pairs = [(f, item_frame, reg.a_to_b, a, b) for f in item_faces]
+    pairs += [(f, query_frame, reg.b_to_a, b, a) for f in query_faces]
     worst = None
-    for box, own, other, mine, theirs in pairs:
+    for box, own, to_other, mine, theirs in pairs:
         box, inside = _inside(box, own)
         if inside < MIN_INSIDE:
             continue  # cut off by the other image's frame: not in both images
-        d = patch_difference(patch(mine, box), patch(theirs, map_box(box, own, other)))
+        d = patch_difference(sample(mine, box), sample(theirs, to_other(box)))
         worst = d if worst is None else max(worst, d)
     return worst
 
@@ -145,19 +198,57 @@ class Seen:
     pixels: np.ndarray | None
 
 
-def verified_distance(item: Seen, query: Seen, max_distance: int, window_max_distance: int,
-                      max_face_difference: float = DEFAULT_MAX_FACE_DIFFERENCE) -> int | None:
-    """The distance at which ``query`` is a copy of ``item``: their PDQ hashes meet (at the
-    nearest frames whose faces agree) and every face of either image is the same in the other;
-    None if they are not. Without faces in either image, the hashes alone decide."""
+def same_framing(a: Box, b: Box) -> bool:
+    """Whether two frames are the same part of their images (both whole, or trimmed alike)."""
+    return all(abs(x - y) <= SAME_FRAMING for x, y in zip(a, b))
+
+
+@dataclass(frozen=True)
+class FaceCheck:
+    distance: int  # PDQ distance at the frames that met
+    difference: float | None  # the faces' (None: no face to compare)
+    same_framing: bool  # the frames are the same part of each image
+
+    def passes(self, limits: "Limits") -> bool:
+        if self.difference is None:
+            return True
+        limit = limits.same_framing if self.same_framing else limits.reframed
+        return self.difference <= limit
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Largest face differences at which two faces count as the same: for images framed alike
+    (re-encodes, resizes; only encoding noise remains) and for reframed ones (crops,
+    screenshots; the registration and resampling add their own)."""
+
+    same_framing: float = DEFAULT_MAX_FACE_DIFFERENCE_SAME_FRAMING
+    reframed: float = DEFAULT_MAX_FACE_DIFFERENCE
+
+
+def face_checks(item: Seen, query: Seen, max_distance: int, window_max_distance: int
+                ) -> list[FaceCheck]:
+    """The face comparisons a match is judged by: empty if the hashes do not meet. If the two
+    images are framed alike (their whole or trimmed frames meet), only the nearest such
+    meeting counts, since nothing but encoding noise may then differ; otherwise the nearest
+    ``MAX_FRAMES_TRIED`` meetings."""
     meetings = meeting_frames(item.fp, query.fp, max_distance, window_max_distance)
-    if not meetings or (not item.faces and not query.faces):
-        return meetings[0][0] if meetings else None
-    if item.pixels is None or query.pixels is None:
-        return None  # faces that cannot be compared do not agree
-    for d, item_frame, query_frame in meetings[:MAX_FRAMES_TRIED]:
-        diff = face_difference(item.pixels, item.faces, item_frame,
-                               query.pixels, query.faces, query_frame)
-        if diff is None or diff <= max_face_difference:
-            return d
+    alike = [m for m in meetings if same_framing(m[1], m[2])]
+    tried = alike[:1] or meetings[:MAX_FRAMES_TRIED]
+    if not tried or (not item.faces and not query.faces):
+        return [FaceCheck(d, None, bool(alike)) for d, _, _ in tried[:1]]
+    if item.pixels is None or query.pixels is None:  # faces that cannot be compared
+        return [FaceCheck(d, float("inf"), bool(alike)) for d, _, _ in tried[:1]]
+    return [FaceCheck(d, face_difference(item.pixels, item.faces, item_frame,
+                                         query.pixels, query.faces, query_frame), bool(alike))
+            for d, item_frame, query_frame in tried]
+
+
+def verified_distance(item: Seen, query: Seen, max_distance: int, window_max_distance: int,
+                      limits: Limits = Limits()) -> int | None:
+    """The distance at which ``query`` is a copy of ``item``: their PDQ hashes meet, at frames
+    where every face of either image is the same in the other; None if they are not."""
+    for check in face_checks(item, query, max_distance, window_max_distance):
+        if check.passes(limits):
+            return check.distance
     return None

@@ -12,10 +12,10 @@ Every hashed part of the image is a *frame*, a box in fractions of the image's w
 (the whole image, the trimmed part, each window): when two images' hashes meet, their frames
 cover the same content, which is how `service.pdq.faces` lines up their faces.
 
-Cost: the image is shrunk once (area filter) to at most ``HASH_SIDE`` pixels; the borders are
-found on that copy, stopping at the first line that is not uniform; each frame is then shrunk
-to PDQ's own 64x64 working size before hashing (the windows from a 128-px copy), so PDQ's
-costly Jarosz filter runs on 4,096 pixels instead of the frame's. Hashes are 64 hexadecimal
+Cost: the borders are found line by line from each edge, stopping at the first line that is not
+uniform; the image is shrunk once (area filter) to at most ``HASH_SIDE`` pixels, and each frame
+of that copy is then shrunk to PDQ's own 64x64 working size before hashing (the windows from a
+128-px copy), so PDQ's costly Jarosz filter runs on 4,096 pixels instead of the frame's. Hashes are 64 hexadecimal
 characters (256 bits), as in ThreatExchange hash lists.
 """
 
@@ -34,7 +34,7 @@ WINDOW_SIDE = 0.95
 TRIM_TOLERANCE = 6
 #: thinner borders are left alone (JPEG noise at the edge is not a frame)
 TRIM_MIN_PX = 3
-#: larger images are shrunk (area filter) to this side before borders are looked for
+#: larger images are shrunk (area filter) to this side before their frames are cut and hashed
 HASH_SIDE = 512
 #: PDQ works on a 64x64 image; each frame is shrunk to it with an area filter first
 PDQ_SIDE = 64
@@ -173,12 +173,12 @@ def fingerprint(image: np.ndarray, *, with_windows: bool = True) -> Fingerprint:
     small = _shrink(image, HASH_SIDE)
     full, quality = _pdq(small)
     fp = Fingerprint(full, quality)
-    box = trim_box(small)
+    box = trim_box(image)  # at full size: a shrunk copy blends a border into its neighbour
     if box is not None:
         y0, y1, x0, x1 = box
-        h, w = small.shape[:2]
-        fp.trimmed = _pdq(small[y0:y1, x0:x1])[0]
+        h, w = image.shape[:2]
         fp.trim = (x0 / w, y0 / h, x1 / w, y1 / h)
+        fp.trimmed = _pdq(cut(small, fp.trim))[0]
     if with_windows:  # from a 128-px copy: each window is then shrunk by less than 2
         fp.windows = [_pdq(win)[0] for win in windows(_shrink(small, 2 * PDQ_SIDE))]
     return fp
