@@ -118,9 +118,10 @@ class HashIndex:
         rows = self._candidates(q, max_distance)
         if rows.size == 0:
             return []
-        dist = np.bitwise_count(self._words[rows] ^ q).sum(axis=1)
+        dist = np.bitwise_count(self._words[rows] ^ q).sum(axis=1, dtype=np.int32)
         near = np.flatnonzero(dist <= max_distance)
-        hits = sorted((int(dist[i]), int(rows[i])) for i in near)
+        # A row near the query in several chunks is a candidate several times: dedupe the hits.
+        hits = sorted({(int(dist[i]), int(rows[i])) for i in near})
         return [(d, self._keys[r]) for d, r in hits if self._keys[r] is not None]
 
     def _candidates(self, q: np.ndarray, max_distance: int) -> np.ndarray:
@@ -145,5 +146,5 @@ class HashIndex:
                                        probes.shape[1])
         offsets = np.repeat(flat_begin - np.cumsum(lengths) + lengths, lengths)
         positions = offsets + np.arange(total, dtype=np.int64)
-        found = self._order.ravel()[positions].astype(np.int64)
-        return np.concatenate([np.unique(found), tail])
+        found = self._order.ravel()[positions]
+        return np.concatenate([found, tail]) if tail.size else found
