@@ -3,16 +3,19 @@
 PDQ sees an image as 64x64 grey levels, so a face swap, which keeps the frame (background, hair,
 pose) and changes the face inside it, often stays within PDQ's threshold of the frame it was
 made from. A decision must not follow such a copy: when two images' hashes meet, the frames
-that met (`hashing.meeting_frames`) say where each part of one image lies in the other, and
-every face found in either image (the detectors' face boxes, from the one face path in
-`service.detection`) is compared with the same place in the other image.
+that met (`hashing.meeting_frames`) say where each part of one image lies in the other, an
+affine fit of the two frames' pixels (`Registration`) refines that, and every face found in
+either image (the detectors' face boxes, from the one face path in `service.detection`) is
+compared with the same place in the other image, on the two stored thumbnails.
 
 Each face is sampled as a 32x32 grey patch (area-shrunk, then a light blur, so JPEG noise and a
 halved copy look alike), normalised to zero mean and unit variance (a screenshot's brightness
-and contrast change cancels out), and the two patches are lined up over a shift of up to two
-samples each way (the frames are only as exact as a border trim or a 5 % window). The
-*difference* is then the largest mean absolute difference over a 4x4 grid of blocks: a swapped
-nose, mouth or pair of eyes moves its block, while a re-encode moves all of them a little.
+and contrast change cancels out; a flat patch is not stretched), and the two patches are lined
+up over a shift of up to two samples each way. The *difference* is the largest mean absolute
+difference over a 4x4 grid of blocks: a swapped nose, mouth or pair of eyes moves its block,
+while a re-encode moves all of them a little. Images framed alike (re-encodes, resizes) must
+agree to within encoding noise; reframed copies (crops, screenshots) get a wider limit, as
+resampling adds its own. Both limits come from `bench.pdq_false_matches`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ DEFAULT_MAX_FACE_DIFFERENCE = 0.12
 SAME_FRAMING = 0.01
 #: a face with less than this share of its box inside the other image's frame is not compared
 MIN_INSIDE = 0.6
+#: the least standard deviation (grey levels) a patch is normalised by
+MIN_SPREAD = 10.0
 #: faces are compared this far (a fraction of the frame) inside the frames' edges
 INSET = 0.06
 #: frames tried, nearest first, when the faces of the nearest do not agree
@@ -143,7 +148,9 @@ class Registration:
 
 
 def _normalised(p: np.ndarray) -> np.ndarray:
-    return (p - p.mean()) / (p.std() + 1e-3)
+    """Zero mean, unit variance; a flat patch is not stretched beyond ``MIN_SPREAD`` grey levels,
+    so its noise does not pass for detail."""
+    return (p - p.mean()) / max(float(p.std()), MIN_SPREAD)
 
 
 def patch_difference(a: np.ndarray, b: np.ndarray) -> float:

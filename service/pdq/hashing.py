@@ -15,8 +15,8 @@ cover the same content, which is how `service.pdq.faces` lines up their faces.
 Cost: the borders are found line by line from each edge, stopping at the first line that is not
 uniform; the image is shrunk once (area filter) to at most ``HASH_SIDE`` pixels, and each frame
 of that copy is then shrunk to PDQ's own 64x64 working size before hashing (the windows from a
-128-px copy), so PDQ's costly Jarosz filter runs on 4,096 pixels instead of the frame's. Hashes are 64 hexadecimal
-characters (256 bits), as in ThreatExchange hash lists.
+128-px copy), so PDQ's costly Jarosz filter runs on 4,096 pixels instead of the frame's. Hashes
+are 64 hexadecimal characters (256 bits), as in ThreatExchange hash lists.
 """
 
 from __future__ import annotations
