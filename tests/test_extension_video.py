@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.extension import Site, launch, wait_until
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
+from tests.support.extension import EXTENSION_DIR, Site, launch, wait_until
 from tests.support.live import free_port, live_service, make_token
 from tests.support.paths import require_shared_data, sample_images
 
@@ -127,7 +128,7 @@ def stack(tmp_path_factory):
             with Site(service_url, tmp / "media") as site, sync_playwright() as pw:
                 context, worker, ext_id = launch(pw, tmp / "profile")
                 try:
-                    yield {"site": site, "context": context, "worker": worker, "ext_id": ext_id,
+                    yield {"site": site, "context": context, "worker": worker, "ext_id": ext_id, "pw": pw,
                            "token": token, "service_url": service_url,
                            # another origin (localhost, not 127.0.0.1): the page cannot read its pixels
                            "other_url": f"http://localhost:{other.server_address[1]}"}
@@ -336,40 +337,73 @@ def test_a_stream_is_captured_from_a_canvas_and_sent_as_frames(ext):
     assert check["video"]["frames_sampled"] == want
 
 
-def test_another_sites_video_is_captured_from_tab_screenshots(ext):
-    site = ext["site"]
-    mark = len(site.seen)
-    src = f"{ext['other_url']}/other.webm"
-    page = open_page(ext, "other", "<video width='480' height='320' muted autoplay loop playsinline"
-                                   f" src='{src}'></video>")
-    start_menu_check(ext, page)
-    first = wait_until(lambda: menu_answer(ext), TIMEOUT_S, "the video check to end")
-    assert first["path"] == "file" and first["state"] == "error", first
-    assert "HTTP 403" in first["error"]["message"], "the service could not fetch it"
-    refused = [s.status for s in site.requests_since(mark) if s.is_upload]
-    assert len(refused) == 1 and 400 <= refused[0] < 500, refused
+def launch_hidpi(pw, profile: Path):
+    """Chromium with the extension on a screen of two device pixels per CSS pixel (the page's
+    own devicePixelRatio stays 1 under Playwright's viewport: only the screenshot's size tells)."""
+    ext = str(EXTENSION_DIR)
+    context = pw.chromium.launch_persistent_context(
+        str(profile), executable_path=chromium_path(), headless=False,
+        viewport={"width": 1280, "height": 800},
+        args=[*CHROMIUM_ARGS, "--force-device-scale-factor=2", f"--disable-extensions-except={ext}",
+              f"--load-extension={ext}"])
+    workers = context.service_workers
+    worker = workers[0] if workers else context.wait_for_event("serviceworker", timeout=TIMEOUT_S * 1000)
+    return context, worker
 
-    # The panel offers to capture it instead: the page may not read its pixels, so the tab's
-    # screenshots are cropped to the video (and the extension's own badge is not in them).
-    mark = len(site.seen)
-    page.locator("realcheck-overlay .video-capture-instead").click()
-    wait_panel(page, "p.querySelector('.track, .reason')")
-    answer = page.evaluate(panel_js("p.querySelector('.video-path').textContent"))
+
+def multipart_frames(body: bytes) -> list[bytes]:
+    boundary = body.split(b"\r\n", 1)[0]
+    parts = [p.split(b"\r\n\r\n", 1) for p in body.split(boundary)[1:-1]]
+    return [data[:-2] for head, data in parts if b'name="frame"' in head]
+
+
+def test_another_sites_video_is_captured_from_tab_screenshots(ext, tmp_path):
+    import cv2
+    import numpy as np
+
+    site = ext["site"]
+    context, worker = launch_hidpi(ext["pw"], tmp_path / "profile")
+    try:
+        hidpi = {**ext, "context": context, "worker": worker}
+        worker.evaluate("(s) => chrome.storage.local.set(s)",
+                        {"serviceUrl": site.proxy_url, "token": ext["token"],
+                         "videoSeconds": CAPTURE_SECONDS})
+        mark = len(site.seen)
+        src = f"{ext['other_url']}/other.webm"
+        page = open_page(hidpi, "other", "<video width='480' height='320' muted autoplay loop playsinline"
+                                         f" src='{src}'></video>")
+        start_menu_check(hidpi, page)
+        first = wait_until(lambda: menu_answer(hidpi), TIMEOUT_S, "the video check to end")
+        assert first["path"] == "file" and first["state"] == "error", first
+        assert "HTTP 403" in first["error"]["message"], "the service could not fetch it"
+        refused = [s.status for s in site.requests_since(mark) if s.is_upload]
+        assert len(refused) == 1 and 400 <= refused[0] < 500, refused
+
+        # The panel offers to capture it instead: the page may not read its pixels, so the tab's
+        # screenshots are cropped to the video (and the extension's own badge is not in them).
+        mark = len(site.seen)
+        page.locator("realcheck-overlay .video-capture-instead").click()
+        wait_panel(page, "p.querySelector('.track, .reason')")
+        answer = page.evaluate(panel_js("p.querySelector('.video-path').textContent"))
+        checked = page.evaluate(panel_js("p.querySelectorAll('.track').length"))
+    finally:
+        context.close()
     sent = [s for s in site.requests_since(mark) if s.is_upload]
     assert len(sent) == 1 and sent[0].status == 202, answer
     count, fields = frame_parts(sent[0].body)
     assert fields["capture"] == "tab" and fields["source_url"] == src
     assert answer == f"{count} frames captured from the playing video (screen)."
-    import cv2
-    import numpy as np
-
-    boundary = sent[0].body.split(b"\r\n", 1)[0]
-    first_frame = sent[0].body.split(boundary)[1].split(b"\r\n\r\n", 1)[1][:-2]  # the first part
-    image = cv2.imdecode(np.frombuffer(first_frame, np.uint8), cv2.IMREAD_COLOR)
-    assert image.shape[:2] == (320, 480), "the video's own rectangle at devicePixelRatio 1"
+    frames = [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR)
+              for f in multipart_frames(sent[0].body)]
+    assert len(frames) == count
+    for image in frames:
+        assert image.shape[:2] == (640, 960), "the video's 480x320 CSS pixels at two device pixels each"
+        edges = np.concatenate([image[:3].reshape(-1, 3), image[-3:].reshape(-1, 3),
+                                image[:, :3].reshape(-1, 3), image[:, -3:].reshape(-1, 3)])
+        assert edges.mean() < 180, "only the video's picture, none of the (white) page around it"
     check = api(ext, "/v1/checks?limit=1")["items"][0]
     assert check["video"]["capture"] == "tab"
-    checked = page.evaluate(panel_js("p.querySelectorAll('.track').length"))
+    assert len(check["video"]["tracks"]) >= 1, "the face was in the crop"
     assert checked == len(check["video"]["tracks"])
 
 
