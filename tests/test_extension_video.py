@@ -449,3 +449,29 @@ def test_cancel_during_the_capture_sends_nothing(ext):
     assert page.evaluate(panel_js("p.querySelector('.video-path').textContent")) == \
         "Frames from the playing video (canvas): none was sent."
     assert not [s for s in site.requests_since(mark) if s.is_upload], "nothing was sent"
+
+
+def test_a_paused_stream_waits_for_play(ext):
+    """The capture takes frames only while the video plays: a player that refuses to start
+    on its own leaves the panel asking for play, and the frames come once it plays."""
+    site = ext["site"]
+    held = MSE_PLAYER.replace("video.play();", "") % "/img/stream.webm" + (
+        "<button id='go'>Play</button><script>"
+        "const v = document.getElementById('v'); let allowed = false;"
+        "v.addEventListener('play', () => { if (!allowed) v.pause(); });"
+        "document.getElementById('go').onclick = () => { allowed = true; v.play(); };</script>")
+    page = ext["context"].new_page()
+    page.goto(site.add_page("paused", f"<!doctype html><body>{held}</body>"))
+    page.wait_for_function("document.querySelector('video').readyState >= 2", timeout=TIMEOUT_S * 1000)
+    mark = len(site.seen)
+    start_menu_check(ext, page)
+    assert wait_panel(page, "p.querySelector('.video-waiting')?.textContent") == \
+        "Press play: frames are taken while the video plays."
+    assert page.evaluate("document.querySelector('video').paused")
+    assert not [s for s in site.requests_since(mark) if s.is_upload]
+    page.click("#go")
+    answer = wait_until(lambda: menu_answer(ext), TIMEOUT_S * 2, "the video check to end")
+    assert answer["ok"] and answer["path"] == "frames" and answer["state"] in LABELS, answer
+    rate = json.loads(urllib.request.urlopen(ext["service_url"] + "/health").read())["video"]["sample_rate"]
+    sent = [s for s in site.requests_since(mark) if s.is_upload]
+    assert len(sent) == 1 and frame_parts(sent[0].body)[0] == round(CAPTURE_SECONDS * rate)
