@@ -223,10 +223,15 @@ async def test_no_face_in_any_frame(client, auth):
     check = job["check"]
     assert check["verdict"] == "no_face" and check["score"] is None and check["faces"] == []
     assert check["video"]["tracks"] == [] and check["video"]["frames_sampled"] == 3
-    # Deleting the account removes the video with its frames, and the job.
+    # A job left running by a process that stopped is reported lost, not running for ever.
     db = client.server.app[DB]
-    assert await db.fetchval("SELECT COUNT(*) FROM video_frames") == 3
     me = await (await client.get("/v1/me", headers=user)).json()
+    await db.execute("INSERT INTO jobs (id, user_id, kind, status, created_at, updated_at)"
+                     " VALUES ('job_gone', ?, 'video', 'running', 1.0, 1.0)", (me["id"],))
+    lost = (await (await client.get("/v1/jobs/job_gone", headers=user)).json())["job"]
+    assert lost["status"] == "failed" and lost["error"]["code"] == "job_lost"
+    # Deleting the account removes the video with its frames, and the jobs.
+    assert await db.fetchval("SELECT COUNT(*) FROM video_frames") == 3
     resp = await client.delete(f"/v1/admin/users/{me['id']}", headers=auth("root", "admin"))
     assert resp.status == 200, await resp.text()
     for table in ("video_frames", "images", "jobs"):

@@ -24,6 +24,8 @@ log = logging.getLogger("service.jobs")
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 PROGRESS_EVERY_S = 0.25
+#: a running job whose progress has not moved for this long belongs to a stopped process
+LOST_AFTER_S = 120.0
 
 
 class JobCancelled(Exception):
@@ -130,7 +132,24 @@ class JobService:
 
     async def get(self, job_id: str) -> dict | None:
         row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return _view(row) if row is not None else None
+        if row is None:
+            return None
+        if self._lost(row):
+            await self._finish(job_id, "failed", None, error={
+                "code": "job_lost", "message": "the service stopped while running this job:"
+                " send the video again"})
+            row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _view(row)
+
+    def _lost(self, row) -> bool:
+        """A job no process runs any more (its process stopped): running without a progress
+        write for ``LOST_AFTER_S``, or queued for longer than every job ahead could take."""
+        if row["id"] in self.tasks or row["status"] not in ("queued", "running"):
+            return False
+        idle = now() - row["updated_at"]
+        if row["status"] == "running":
+            return idle > LOST_AFTER_S
+        return idle > self.timeout_s * self.limit + LOST_AFTER_S
 
     async def cancel(self, job_id: str) -> bool:
         """True if it was cancelled now, False if it had already ended."""
