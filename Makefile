@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # cpu (default) or gpu: which ONNX Runtime wheel to install; never both.
 RUNTIME ?= cpu
 
-.PHONY: run test lint install install-test bench bench-replicas models clean extension-tools
+.PHONY: run test lint install install-test bench bench-replicas bench-video models clean extension-tools
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ bench: install
 # Only the replicas scenario: one replica on SQLite and on PostgreSQL, two on one PostgreSQL.
 bench-replicas: install
 	$(PY) -m bench.replicas
+
+# Video checks: a 30-s 720p clip through the service (docs/performance.md), and the combining
+# rule against other rules on clips of held-out faces (docs/video-api.md).
+bench-video: install
+	$(PY) -m bench.video_bench
+	$(PY) -m bench.video_rule
 
 # Reproduce the shipped detectors from ../shared/data (hours on 2 CPU cores; resumable).
 models: install-test

@@ -95,6 +95,7 @@ async def test_broken_videos_are_refused_at_once(strict, auth):
     await post_raw(strict, user, 400, "video_too_long", clip(seconds=3.0))
     await post_raw(strict, user, 400, "video_resolution", clip(seconds=0.5, size=(864, 480)))
     await post_raw(strict, user, 413, "video_too_large", good + b"\0" * LIMIT)
+    await post_raw(strict, user, 400, "too_many_frames", encode([], seconds=0.05, fps=1000))
     await nothing_stored(strict)
 
 
