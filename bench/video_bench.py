@@ -14,6 +14,7 @@ sampled ones converted) is timed in this process first, for the split.
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import os
@@ -26,13 +27,24 @@ import av
 import cv2
 import numpy as np
 
+from bench.images import SHARED_DATA
 from bench.servers import machine_busy, start_server
 from service.auth.tokens import LocalIssuer
 from service.video import sampling
 from service.video.decode import Limits, probe, video_frames
-from tests.support.paths import sample_images
 
 TARGET_S = 15.0  # issue 13: a 30-s clip checked in under 15 s on 2 cores
+
+
+def manifest(split: str = "test") -> list[dict]:
+    """The rows of ``../shared/data/manifest.csv`` in ``split`` (``REALCHECK_SHARED_DATA``)."""
+    with open(SHARED_DATA / "manifest.csv", newline="") as f:
+        return [r for r in csv.DictReader(f) if r["split"] == split]
+
+
+def sample_images(n: int, *, source: str, label: str) -> list:
+    rows = [r for r in manifest() if r["source"] == source and r["label"] == label]
+    return [SHARED_DATA / r["path"] for r in rows[:n]]
 
 
 def make_clip(seconds: float, width: int, height: int, fps: int) -> bytes:

@@ -32,6 +32,8 @@ import av
 import cv2
 import numpy as np
 
+from bench.images import SHARED_DATA
+from bench.video_bench import manifest
 from service.detection.detector import Detector
 from service.detection.faces import FaceFinder
 from service.detection.models import load_ensemble
@@ -39,7 +41,6 @@ from service.settings import Settings
 from service.video import sampling
 from service.video.analyze import Rules, assemble, score_frames
 from service.video.decode import Limits, probe, video_frames
-from tests.support.paths import manifest, require_shared_data
 
 SOURCES = {"real": ("tpdne-unsplash", "dfdc-faces", "celebrity-press", "london-canada"),
            "fake": ("tpdne-unsplash", "dfdc-faces", "sdfd-sd21", "gan-faces-extra")}
@@ -47,9 +48,9 @@ SOURCES = {"real": ("tpdne-unsplash", "dfdc-faces", "celebrity-press", "london-c
 
 def pick(label: str, n: int) -> list:
     """``n`` test-split photos of ``label``, taken in turn from each source (deterministic)."""
-    root = require_shared_data()
-    by_source = {s: [r for r in manifest() if r["split"] == "test" and r["label"] == label
-                     and r["source"] == s] for s in SOURCES[label]}
+    root = SHARED_DATA
+    by_source = {s: [r for r in manifest() if r["label"] == label and r["source"] == s]
+                 for s in SOURCES[label]}
     out, i = [], 0
     while len(out) < n and any(len(v) > i for v in by_source.values()):
         for rows in by_source.values():
