@@ -9,7 +9,6 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from service.auth.identity import caller
-from service.checks import videos
 from service.checks.fetch import fetch_image
 from service.detection.preprocess import ImageError
 from service.errors import ApiError, bad_request, not_found
@@ -28,6 +27,7 @@ from service.handlers.common import (
     too_large,
 )
 from service.keys import CHECKS, FETCH_HTTP, POOLS, SETTINGS, VIDEO
+from service.video import store as videos
 from service.video.decode import VideoError, sniff_video
 from service.video.service import parse_fps
 

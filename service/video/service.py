@@ -15,7 +15,6 @@ import math
 import time
 from dataclasses import dataclass
 
-from service.checks import videos
 from service.checks.store import CheckService
 from service.detection import preprocess as pp
 from service.detection.detector import Detector
@@ -24,6 +23,7 @@ from service.provenance.credentials import CredentialReader
 from service.provenance.inspect import summary
 from service.settings import Settings
 from service.video import sampling
+from service.video import store as videos
 from service.video.analyze import Rules, assemble, score_frames
 from service.video.decode import MIME, Limits, VideoError, probe, still_frames, video_frames
 from service.video.jobs import JobFailed, JobService, Progress
