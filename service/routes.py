@@ -18,6 +18,7 @@ from aiohttp import web
 
 from service import __version__, api_schemas
 from service.auth.identity import require_role
+from service.errors import ApiError
 from service.handlers import account, admin, checks, faq, jobs, meta, moderation, pages, shares
 from service.handlers.common import BODY_LIMIT, SMALL_BODY, too_large
 from service.keys import SETTINGS
@@ -227,6 +228,9 @@ def guarded(route: Route) -> Callable:
             limit = max(s.max_body_bytes, s.video_max_bytes) if big else s.max_body_bytes
         request[BODY_LIMIT] = limit
         if request.content_length is not None and request.content_length > limit:
+            if route.max_body == MEDIA_BODY and request.content_type.startswith("video/"):
+                raise ApiError(413, "video_too_large", f"the video is larger than {limit} bytes",
+                               close=True)
             raise too_large(limit)
         return await handler(request)
 

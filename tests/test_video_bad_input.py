@@ -36,11 +36,11 @@ def clip(seconds: float = 2.0, size=(480, 320), fps: int = 10) -> bytes:
 
 @pytest.fixture
 async def strict(aiohttp_client, tmp_path, database_url):
-    """Small limits: 2.5 s, 400 kB, 640x480 pixels, 8 frames per sequence."""
+    """Small limits: 2.5 s, 400 kB (images 100 kB), 640x480 pixels, 8 frames per sequence."""
     settings = Settings(data_dir=tmp_path / "data", rate_limit_per_minute=0,
                         database_url=database_url, video_max_duration_s=2.5,
                         video_max_bytes=LIMIT, video_max_pixels=640 * 480, video_max_side=800,
-                        video_max_frames=8, fetch_allow_private=True)
+                        video_max_frames=8, fetch_allow_private=True, max_body_bytes=100_000)
     client = await aiohttp_client(create_app(settings))
     client.db = client.server.app[DB]
     return client
@@ -94,7 +94,10 @@ async def test_broken_videos_are_refused_at_once(strict, auth):
     await refused(strict, user, 400, "empty_body", data=form(video=b""))
     await post_raw(strict, user, 400, "video_too_long", clip(seconds=3.0))
     await post_raw(strict, user, 400, "video_resolution", clip(seconds=0.5, size=(864, 480)))
-    await post_raw(strict, user, 413, "video_too_large", good + b"\0" * LIMIT)
+    await post_raw(strict, user, 413, "video_too_large", good + b"\0" * LIMIT)  # by its length
+    # A multipart body longer than the limit is refused by its length, before any part is read.
+    await refused(strict, user, 413, "payload_too_large",
+                  data=form(video=good + b"\0" * (LIMIT - len(good) + 1)))
     await post_raw(strict, user, 400, "too_many_frames", encode([], seconds=0.05, fps=1000))
     await nothing_stored(strict)
 
@@ -110,7 +113,7 @@ async def test_bad_frame_sequences(strict, auth):
     await refused(strict, user, 400, "bad_frame", data=form(frame=[frame, b"garbage"], fps="2"))
     await refused(strict, user, 400, "bad_field",
                   data=form(frame=[frame], fps="2", capture="screen"))
-    ok, big = cv2.imencode(".png", cv2.resize(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), (900, 700)))
+    ok, big = cv2.imencode(".jpg", cv2.resize(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), (900, 700)))
     await refused(strict, user, 400, "video_resolution", data=form(frame=[big.tobytes()], fps="2"))
     await refused(strict, user, 400, "bad_multipart", data=form(frame=[frame], video=clip(), fps="2"))
     await nothing_stored(strict)

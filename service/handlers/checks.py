@@ -16,7 +16,6 @@ from service.handlers.common import (
     BODY_LIMIT,
     LOOKUP_COST,
     MAX_TEXT_FIELD,
-    check_length,
     heatmap_response,
     is_web_url,
     optional_url,
@@ -71,6 +70,9 @@ async def read_upload(request: web.Request) -> Upload:
         while chunk := await part.read_chunk(65536):
             total += len(chunk)
             if total > limit:
+                if part.name == "video":
+                    raise ApiError(413, "video_too_large", f"the video is larger than {limit}"
+                                   " bytes", close=True)
                 raise too_large(limit)
             chunks.append(chunk)
         value = b"".join(chunks)
@@ -87,7 +89,7 @@ async def read_upload(request: web.Request) -> Upload:
 
 
 async def _upload_from_request(request: web.Request) -> Upload:
-    check_length(request)
+    # The declared length was held to this route's limit by the route table's guard.
     ctype = request.content_type
     s = request.app[SETTINGS]
     if ctype == "multipart/form-data":
@@ -105,10 +107,16 @@ async def _upload_from_request(request: web.Request) -> Upload:
         page_url = optional_url(body.get("page_url"))
         if len(url) > 2048:
             raise bad_request("bad_field", "the url may have at most 2048 characters")
-        data = await fetch_image(
-            request.app[FETCH_HTTP], url, max_bytes=max(s.max_body_bytes, s.video_max_bytes),
-            timeout_s=s.fetch_timeout_s, max_redirects=s.fetch_max_redirects,
-            allow_private=s.fetch_allow_private)
+        limit = max(s.max_body_bytes, s.video_max_bytes)
+        try:
+            data = await fetch_image(
+                request.app[FETCH_HTTP], url, max_bytes=limit, timeout_s=s.fetch_timeout_s,
+                max_redirects=s.fetch_max_redirects, allow_private=s.fetch_allow_private)
+        except ApiError as e:  # over the larger of the two limits: over the video one too
+            if e.status == 413 and s.video_max_bytes >= s.max_body_bytes:
+                raise ApiError(413, "video_too_large", f"the file at the URL is larger than"
+                               f" {limit} bytes") from e
+            raise
         return Upload(data, {"source_url": url if is_web_url(url) else None,
                              "page_url": page_url})
     if ctype.startswith(("image/", "video/")) or ctype == "application/octet-stream":
