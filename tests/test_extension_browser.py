@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.accounts import outbox_confirmation_code
 from tests.support.extension import Site, copy_images, launch, page_html, wait_until
 from tests.support.live import free_port, live_service, make_token
 from tests.support.paths import require_shared_data, sample_images
@@ -539,6 +540,14 @@ def test_signing_out_and_in_as_someone_else_switches_the_extension(ext):
     def register(email):
         page.click("#tab-register")
         page.fill("#email", email)
+        page.fill("#password", "correct horse battery")
+        page.click("#auth-submit")  # asks to register: the code comes by mail
+        page.locator("#auth-notice").wait_for()
+        db = ext["tmp"] / "svc" / "realcheck.sqlite3"
+        code = wait_until(lambda: outbox_confirmation_code(db, email), TIMEOUT_S,
+                          f"{email}'s confirmation mail")
+        page.goto(f"{ext['service_url']}/signin#confirm={code}")  # the mail's link, in this tab
+        page.locator("#code-field").wait_for()
         page.fill("#password", "correct horse battery")
         page.click("#auth-submit")
         page.locator("#token-card").wait_for()

@@ -39,3 +39,16 @@ async def register(client, email="ann@example.com", password=PASSWORD):
 
 async def login(client, email="ann@example.com", password=PASSWORD):
     return await client.post("/v1/auth/login", json={"email": email, "password": password})
+
+
+def outbox_confirmation_code(db_path, email: str) -> str | None:
+    """The same, read from a running service's SQLite file (browser tests of a live service)."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)) as conn:
+        row = conn.execute(
+            "SELECT body FROM outbox WHERE kind = 'confirm_registration' AND recipient = ?"
+            " ORDER BY id DESC LIMIT 1", (email.strip().lower(),)).fetchone()
+    match = CODE_RE.search(row[0]) if row else None
+    return match.group(1) if match else None
