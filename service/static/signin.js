@@ -107,6 +107,7 @@ function takeLink() {
   if (!link) return;
   $("code").value = link[1];
   history.replaceState(null, "", location.pathname);
+  $("auth-notice").classList.add("hidden");
   $("token-card").classList.add("hidden");
   $("auth-card").classList.remove("hidden");
   setMode("confirm");
