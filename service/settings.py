@@ -84,7 +84,7 @@ class Settings:
     #: ... and only if their faces agree this well (service.pdq.faces: 0 same pixels, ~0.5
     #: another face), for copies framed alike and for reframed ones (crops, screenshots)
     pdq_max_face_difference_same_framing: float = 0.03
-    pdq_max_face_difference: float = 0.12
+    pdq_max_face_difference: float = 0.1
     evidence_threads: int = 2
     # Video checks (issue 13): what is accepted, what is sampled, how tracks are judged.
     video_max_bytes: int = 64 * 1024 * 1024  # larger uploads or fetches: 413 video_too_large

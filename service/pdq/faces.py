@@ -34,7 +34,7 @@ BLUR_SIGMA = 0.8
 #: the largest face differences at which two faces count as the same, for images framed alike
 #: and for reframed copies (crops, screenshots): measured by bench.pdq_false_matches
 DEFAULT_MAX_FACE_DIFFERENCE_SAME_FRAMING = 0.03
-DEFAULT_MAX_FACE_DIFFERENCE = 0.12
+DEFAULT_MAX_FACE_DIFFERENCE = 0.1
 #: frames whose sides lie this close (a fraction of the image) are the same framing
 SAME_FRAMING = 0.01
 #: a face with less than this share of its box inside the other image's frame is not compared
