@@ -98,11 +98,11 @@ class NearDuplicates:
     def usable(self, pdq: dict | None) -> bool:
         return bool(pdq and pdq.get("hash") and (pdq.get("quality") or 0) >= self.min_quality)
 
-    async def hits(self, conn: Connection, pdq: dict | None, sha256: str | None = None,
-                   faces: list | None = None) -> list[Hit]:
+    async def hits(self, conn: Connection, pdq: dict | None, sha256: str | None = None
+                   ) -> list[Hit]:
         """Items and list entries within the threshold of the image's hashes whose faces agree
         with the image's, nearest first. ``sha256`` names the image's stored row (its
-        thumbnail and faces); ``faces`` are its face boxes when there is no row."""
+        thumbnail and faces): without it nothing can be verified, so nothing is a hit."""
         if not self.usable(pdq):
             return []
         await self.refresh(conn)
@@ -117,13 +117,13 @@ class NearDuplicates:
                     best[(kind, id_)] = distance
         if not best:
             return []
-        query = None
+        row = None
         if sha256 is not None:
             row = await conn.fetchone(
                 "SELECT result, thumbnail, pdq_extra FROM images WHERE sha256 = ?", (sha256,))
-            query = _seen(row, False) if row is not None else None
+        query = _seen(row, False) if row is not None else None
         if query is None:
-            query = Seen(Fingerprint.from_public(pdq), list(faces or []), None)
+            return []
         out = []
         for (kind, id_), d in best.items():
             if kind == "list":
