@@ -6,13 +6,12 @@ import asyncio
 import json
 import re
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from service.auth.tokens import is_text
 from service.detection.heatmap import render_stored
 from service.errors import ApiError, bad_request
-from service.keys import POOLS, RATE_LIMITER, SETTINGS
+from service.keys import POOLS, RATE_LIMITER
 
 MAX_TEXT_FIELD = 4096
 #: integers the database stores (SQLite and PostgreSQL BIGINT): larger ones are refused
@@ -103,43 +102,6 @@ def too_large(limit: int) -> ApiError:
     """413; the connection is closed after it, so the rest of the body is never waited for."""
     return ApiError(413, "payload_too_large", f"the request body is larger than {limit} bytes",
                     close=True)
-
-
-async def read_multipart(request: web.Request, file_field: str) -> tuple[bytes | None, dict]:
-    """The file field's bytes and the other (text) fields, within the body limit."""
-    limit = request.app[SETTINGS].max_body_bytes
-    try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError) as e:
-        raise bad_request("bad_multipart", "the multipart body cannot be read") from e
-    data, fields, total = None, {}, 0
-    while True:
-        try:
-            part = await reader.next()
-        except (ValueError, HttpProcessingError) as e:  # e.g. a part header with control bytes
-            raise bad_request("bad_multipart", f"the multipart body is malformed: {e}") from e
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):
-            raise bad_request("bad_multipart", "nested multipart parts are not accepted")
-        chunks = []
-        while chunk := await part.read_chunk(65536):
-            total += len(chunk)
-            if total > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
-        value = b"".join(chunks)
-        if part.name == file_field and data is None:
-            data = value
-        elif part.name and len(value) <= MAX_TEXT_FIELD:
-            fields[part.name] = value.decode("utf-8", "replace")
-    return data, fields
-
-
-def check_length(request: web.Request) -> None:
-    limit = request.app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large(limit)
 
 
 #: what a lookup by SHA-256 costs against the per-user check budget (no pixels, no model run)
