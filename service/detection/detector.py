@@ -43,11 +43,7 @@ class Prepared:
 
 
 def make_thumbnail(image: np.ndarray) -> bytes:
-    h, w = image.shape[:2]
-    scale = min(1.0, THUMBNAIL_SIDE / max(h, w))
-    if scale < 1.0:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA)
+    image = pp.shrink(image, THUMBNAIL_SIDE)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return buf.tobytes() if ok else b""
 

@@ -25,7 +25,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 # preprocess sets OPENCV_IO_MAX_IMAGE_PIXELS before OpenCV is first imported where it can
-from service.detection import preprocess  # noqa: F401
+from service.detection import preprocess
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 CARD_FILE = "blazeface.card.json"
@@ -146,16 +146,6 @@ def _letterbox(image: np.ndarray, size: int, margin: float = 0.0) -> tuple[np.nd
     return out, scale, dx, dy
 
 
-def _shrink(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """The image with its longer side at most ``side`` (area filter), and the factor applied."""
-    h, w = image.shape[:2]
-    if max(h, w) <= side:
-        return image, 1.0
-    f = side / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), f
-
-
 class FaceFinder:
     """BlazeFace short-range + back (+ tiles for large images), thread-safe."""
 
@@ -194,7 +184,8 @@ class FaceFinder:
         # Both whole-image passes see one shrunk copy (the larger model's input side): shrinking
         # a large photo once costs less than letterboxing it twice.
         side = max(m.size for m in self.models.values())
-        view, f = _shrink(image_bgr, side)
+        view = preprocess.shrink(image_bgr, side)
+        f = 1.0 if view is image_bgr else side / max(h, w)
         # The short-range model places keypoints well when the face has some margin around it:
         # it sees the image with a black border of `short_margin` of its longer side (a tight
         # crop, where the face fills the picture, is then framed like its training faces).

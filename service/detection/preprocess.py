@@ -203,6 +203,17 @@ def _decode_gif_first_frame(data: bytes) -> np.ndarray | None:
 # The face's size: the larger of the eye distance and the eye-to-mouth distance (the second keeps
 # turned heads, whose eyes come close together, at their true size). Frontal faces have the two
 # about equal, so a face_scale of 2.5 spans roughly the forehead to below the chin.
+def shrink(image: np.ndarray, side: int) -> np.ndarray:
+    """The image with its longer side at most ``side`` (area filter); the image itself if it
+    is small enough already."""
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    f = side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
+                      interpolation=cv2.INTER_AREA)
+
+
 def face_frame(keypoints: np.ndarray, spec: InputSpec) -> np.ndarray:
     """The aligned face square as a 2x3 affine map from face-square pixels (0..face_size) to
     image pixels: eyes level, the face's size fixed, the eyes' midpoint at (0.5, eye_y)."""

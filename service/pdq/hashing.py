@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 import pdqhash
 
+from service.detection.preprocess import shrink
+
 #: hashes of lower PDQ quality (flat or tiny images) are kept but never matched
 DEFAULT_MIN_QUALITY = 50
 WINDOW_SIDE = 0.95
@@ -78,14 +80,6 @@ class Fingerprint:
         trim = pdq.get("trim")
         return cls(pdq["hash"], int(pdq.get("quality") or 0), pdq.get("trimmed"), list(windows),
                    tuple(trim) if trim else None)
-
-
-def _shrink(bgr: np.ndarray, side: int) -> np.ndarray:
-    h, w = bgr.shape[:2]
-    if max(h, w) <= side:
-        return bgr
-    f = side / max(h, w)
-    return cv2.resize(bgr, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
 def _pdq(bgr: np.ndarray) -> tuple[str, int]:
@@ -170,7 +164,7 @@ def fingerprint(image: np.ndarray, *, with_windows: bool = True) -> Fingerprint:
     """PDQ hashes of a decoded BGR (or grey) image (CPU-bound: run it off the event loop)."""
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    small = _shrink(image, HASH_SIDE)
+    small = shrink(image, HASH_SIDE)
     full, quality = _pdq(small)
     fp = Fingerprint(full, quality)
     box = trim_box(image)  # at full size: a shrunk copy blends a border into its neighbour
@@ -180,7 +174,7 @@ def fingerprint(image: np.ndarray, *, with_windows: bool = True) -> Fingerprint:
         fp.trim = (x0 / w, y0 / h, x1 / w, y1 / h)
         fp.trimmed = _pdq(cut(small, fp.trim))[0]
     if with_windows:  # from a 128-px copy: each window is then shrunk by less than 2
-        fp.windows = [_pdq(win)[0] for win in windows(_shrink(small, 2 * PDQ_SIDE))]
+        fp.windows = [_pdq(win)[0] for win in windows(shrink(small, 2 * PDQ_SIDE))]
     return fp
 
 

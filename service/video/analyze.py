@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.detection.detector import Detector, prepare_image
+from service.detection.preprocess import shrink
 from service.pdq.hashing import HASH_SIDE, Fingerprint, fingerprint
 from service.video import combine, tracks
-from service.video.decode import shrink, small_jpeg
+from service.video.decode import small_jpeg
 
 
 @dataclass(frozen=True)

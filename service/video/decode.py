@@ -213,17 +213,7 @@ def still_frames(frames: list[bytes], fps: float, max_pixels: int
         yield i, round(i / fps, 3), image
 
 
-def shrink(image: np.ndarray, side: int) -> np.ndarray:
-    """The image with its longer side at most ``side`` (area filter)."""
-    h, w = image.shape[:2]
-    f = min(1.0, side / max(h, w))
-    if f >= 1.0:
-        return image
-    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
-                      interpolation=cv2.INTER_AREA)
-
-
 def small_jpeg(image: np.ndarray, side: int = SMALL_SIDE) -> bytes:
     """A small JPEG of a frame (the timeline strip's thumbnail)."""
-    ok, buf = cv2.imencode(".jpg", shrink(image, side), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    ok, buf = cv2.imencode(".jpg", pp.shrink(image, side), [cv2.IMWRITE_JPEG_QUALITY, 80])
     return buf.tobytes() if ok else b""
