@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from service.checks.answer import apply_verdict, detectors_view
 from service.checks.evidence import Evidence
+from service.checks.images import store_image
 from service.detection.detector import Detector, grids_to_bytes
 from service.store import Connection, Database, now
 
@@ -92,19 +93,8 @@ class CheckService:
         result["pdq"] = fp.public() if fp is not None else None
         extra = " ".join([fp.trimmed or "-", *fp.windows]) if fp is not None else None
         async with self.db.transaction() as tx:
-            # One row per image, whichever replica scored it first or last (same models,
-            # same pixels: the same result); a new model version replaces the old result.
-            await tx.execute(
-                "INSERT INTO images (sha256, models_version, result, thumbnail, cams, width,"
-                " height, created_at, pdq, pdq_extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (sha256) DO UPDATE SET models_version = excluded.models_version,"
-                " result = excluded.result, thumbnail = excluded.thumbnail, cams = excluded.cams,"
-                " width = excluded.width, height = excluded.height,"
-                " created_at = excluded.created_at, pdq = excluded.pdq,"
-                " pdq_extra = excluded.pdq_extra",
-                (sha256, result["models_version"], json.dumps(result), thumbnail,
-                 grids_to_bytes(grids), result["width"], result["height"], now(),
-                 fp.hash if fp is not None else None, extra))
+            await store_image(tx, sha256, result, thumbnail, grids_to_bytes(grids),
+                              fp.hash if fp is not None else None, extra)
         return result, False
 
     async def check(self, data: bytes, user_id: str | None, *, page_url: str | None = None,

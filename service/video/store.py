@@ -14,10 +14,11 @@ import json
 
 import numpy as np
 
+from service.checks.images import store_image
 from service.detection.detector import grids_to_bytes
 from service.detection.heatmap import render_heatmap
 from service.pdq.hashing import distance
-from service.store import Connection, Database, now
+from service.store import Connection, Database
 from service.video.analyze import Analysis
 
 #: a frame hash this close to one already kept adds nothing (consecutive frames of one scene)
@@ -55,17 +56,9 @@ async def store(db: Database, sha256: str, analysis: Analysis, min_quality: int)
         extra = " ".join([fp.trimmed or "-", *hashes])
     cams = np.stack(grids) if grids else np.zeros((0, 32, 32), np.float16)
     async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO images (sha256, models_version, result, thumbnail, cams, width,"
-            " height, created_at, pdq, pdq_extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (sha256) DO UPDATE SET models_version = excluded.models_version,"
-            " result = excluded.result, thumbnail = excluded.thumbnail, cams = excluded.cams,"
-            " width = excluded.width, height = excluded.height,"
-            " created_at = excluded.created_at, pdq = excluded.pdq,"
-            " pdq_extra = excluded.pdq_extra",
-            (sha256, result["models_version"], json.dumps(result),
-             lead.thumbnail if lead is not None else None, grids_to_bytes(cams.astype(np.float16)),
-             result["width"], result["height"], now(), fp.hash if fp is not None else None, extra))
+        await store_image(tx, sha256, result, lead.thumbnail if lead is not None else None,
+                          grids_to_bytes(cams.astype(np.float16)),
+                          fp.hash if fp is not None else None, extra)
         await _frames(tx, sha256, analysis)
 
 
