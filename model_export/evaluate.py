@@ -8,10 +8,12 @@ INT8 QDQ calibrated on training-face views; every figure below is measured with 
 (what the service runs on the CPU) unless named ``fp32``:
 
 * per-face logit = mean of the views' logits (`preprocess.combine_view_logits`), P(fake) = sigmoid;
-* threshold: the smallest P(fake) at which at most 5 % of the ``val`` reals of *every* real
-  source are called fake; uncertain band: from the lowest P(fake) where the class-balanced
-  P(fake | score) on ``val`` (isotonic fit) passes ``BAND_POSTERIOR`` up to the threshold: below
-  it the answer is REAL, inside it the detectors cannot tell;
+* threshold: the smallest P(fake) at which at most 2.5 % of the ``val`` reals of *every* real
+  source are called fake (half the 5 % target: a margin for real photos from sources the
+  detectors never saw, which the leave-one-source-out runs show fare worse than val), rounded
+  up so that the shipped number keeps the rule; uncertain band: from the lowest P(fake) where
+  the class-balanced P(fake | score) on ``val`` (isotonic fit) passes ``BAND_POSTERIOR`` up to
+  the threshold: below it the answer is REAL, inside it the detectors cannot tell;
 * ``test``: accuracy/precision/recall/F1/FPR/confusion at the threshold and ROC AUC, overall and
   per source (a one-class source is ranked against the other class of all test sources);
 * robustness: test AUC after JPEG q50/q75, half downscale and screenshot-like re-encoding of the
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -39,7 +42,9 @@ from model_export import robust as robust_mod
 from model_export.data import Cache
 from service.detection import preprocess
 
-MAX_FPR, BAND_POSTERIOR = 0.05, 0.25
+# TARGET_FPR is the issue's bound on any real source; the threshold is chosen at VAL_FPR on val,
+# half of it, because unseen real sources are called fake more often than val's (LOSO figures)
+TARGET_FPR, VAL_FPR, BAND_POSTERIOR = 0.05, 0.025, 0.25
 
 
 def views_of(faces: np.ndarray, spec) -> np.ndarray:
@@ -58,15 +63,17 @@ def score_onnx(sess, faces: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
 
 
 THRESHOLD_RULE = (
-    f"threshold: smallest P(fake) with <= {MAX_FPR:.0%} of the val reals of every real source at "
-    f"or above it; uncertain band: [lowest P(fake) where the class-balanced P(fake | score) on val "
+    f"threshold: smallest P(fake) with <= {VAL_FPR:.1%} of the val reals of every real source at "
+    f"or above it (half the {TARGET_FPR:.0%} target: a margin for unseen real sources), rounded "
+    f"up to 4 decimals; uncertain band: [lowest P(fake) where the class-balanced P(fake | score) on val "
     f"exceeds {BAND_POSTERIOR}, threshold)"
 )
 
 
 def choose_threshold(y_val, p_val, s_val) -> tuple[float, list[float]]:
-    t, _ = metrics.threshold_per_real_source(y_val, p_val, s_val, MAX_FPR)
-    lo = metrics.band_low(y_val, p_val, BAND_POSTERIOR)
+    t, _ = metrics.threshold_per_real_source(y_val, p_val, s_val, VAL_FPR)
+    t = math.ceil(t * 1e4) / 1e4  # the cards keep 4 decimals: rounding down could break the rule
+    lo = math.floor(metrics.band_low(y_val, p_val, BAND_POSTERIOR) * 1e4) / 1e4
     return t, [min(lo, t), t]
 
 
@@ -196,6 +203,50 @@ def _subsample(idx: np.ndarray, limit: int | None) -> np.ndarray:
     return idx if not limit else idx[:: max(1, len(idx) // limit)]
 
 
+def member_threshold_metrics(cache: Cache, val, test, lt32, rob):
+    """Everything in a member's card that depends on its threshold, from its scores:
+    (threshold, band, test metrics, val metrics, INT8/FP32 decision agreement)."""
+    (y_va, lv, s_va), (y_te, lt, s_te) = val, test
+    t, band = choose_threshold(y_va, preprocess.sigmoid(lv), s_va)
+    m_test = full_metrics(y_te, lt, s_te, t, band)
+    if rob is not None:
+        m_test["invariance"] = invariance(cache, rob, t, band)
+    m_val = {
+        "auc": metrics.roc_auc(y_va, lv),
+        "per_source_auc": metrics.per_source_auc(y_va, lv, s_va),
+        **metrics.at_threshold(y_va, preprocess.sigmoid(lv), t),
+    }
+    p8, p32 = preprocess.sigmoid(lt), preprocess.sigmoid(lt32)
+    return t, band, m_test, m_val, float(((p8 >= t) == (p32 >= t)).mean())
+
+
+def rethreshold_member(name: str, out: Path) -> None:
+    """Re-apply the threshold rule to a shipped member from its saved scores
+    (``runs/scores_NAME.npz``, written with the shipped files), without re-exporting it."""
+    cache = Cache(common.SPEC)
+    va, te = cache.index("val"), cache.index("test")
+    sc = np.load(common.RUNS_DIR / f"scores_{name}.npz")
+    card_path = out / f"{name}.card.json"
+    card = json.loads(card_path.read_text())
+    auc = round(metrics.roc_auc(cache.labels[va], sc["val"]), 4)
+    if auc != card["metrics"]["val"]["auc"]:
+        raise SystemExit(f"{name}: saved scores (val AUC {auc}) are not the shipped model's")
+    rob = None
+    if "robust" in sc.files:
+        r = np.load(robust_mod.robust_path(common.SPEC))
+        rob = {"index": r["index"], "found": r["found"], "logits": sc["robust"],
+               "orig": sc["robust_orig"], "conditions": [str(x) for x in r["conditions"]]}
+    y_va, y_te, s_va, s_te = cache.labels[va], cache.labels[te], cache.sources[va], cache.sources[te]
+    t, band, m_test, m_val, agree = member_threshold_metrics(
+        cache, (y_va, sc["val"], s_va), (y_te, sc["test"], s_te), sc["test_fp32"], rob)
+    card.update({"threshold": t, "uncertain_band": band, "threshold_rule": THRESHOLD_RULE})
+    card["metrics"]["test"], card["metrics"]["val"] = m_test, m_val
+    card["metrics"]["export"]["int8_vs_fp32_test_decision_agreement"] = agree
+    common.write_json(card_path, metrics.rounded(card, 4))
+    _plots(name, out, y_te, sc["test"], s_te, m_test["confusion"], name)
+    print(f"{name}: threshold {t}, band {band}")
+
+
 def evaluate_member(
     name: str, run: Path, out: Path, force: bool = False, limit: int | None = None
 ) -> dict:
@@ -223,21 +274,13 @@ def evaluate_member(
     lt = score_onnx(s8, cache.serve[te], spec)
     lt32 = score_onnx(s32, cache.serve[te], spec)
     rob = robust_scores(s8, spec)
-    t, band = choose_threshold(y_va, preprocess.sigmoid(lv), s_va)
-    m_test = full_metrics(y_te, lt, s_te, t, band)
-    if rob is not None:
-        m_test["invariance"] = invariance(cache, rob, t, band)
-    m_val = {
-        "auc": metrics.roc_auc(y_va, lv),
-        "per_source_auc": metrics.per_source_auc(y_va, lv, s_va),
-        **metrics.at_threshold(y_va, preprocess.sigmoid(lv), t),
-    }
-    p8, p32 = preprocess.sigmoid(lt), preprocess.sigmoid(lt32)
+    t, band, m_test, m_val, agree = member_threshold_metrics(
+        cache, (y_va, lv, s_va), (y_te, lt, s_te), lt32, rob)
     q = {
         "max_abs_err_fp32_onnx_vs_torch_random": err_rand,
         "max_abs_err_fp32_onnx_vs_torch_real": err_real,
         "int8_vs_fp32_test_logit_corr": float(np.corrcoef(lt, lt32)[0, 1]),
-        "int8_vs_fp32_test_decision_agreement": float(((p8 >= t) == (p32 >= t)).mean()),
+        "int8_vs_fp32_test_decision_agreement": agree,
         "fp32_test_auc": metrics.roc_auc(y_te, lt32),
     }
     card = common.base_card(name, model, trained=True, command="")
@@ -425,6 +468,9 @@ def main(argv=None):
     ap.add_argument("--ensemble", action="store_true")
     ap.add_argument("--attach-loso", action="store_true",
                     help="only copy the LOSO summaries into the shipped cards")
+    ap.add_argument("--rethreshold", action="store_true",
+                    help="re-apply the threshold rule to the shipped --members (from their saved "
+                    "scores), then the ensemble")
     ap.add_argument("--members", nargs="*", default=None,
                     help="ensemble members (default: the two required detectors)")
     ap.add_argument("--out", type=Path, default=common.MODELS_DIR)
@@ -434,6 +480,10 @@ def main(argv=None):
     if a.attach_loso:
         attach_loso(a.out)
         return
+    if a.rethreshold:
+        for n in a.members or list(common.ARCHS):
+            rethreshold_member(n, a.out)
+        a.ensemble = True
     if a.name:
         evaluate_member(a.name, a.run or common.RUNS_DIR / a.name, a.out, a.force, a.limit)
     if a.ensemble:
