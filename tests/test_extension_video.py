@@ -11,6 +11,7 @@ the service's check. Every wait is on a condition.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -407,33 +408,101 @@ def test_another_sites_video_is_captured_from_tab_screenshots(ext, tmp_path):
     assert checked == len(check["video"]["tracks"])
 
 
-def test_cancel_stops_the_job(ext):
-    site = ext["site"]
-    # Another job holds the service's only job slot, so this one is still waiting when cancelled.
-    blocker = urllib.request.Request(
-        ext["service_url"] + "/v1/checks", method="POST",
-        data=(Path(ext["site"].image_dir) / "blocker.mp4").read_bytes(),
-        headers={"Authorization": f"Bearer {ext['token']}", "Content-Type": "video/mp4"})
-    with urllib.request.urlopen(blocker, timeout=30) as resp:
-        assert resp.status == 202
-        blocker_job = json.loads(resp.read())["job"]
-    mark = len(site.seen)
-    page = open_page(ext, "cancel", "<video width='480' height='320' muted autoplay loop playsinline"
-                                    " src='/img/short.mp4'></video>")
-    start_menu_check(ext, page)
-    wait_panel(page, "p.querySelector('.video-progress')?.textContent === 'Waiting for the service…'")
-    page.locator("realcheck-overlay .video-cancel").click()
-    answer = wait_until(lambda: menu_answer(ext), TIMEOUT_S, "the video check to end")
-    assert answer["state"] == "error" and answer["error"]["code"] == "cancelled", answer
-    assert wait_panel(page, "p.querySelector('h2').textContent") == "Cancelled"
-    deletes = [s for s in site.requests_since(mark) if s.method == "DELETE"]
-    assert len(deletes) == 1 and deletes[0].status == 200 and deletes[0].path.startswith("/v1/jobs/")
-    job = api(ext, deletes[0].path)["job"]
-    assert job["status"] == "cancelled" and job["check_id"] is None
+class HeldTableLock:
+    """Another PostgreSQL client holding ``LOCK TABLE <table> IN EXCLUSIVE MODE`` in an open
+    transaction, as a long migration or a stuck replica would: the service still reads the
+    table, but every write to it waits until ``release()``."""
+
+    def __init__(self, url: str, table: str):
+        import asyncpg
+
+        self.table = table
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.conn = self._call(asyncpg.connect(url))
+        self._call(self.conn.execute(f"BEGIN; LOCK TABLE {table} IN EXCLUSIVE MODE"))
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(TIMEOUT_S)
+
+    def waiting(self) -> int:
+        """How many other sessions wait for this table (the service's writes)."""
+        return self._call(self.conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
+            self.table))
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self._call(self.conn.execute("ROLLBACK"))
+            self._call(self.conn.close())
+            self.conn = None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def pg_ext(ext, postgres, tmp_path):
+    """The extension against a service of its own on a new PostgreSQL database (and its own
+    pages origin and proxy), so a test can hold a lock on one of the service's tables."""
+    url = postgres.create_database()
+    port = free_port()
+    env = {"REALCHECK_DATABASE_URL": url, "REALCHECK_RATE_LIMIT_PER_MINUTE": 0,
+           "REALCHECK_FETCH_ALLOW_PRIVATE": 1}
     try:
-        api(ext, f"/v1/jobs/{blocker_job['id']}", method="DELETE")
-    except urllib.error.HTTPError as e:  # it finished meanwhile
-        assert e.code == 409
+        with live_service(tmp_path / "svc", port=port, **env) as service_url:
+            token = make_token(tmp_path / "svc", "alice", port=port, **env)
+            with Site(service_url, ext["site"].image_dir) as site:
+                ext["worker"].evaluate("(s) => chrome.storage.local.set(s)",
+                                       {"serviceUrl": site.proxy_url, "token": token})
+                yield {**ext, "site": site, "token": token, "service_url": service_url,
+                       "database_url": url}
+                for page in ext["context"].pages:
+                    page.close()  # before its service stops
+    finally:
+        postgres.drop_database(url)
+
+
+def test_cancel_stops_the_job(pg_ext):
+    """Cancel while the job waits for the service's only job slot. The slot is held by a
+    blocker video that cannot finish: the test holds a lock on the ``checks`` table, so the
+    blocker, once scored, waits to store its check (and keeps the slot) until released."""
+    ext = pg_ext
+    site = ext["site"]
+    lock = HeldTableLock(ext["database_url"], "checks")
+    try:
+        blocker = urllib.request.Request(
+            ext["service_url"] + "/v1/checks", method="POST",
+            data=(Path(site.image_dir) / "blocker.mp4").read_bytes(),
+            headers={"Authorization": f"Bearer {ext['token']}", "Content-Type": "video/mp4"})
+        with urllib.request.urlopen(blocker, timeout=30) as resp:
+            assert resp.status == 202
+            blocker_job = json.loads(resp.read())["job"]
+        wait_until(lock.waiting, TIMEOUT_S, "the blocker to wait for the lock on checks")
+        assert api(ext, f"/v1/jobs/{blocker_job['id']}")["job"]["status"] == "running"
+
+        mark = len(site.seen)
+        page = open_page(ext, "cancel", "<video width='480' height='320' muted autoplay loop"
+                                        " playsinline src='/img/short.mp4'></video>")
+        start_menu_check(ext, page)
+        wait_panel(page, "p.querySelector('.video-progress')?.textContent === 'Waiting for the service…'")
+        page.locator("realcheck-overlay .video-cancel").click()
+        answer = wait_until(lambda: menu_answer(ext), TIMEOUT_S, "the video check to end")
+        assert answer["state"] == "error" and answer["error"]["code"] == "cancelled", answer
+        assert wait_panel(page, "p.querySelector('h2').textContent") == "Cancelled"
+        deletes = [s for s in site.requests_since(mark) if s.method == "DELETE"]
+        assert len(deletes) == 1 and deletes[0].status == 200 and deletes[0].path.startswith("/v1/jobs/")
+        job = api(ext, deletes[0].path)["job"]
+        assert job["status"] == "cancelled" and job["check_id"] is None
+
+        # The blocker still holds the slot; cancelled too, it ends without a check.
+        assert api(ext, f"/v1/jobs/{blocker_job['id']}")["job"]["status"] == "running"
+        assert api(ext, f"/v1/jobs/{blocker_job['id']}", method="DELETE")["job"]["status"] == "cancelled"
+    finally:
+        lock.release()
+    wait_until(lambda: not any(api(ext, f"/v1/jobs/{j}")["job"]["status"] in ("queued", "running")
+                               for j in (blocker_job["id"], job["id"])), TIMEOUT_S, "both jobs to end")
+    assert api(ext, f"/v1/jobs/{blocker_job['id']}")["job"]["check_id"] is None
 
 
 def test_cancel_during_the_capture_sends_nothing(ext):
