@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -48,9 +49,17 @@ def make_thumbnail(image: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def prepare(data: bytes, spec: pp.InputSpec, max_pixels: int, finder: FaceFinder) -> Prepared:
-    """Decode, find every face and cut its aligned views (blocking; run it in a thread)."""
-    return prepare_image(pp.decode_image(data, max_pixels), spec, finder)
+def prepare(data: bytes, spec: pp.InputSpec, max_pixels: int, finder: FaceFinder,
+            on_decoded: Callable[[np.ndarray], None] | None = None) -> Prepared:
+    """Decode, find every face and cut its aligned views (blocking; run it in a thread).
+
+    ``on_decoded(image)`` gets the decoded pixels, made read-only, before the faces are sought:
+    work beside the detectors (the evidence step's PDQ hash) shares this one decode."""
+    image = pp.decode_image(data, max_pixels)
+    if on_decoded is not None:
+        image.flags.writeable = False
+        on_decoded(image)
+    return prepare_image(image, spec, finder)
 
 
 def prepare_image(image: np.ndarray, spec: pp.InputSpec, finder: FaceFinder) -> Prepared:
@@ -143,12 +152,15 @@ class Detector:
         cams = [o[1] if o[1].shape[1:] == (h, w) else _resize_maps(o[1], h, w) for o in outs]
         return [np.stack([o[0] for o in outs], 1), np.stack(cams, 1)]
 
-    async def analyze(self, data: bytes) -> tuple[dict, np.ndarray, bytes]:
-        """Score one image: (result, per-face activation grids, thumbnail JPEG)."""
+    async def analyze(self, data: bytes, on_decoded: Callable[[np.ndarray], None] | None = None
+                      ) -> tuple[dict, np.ndarray, bytes]:
+        """Score one image: (result, per-face activation grids, thumbnail JPEG). ``on_decoded``:
+        see `prepare` (it runs in the prepare thread)."""
         loop = asyncio.get_running_loop()
         with self.batcher.preparing_one():
             prep = await loop.run_in_executor(
-                self.prepare_pool, prepare, data, self.spec, self.max_image_pixels, self.finder)
+                self.prepare_pool, prepare, data, self.spec, self.max_image_pixels, self.finder,
+                on_decoded)
         if not prep.face_found:
             return self.summarize(prep, None, None)
         logits, cams = await self.batcher.submit(prep.x)
