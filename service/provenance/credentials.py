@@ -15,6 +15,32 @@ from pathlib import Path
 import c2pa
 
 AI_SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia")
+
+#: Bytes without which c2pa finds no manifest in a file of that type (`may_hold_manifest`). Every
+#: embedded manifest store is a JUMBF superbox (``jumb``) inside the format's own container:
+#: JPEG APP11 segments (marker FF EB, which entropy-coded data cannot contain), a PNG ``caBX``
+#: chunk, a RIFF (WebP) ``C2PA`` chunk, a GIF ``C2PA_GIF`` application extension, an ISO-BMFF
+#: (MP4, MOV) ``uuid`` box with the C2PA UUID. A remote manifest is named by XMP's
+#: ``dcterms:provenance`` (read as ``invalid`` here: remote fetching is off). A container marker
+#: with a broken box inside still goes to c2pa, which calls it invalid.
+_JUMBF, _XMP_REMOTE = b"jumb", b"provenance"
+_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+MANIFEST_MARKERS = {
+    "image/jpeg": (b"\xff\xeb", _JUMBF, _XMP_REMOTE),
+    "image/png": (b"caBX", _JUMBF, _XMP_REMOTE),
+    "image/webp": (b"C2PA", _JUMBF, _XMP_REMOTE),
+    "image/gif": (b"C2PA", _JUMBF, _XMP_REMOTE),
+    "video/mp4": (_BMFF_UUID, _JUMBF, _XMP_REMOTE),
+    "video/quicktime": (_BMFF_UUID, _JUMBF, _XMP_REMOTE),
+}
+
+
+def may_hold_manifest(data: bytes, mime: str | None) -> bool:
+    """False only when c2pa would find no manifest in ``data`` (none of the type's markers is
+    there); a type without a list of markers always goes to c2pa. A byte search (about 0.05 ms
+    for a 100 KB JPEG) instead of c2pa's parse of the whole file through Python callbacks."""
+    markers = MANIFEST_MARKERS.get(mime or "")
+    return markers is None or any(m in data for m in markers)
 ACTION_LABELS = ("c2pa.actions", "c2pa.actions.v2")
 _STATES = {"Trusted": "valid", "Invalid": "invalid"}
 
@@ -52,6 +78,8 @@ class CredentialReader:
 
     def read(self, data: bytes, mime: str | None) -> dict | None:
         """The active manifest's summary, or None when the image carries no manifest."""
+        if not may_hold_manifest(data, mime):
+            return None
         try:
             reader = c2pa.Reader(mime, io.BytesIO(data), context=self._context())
         except c2pa.C2paError.ManifestNotFound:
