@@ -92,7 +92,7 @@ async def detector_ctx(app: web.Application):
     detector.start()
     app[DETECTOR] = detector
     evidence = Evidence(CredentialReader(load_trust_anchors(s.c2pa_trust_anchors)),
-                        max_image_pixels=s.max_image_pixels, workers=s.evidence_threads)
+                        workers=s.evidence_threads)
     app[NEAR] = NearDuplicates(
         s.pdq_max_distance, s.pdq_min_quality, s.pdq_window_max_distance,
         Limits(s.pdq_max_face_difference_same_framing, s.pdq_max_face_difference))

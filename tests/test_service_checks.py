@@ -351,10 +351,10 @@ async def test_a_caller_going_away_does_not_fail_the_others(client, face_bytes, 
     real_analyze = checks.detector.analyze
     entered, release = asyncio.Event(), asyncio.Event()
 
-    async def gated_analyze(data):  # the real scoring, held until the test lets it go
+    async def gated_analyze(data, **kw):  # the real scoring, held until the test lets it go
         entered.set()
         await release.wait()
-        return await real_analyze(data)
+        return await real_analyze(data, **kw)
 
     monkeypatch.setattr(checks.detector, "analyze", gated_analyze)
     first = asyncio.ensure_future(checks.check(face_bytes, "alice"))
@@ -369,3 +369,29 @@ async def test_a_caller_going_away_does_not_fail_the_others(client, face_bytes, 
     assert first.cancelled()
     assert await checks.scored(shared["sha256"]) is not None, "the scoring finished and was stored"
     assert (await batching(client))["batches_run"] == 1
+
+
+async def test_a_check_that_cannot_be_stored_fails_alone(client, face_bytes, monkeypatch):
+    """The image is stored with the check of the request that scored it, in one transaction. If
+    that check cannot be stored, the image still is, the requests sharing the scoring get theirs,
+    and the failing request gets its error."""
+    checks = client.app[CHECKS]
+    real_after = checks.after_check
+
+    async def refusing(tx, check, user_id, *extra):  # as a constraint of the store would
+        if user_id == "mallory":
+            raise RuntimeError("this check cannot be stored")
+        return await real_after(tx, check, user_id, *extra)
+
+    monkeypatch.setattr(checks, "after_check", refusing)
+    first = asyncio.ensure_future(checks.check(face_bytes, "mallory"))
+    second = asyncio.ensure_future(checks.check(face_bytes, "bob"))
+    failed, shared = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(failed, RuntimeError), failed
+    assert shared["cached"] is True and (await batching(client))["batches_run"] == 1
+    sha256 = hashlib.sha256(face_bytes).hexdigest()
+    assert await checks.scored(sha256) is not None, "the image was stored"
+    users = await checks.db.fetchall("SELECT user_id FROM checks WHERE sha256 = ?", (sha256,))
+    assert [r["user_id"] for r in users] == ["bob"]
+    again = await checks.check(face_bytes, "alice")
+    assert again["cached"] is True and again["verdict"] == shared["verdict"]

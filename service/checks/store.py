@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from service.checks.answer import apply_verdict, detectors_view
 from service.checks.evidence import Evidence
@@ -25,6 +26,15 @@ PUBLIC_FIELDS = (
     "face_found", "faces", "decisive_face", "trained", "models_version", "width", "height",
     "note", "warning", "video",
 )
+
+
+class _Request(NamedTuple):
+    """Who asked for a check: what `CheckService.record` needs besides the result."""
+
+    user_id: str | None
+    started: float
+    page_url: str | None
+    source_url: str | None
 
 
 class CheckService:
@@ -54,18 +64,21 @@ class CheckService:
             (sha256, self.detector.ensemble.version))
         return json.loads(row["result"]) if row else None
 
-    async def _score(self, data: bytes, sha256: str) -> tuple[dict, bool]:
-        """(result, cached): every request for the same image shares one scoring task.
+    async def _score(self, data: bytes, sha256: str, request: _Request
+                     ) -> tuple[dict, bool, dict | None]:
+        """(result, cached, check): every request for the same image shares one scoring task.
 
         The task is registered before the store is consulted, so a request arriving while
         another is between "not in the store" and "stored" waits for it instead of scoring
         again; and it runs on its own, so a caller that goes away does not cancel the others.
+        ``check`` is the request's own check when the task stored it with the image (the request
+        that started the task), else None: the caller records it.
         """
         pending = self.inflight.get(sha256)
         if pending is not None:  # the same image is being scored right now: share it
-            result, _ = await asyncio.shield(pending)
-            return result, True
-        task = asyncio.ensure_future(self._score_once(data, sha256))
+            result, _, _ = await asyncio.shield(pending)
+            return result, True, None
+        task = asyncio.ensure_future(self._score_once(data, sha256, request))
         self.inflight[sha256] = task
         task.add_done_callback(lambda t: self._settled(sha256, t))
         return await asyncio.shield(task)
@@ -76,32 +89,48 @@ class CheckService:
         if not task.cancelled():
             task.exception()  # mark retrieved: its callers may all have gone
 
-    async def _score_once(self, data: bytes, sha256: str) -> tuple[dict, bool]:
+    async def _score_once(self, data: bytes, sha256: str, request: _Request
+                          ) -> tuple[dict, bool, dict | None]:
         known = await self.scored(sha256)
         if known is not None:
-            return known, True
-        evidence = (asyncio.ensure_future(self.evidence.gather(data))
-                    if self.evidence is not None else None)
+            return known, True, None
+        # Provenance is read from the bytes meanwhile; the PDQ hash starts on prepare's decoded
+        # pixels, beside the face finder and the detectors.
+        evidence = self.evidence.start(data) if self.evidence is not None else None
         try:
-            result, grids, thumbnail = await self.detector.analyze(data)
+            result, grids, thumbnail = await self.detector.analyze(
+                data, on_decoded=evidence.pixels if evidence is not None else None)
         except BaseException:
             if evidence is not None:
                 evidence.cancel()
             raise
-        provenance, fp = await evidence if evidence is not None else (None, None)
+        provenance, fp = await evidence.result() if evidence is not None else (None, None)
         result["provenance"] = provenance
         result["pdq"] = fp.public() if fp is not None else None
         extra = " ".join([fp.trimmed or "-", *fp.windows]) if fp is not None else None
-        async with self.db.transaction() as tx:
-            await store_image(tx, sha256, result, thumbnail, grids_to_bytes(grids),
-                              fp.hash if fp is not None else None, extra)
-        return result, False
+        row = (sha256, result, thumbnail, grids_to_bytes(grids),
+               fp.hash if fp is not None else None, extra)
+        # The image and the requester's check in one transaction (one commit, one fsync). If
+        # the check cannot be stored (its own fields), the image still is, and the requester's
+        # own `record` meets the error, as the requests sharing this scoring do not.
+        try:
+            async with self.db.transaction() as tx:
+                await store_image(tx, *row)
+                check = await self._record(tx, sha256, result, False, *request)
+        except Exception:
+            async with self.db.transaction() as tx:
+                await store_image(tx, *row)
+            check = None
+        return result, False, check
 
     async def check(self, data: bytes, user_id: str | None, *, page_url: str | None = None,
                     source_url: str | None = None) -> dict:
         started = time.perf_counter()
         sha256 = hashlib.sha256(data).hexdigest()
-        result, cached = await self._score(data, sha256)
+        result, cached, check = await self._score(
+            data, sha256, _Request(user_id, started, page_url, source_url))
+        if check is not None:  # stored with the image
+            return check
         return await self.record(sha256, result, cached, user_id, started,
                                  page_url=page_url, source_url=source_url)
 
@@ -127,69 +156,76 @@ class CheckService:
         ``image_sent`` False (a lookup by hash): the caller may not have the image, so the check
         carries the verdict but no rendition of it (no heatmap), unless this user sent the
         image itself before."""
+        # With near-duplicates, one transaction from the decision lookup to the sighting: of
+        # two copies checked at once, the second sees the item the first created.
+        async with self.db.transaction() as tx:
+            return await self._record(tx, sha256, result, cached, user_id, started, page_url,
+                                      source_url, image_sent)
+
+    async def _record(self, tx: Connection, sha256: str, result: dict, cached: bool,
+                      user_id: str | None, started: float, page_url=None, source_url=None,
+                      image_sent: bool = True) -> dict:
+        """`record` inside the caller's transaction."""
         stamp = now()
         fields = {k: result[k] for k in PUBLIC_FIELDS if k in result}
         if not fields.get("face_found"):
             fields.update(faces=[], decisive_face=None)
-        # With near-duplicates, one transaction from the decision lookup to the sighting: of
-        # two copies checked at once, the second sees the item the first created.
-        async with self.db.transaction() as tx:
-            extra: tuple = ()
-            if self.near is not None:
-                extra = (await self.near.hits(tx, result.get("pdq"), sha256),)
-            override = await self.override_for(tx, sha256, *extra) if self.override_for else None
-            prior = None
-            if user_id is not None:
-                prior = await tx.fetchone(
-                    "SELECT id, created_at, seen_count, source_url, result FROM checks"
-                    " WHERE user_id = ? AND sha256 = ?", (user_id, sha256))
-            if prior is not None and json.loads(prior["result"]).get("image_sent", True):
-                image_sent = True  # the user sent the pixels once: they have the image
-            check = {
-                "id": prior["id"] if prior else "chk_" + uuid.uuid4().hex,
-                "sha256": sha256,
-                **fields,
-                "media": result.get("media", "image"),
-                "detectors": detectors_view(result),
-                "provenance": result.get("provenance"),
-                "pdq": result.get("pdq"),
-                "cached": cached,
-                "page_url": page_url,
-                "source_url": source_url or (prior["source_url"] if prior else None),
-                "image_sent": image_sent,
-                "count": prior["seen_count"] + 1 if prior else 1,
-                "created_at": prior["created_at"] if prior else stamp,
-                "last_seen_at": stamp,
-            }
-            _shown(check, override)
-            check["heatmap_url"] = (f"/v1/checks/{check['id']}/heatmap.png" if image_sent
-                                    else None)
-            check["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
-            stored = json.dumps(check)
-            score = check["detectors"]["score"]
-            if prior is None:
-                await tx.execute(
-                    "INSERT INTO checks (id, sha256, user_id, verdict, score, result, page_url,"
-                    " source_url, created_at, seen_count, last_seen_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                    (check["id"], sha256, user_id, check["verdict"], score, stored, page_url,
-                     check["source_url"], stamp, stamp))
-            else:
-                await tx.execute(
-                    "UPDATE checks SET verdict = ?, score = ?, result = ?,"
-                    " page_url = COALESCE(?, page_url), source_url = ?,"
-                    " seen_count = seen_count + 1, last_seen_at = ? WHERE id = ?",
-                    (check["verdict"], score, stored, page_url,
-                     check["source_url"], stamp, check["id"]))
-            if page_url:
-                await tx.execute(
-                    "INSERT INTO check_pages (check_id, page_url, seen_count, last_seen_at)"
-                    " VALUES (?, ?, 1, ?) ON CONFLICT (check_id, page_url) DO UPDATE SET"
-                    " seen_count = check_pages.seen_count + 1,"
-                    " last_seen_at = excluded.last_seen_at",
-                    (check["id"], page_url, stamp))
-            if self.after_check is not None:
-                await self.after_check(tx, check, user_id, *extra)
+        extra: tuple = ()
+        if self.near is not None:
+            extra = (await self.near.hits(tx, result.get("pdq"), sha256),)
+        override = await self.override_for(tx, sha256, *extra) if self.override_for else None
+        prior = None
+        if user_id is not None:
+            prior = await tx.fetchone(
+                "SELECT id, created_at, seen_count, source_url, result FROM checks"
+                " WHERE user_id = ? AND sha256 = ?", (user_id, sha256))
+        if prior is not None and json.loads(prior["result"]).get("image_sent", True):
+            image_sent = True  # the user sent the pixels once: they have the image
+        check = {
+            "id": prior["id"] if prior else "chk_" + uuid.uuid4().hex,
+            "sha256": sha256,
+            **fields,
+            "media": result.get("media", "image"),
+            "detectors": detectors_view(result),
+            "provenance": result.get("provenance"),
+            "pdq": result.get("pdq"),
+            "cached": cached,
+            "page_url": page_url,
+            "source_url": source_url or (prior["source_url"] if prior else None),
+            "image_sent": image_sent,
+            "count": prior["seen_count"] + 1 if prior else 1,
+            "created_at": prior["created_at"] if prior else stamp,
+            "last_seen_at": stamp,
+        }
+        _shown(check, override)
+        check["heatmap_url"] = (f"/v1/checks/{check['id']}/heatmap.png" if image_sent
+                                else None)
+        check["elapsed_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
+        stored = json.dumps(check)
+        score = check["detectors"]["score"]
+        if prior is None:
+            await tx.execute(
+                "INSERT INTO checks (id, sha256, user_id, verdict, score, result, page_url,"
+                " source_url, created_at, seen_count, last_seen_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                (check["id"], sha256, user_id, check["verdict"], score, stored, page_url,
+                 check["source_url"], stamp, stamp))
+        else:
+            await tx.execute(
+                "UPDATE checks SET verdict = ?, score = ?, result = ?,"
+                " page_url = COALESCE(?, page_url), source_url = ?,"
+                " seen_count = seen_count + 1, last_seen_at = ? WHERE id = ?",
+                (check["verdict"], score, stored, page_url,
+                 check["source_url"], stamp, check["id"]))
+        if page_url:
+            await tx.execute(
+                "INSERT INTO check_pages (check_id, page_url, seen_count, last_seen_at)"
+                " VALUES (?, ?, 1, ?) ON CONFLICT (check_id, page_url) DO UPDATE SET"
+                " seen_count = check_pages.seen_count + 1,"
+                " last_seen_at = excluded.last_seen_at",
+                (check["id"], page_url, stamp))
+        if self.after_check is not None:
+            await self.after_check(tx, check, user_id, *extra)
         return check
 
     async def get(self, check_id: str) -> dict | None:
