@@ -161,3 +161,18 @@ def test_an_animation_costs_one_frame():
         return min(times)
 
     assert fastest(animation) < 10 * fastest(still) + 0.02
+
+
+@pytest.mark.parametrize("size", [(1024, 1024), (1000, 750), (976, 1301), (200, 100)])
+def test_the_finders_fast_shrink_matches_the_area_filter(size, face_bytes):
+    """The face finder's input: the same size as `shrink`'s, and the same pixels up to aliasing
+    at sharp edges (exact for halvings), on a real photo stretched to each size."""
+    photo = cv2.resize(pp.decode_image(face_bytes), size, interpolation=cv2.INTER_CUBIC)
+    a, b = pp.shrink(photo, 256), pp.shrink_fast(photo, 256)
+    assert a.shape == b.shape
+    diff = np.abs(a.astype(int) - b.astype(int))
+    assert diff.mean() < 1.5
+    if size == (1024, 1024):
+        assert diff.max() <= 1
+    if max(size) <= 256:
+        assert b is photo

@@ -184,7 +184,7 @@ class FaceFinder:
         # Both whole-image passes see one shrunk copy (the larger model's input side): shrinking
         # a large photo once costs less than letterboxing it twice.
         side = max(m.size for m in self.models.values())
-        view = preprocess.shrink(image_bgr, side)
+        view = preprocess.shrink_fast(image_bgr, side)
         f = 1.0 if view is image_bgr else side / max(h, w)
         # The short-range model places keypoints well when the face has some margin around it:
         # it sees the image with a black border of `short_margin` of its longer side (a tight
