@@ -10,7 +10,8 @@ in training or validation, so *all* its judged faces (every split) are scored:
   (`evaluate.choose_threshold`) picks for this run on the val faces of the other sources
   (target: at most 5 %);
 * its fakes: ROC AUC against the ``test`` reals of the other sources (target: at least 0.80), and
-  the share caught at that threshold.
+  the share caught at that threshold; for a source with both classes also the AUC against its
+  own (equally unseen) reals, which separates "fakes of a new kind" from "a new kind of photo".
 
 Writes ``model_export/runs/loso/summary.json``, which `evaluate` copies into the cards.
 """
@@ -68,6 +69,8 @@ def score(name: str, run: Path, held_out: str) -> dict:
             np.r_[np.zeros(len(lr)), np.ones(len(lf))], np.r_[lr, lf])
         out["fakes_caught"] = float((preprocess.sigmoid(lf) >= t).mean())
         out["fakes_n"] = int(len(lf))
+        if (y_own == 0).any():  # both classes unseen: can it still tell them apart?
+            out["fakes_auc_vs_own_reals"] = metrics.roc_auc(y_own, lo)
     summ = json.loads((run / "summary.json").read_text())
     out.update({"best_epoch": summ["best_epoch"], "epochs_run": summ["epoch"],
                 "train_seconds": round(summ["seconds"], 1)})
@@ -137,7 +140,8 @@ def main(argv=None):
     }
     out = metrics.rounded(out, 4)
     (root / "summary.json").write_text(json.dumps(out, indent=2))
-    print(json.dumps({s: v["held_out_auc"] for s, v in out["sources"].items()}))
+    print(json.dumps({s: {k: v.get(k) for k in ("reals_called_fake", "fakes_auc_vs_seen_test_reals")}
+                      for s, v in out["sources"].items()}))
 
 
 if __name__ == "__main__":
