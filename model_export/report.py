@@ -72,7 +72,7 @@ def targets(ens: dict, cards: dict, finder: dict | None) -> str:
     if finder:
         ms = finder["ms_per_image_one_thread"]
         rows.append(("face finder at most 5 ms per image up to 1024 px",
-                     f"{ms.get('1024')} ms at 1024 px", ms.get("1024", 99) <= 5))
+                     f"{ms.get('1024')} ms CPU at 1024 px", ms.get("1024", 99) <= 5))
     out = ["### Issue 8 targets against the shipped ensemble\n",
            "| target | measured | met |", "|---|---|---|"]
     out += [f"| {a} | {b} | {_yes(ok)} |" for a, b, ok in rows]
@@ -164,8 +164,13 @@ def render(models: Path = common.MODELS_DIR) -> str:
         out.append("\nImages without faces where a face was (wrongly) found: "
                    + ", ".join(f"{k} {_pc(v['face_found'])} of {v['n']}" for k, v in nf.items())
                    + ".\n")
-        out.append("Milliseconds per image, one thread: " + ", ".join(
+        out.append("Milliseconds of CPU per image, one thread (median): " + ", ".join(
             f"{k} px {v}" for k, v in finder["ms_per_image_one_thread"].items()) + ".")
+        if "wall_ms_per_image_one_thread" in finder:
+            out.append(" Wall milliseconds, with a load average of "
+                       f"{finder['load_average_1min']} on 2 cores: " + ", ".join(
+                           f"{k} px {v}" for k, v in finder["wall_ms_per_image_one_thread"].items())
+                       + ".")
 
     cc = ens["metrics"].get("combination_choice")
     if cc:
