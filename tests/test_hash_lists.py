@@ -1,10 +1,14 @@
 """Hash lists: admins export decided items as CSV and import other teams' lists, whose entries
-act like decisions on near-duplicates, without any image changing hands."""
+act like decisions on near-duplicates, without any image changing hands. An entry carries its
+item's PDQ hash, window hashes and face descriptors (service/pdq/descriptors.py), so it follows
+re-encoded copies of a face photo, but not a face swap of the same frame nor another photo of
+the same person."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 
 import cv2
 import numpy as np
@@ -12,10 +16,13 @@ import pytest
 
 from service.app import create_app
 from service.auth.tokens import LocalIssuer
+from service.pdq.hashing import distance
 from service.settings import Settings
 from tests.support.api import post_check
 from tests.support.copies import COPIES
-from tests.support.paths import require_shared_data, sample_images
+from tests.support.paths import SHARED_DATA, manifest, require_shared_data, sample_images
+
+FACE = re.compile(r"^(0|1)\.\d{4} (0|1)\.\d{4} (0|1)\.\d{4} (0|1)\.\d{4} [0-9a-f]{128}$")
 
 
 @pytest.fixture
@@ -32,6 +39,28 @@ def scene() -> bytes:
     return cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
+def swap_pair() -> tuple[bytes, bytes]:
+    """A DFDC test-split real frame and the face swap made from it: the first such pair whose
+    PDQ hashes meet (the test checks it through the API)."""
+    require_shared_data()
+    groups: dict[str, list[dict]] = {}
+    for r in manifest():
+        if r["source"] == "dfdc-faces" and r["split"] == "test":
+            groups.setdefault(r["group"], []).append(r)
+    group = [g for g in groups.values() if len(g) > 1][2]  # #2 of the test split's groups
+    return tuple((SHARED_DATA / next(r for r in group if r["label"] == label)["path"]).read_bytes()
+                 for label in ("real", "fake"))
+
+
+def same_person() -> tuple[bytes, bytes]:
+    """Two photos of one person (london-canada: neutral and smiling, same pose and light)."""
+    require_shared_data()
+    group = [r for r in manifest() if r["source"] == "london-canada"]
+    first = group[0]["group"]
+    a, b = [r for r in group if r["group"] == first][:2]
+    return (SHARED_DATA / a["path"]).read_bytes(), (SHARED_DATA / b["path"]).read_bytes()
+
+
 async def _decide_on(client, user, mod, data: bytes, decision: str, note: str) -> dict:
     check = await post_check(client, user, data)
     resp = await client.post(f"/v1/checks/{check['id']}/report", json={}, headers=user)
@@ -43,79 +72,160 @@ async def _decide_on(client, user, mod, data: bytes, decision: str, note: str) -
     return check
 
 
-async def test_export_then_import_elsewhere_applies_the_decision(client, auth, photos,
-                                                                 aiohttp_client, tmp_path,
-                                                                 database_url):
-    """An entry is a PDQ hash and a verdict, no pixels: it applies to copies of faceless
-    pictures, but never to an image with a face, whose face could not be compared (a face swap
-    keeps the PDQ hash of the frame it was made from: service/moderation/near.py)."""
+@pytest.fixture
+async def other(aiohttp_client, tmp_path, database_url):
+    """Another team's service, with its own (empty) SQLite database: (client, admin, user)."""
+    if database_url:
+        pytest.skip("one PostgreSQL database per test: the second service runs on SQLite only")
+    data_dir = tmp_path / "other"
+    client = await aiohttp_client(create_app(Settings(data_dir=data_dir,
+                                                      rate_limit_per_minute=0)))
+    issuer = LocalIssuer(data_dir / "keys", Settings(data_dir=data_dir).issuer, 3600)
+    return (client, {"Authorization": "Bearer " + issuer.issue("ad2", "admin")},
+            {"Authorization": "Bearer " + issuer.issue("bob", "user")})
+
+
+async def _import(client, admin, text: str, source: str = "team-a"):
+    return await client.post("/v1/admin/hashlist", params={"source": source}, data=text,
+                             headers={**admin, "Content-Type": "text/csv"})
+
+
+async def _export(client, admin) -> str:
+    resp = await client.get("/v1/admin/hashlist.csv", headers=admin)
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    return await resp.text()
+
+
+async def test_imported_entries_follow_re_encoded_copies_of_face_photos(client, auth, photos,
+                                                                        other):
     alice, mod, admin = auth("alice"), auth("mo", "moderator"), auth("ad", "admin")
     picture = scene()
     faceless = await _decide_on(client, alice, mod, picture, "fake", "made-up map")
     assert faceless["face_found"] is False and faceless["pdq"]["quality"] >= 50
     face = await _decide_on(client, alice, mod, photos[0], "fake", "known face swap")
-    assert face["face_found"] is True
-    resp = await client.get("/v1/admin/hashlist.csv", headers=admin)
-    assert resp.status == 200 and resp.content_type == "text/csv"
-    text = await resp.text()
+    assert face["face_found"] is True and len(face["faces"]) == 1
+    text = await _export(client, admin)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows == [
-        {"pdq": faceless["pdq"]["hash"], "verdict": "fake", "note": "made-up map",
-         "decided_at": rows[0]["decided_at"], "source": "local"},
-        {"pdq": face["pdq"]["hash"], "verdict": "fake", "note": "known face swap",
-         "decided_at": rows[1]["decided_at"], "source": "local"}]
-    assert rows[0]["decided_at"].endswith("+00:00")
+    assert [(r["pdq"], r["verdict"], r["note"], r["source"]) for r in rows] == [
+        (faceless["pdq"]["hash"], "fake", "made-up map", "local"),
+        (face["pdq"]["hash"], "fake", "known face swap", "local")]
+    assert all(r["decided_at"].endswith("+00:00") for r in rows)
+    # Each entry carries its nine window hashes; the face photo one descriptor per face: a box
+    # and 64 bytes (an 8x8 block signature), no image.
+    for r in rows:
+        windows = r["windows"].split()
+        assert len(windows) == 9 and all(re.fullmatch("[0-9a-f]{64}", h) for h in windows)
+    assert rows[0]["faces"] == ""
+    assert FACE.match(rows[1]["faces"]), rows[1]["faces"]
 
-    # Another team's service, with its own (empty) database, imports the list.
-    other_dir = tmp_path / "other"
-    if database_url:
-        pytest.skip("one PostgreSQL database per test: the second service runs on SQLite only")
-    other = await aiohttp_client(create_app(Settings(data_dir=other_dir, rate_limit_per_minute=0)))
-    issuer = LocalIssuer(other_dir / "keys", Settings(data_dir=other_dir).issuer, 3600)
-    their_admin = {"Authorization": "Bearer " + issuer.issue("ad2", "admin")}
-    their_user = {"Authorization": "Bearer " + issuer.issue("bob", "user")}
-    resp = await other.post("/v1/admin/hashlist", params={"source": "team-a"}, data=text,
-                            headers={**their_admin, "Content-Type": "text/csv"})
+    # Another team's service imports the list.
+    there, their_admin, bob = other
+    resp = await _import(there, their_admin, text)
     assert resp.status == 201, await resp.text()
     assert await resp.json() == {"source": "team-a", "added": 2, "updated": 0}
-    # A re-encoded copy checked there gets the imported decision, with its match.
-    copy = await post_check(other, their_user, COPIES["png"](picture))
-    m = copy["moderation"]
-    assert m["verdict"] == "fake" and m["decided_by"] == "hash list"
-    assert m["match"]["source"] == "team-a" and m["match"]["distance"] <= 31
-    assert copy["verdict"] == "fake" and "imported hash list" in copy["note"]
-    # A copy of the face photo does not: its face cannot be compared with a hash.
-    assert (await post_check(other, their_user, COPIES["png"](photos[0])))["moderation"] is None
-    # Another photo does not either.
-    assert (await post_check(other, their_user, photos[1]))["moderation"] is None
+    # Every kind of copy of the face photo gets the imported decision, through its face.
+    for name, made in COPIES.items():
+        copy = await post_check(there, bob, made(photos[0]))
+        m = copy["moderation"]
+        assert m is not None, f"{name}: the imported decision did not follow"
+        assert m["verdict"] == "fake" and m["decided_by"] == "hash list", name
+        assert m["match"]["source"] == "team-a" and 0 <= m["match"]["distance"] <= 31
+        assert copy["verdict"] == "fake" and "imported hash list" in copy["note"]
+    # So do copies of the faceless picture; another photo does not.
+    copy = await post_check(there, bob, COPIES["png"](picture))
+    assert copy["moderation"]["verdict"] == "fake"
+    assert copy["moderation"]["match"]["source"] == "team-a"
+    assert (await post_check(there, bob, photos[1]))["moderation"] is None
     # Importing the same source again updates instead of adding.
-    resp = await other.post("/v1/admin/hashlist", params={"source": "team-a"},
-                            data=text.replace(",fake,", ",real,"),
-                            headers={**their_admin, "Content-Type": "text/csv"})
+    resp = await _import(there, their_admin, text.replace(",fake,", ",real,"))
     assert await resp.json() == {"source": "team-a", "added": 0, "updated": 2}
-    again = await post_check(other, their_user, COPIES["webp"](picture))
-    assert again["moderation"]["verdict"] == "real"
-    # Their export carries the imported entries with their source.
-    exported = await (await other.get("/v1/admin/hashlist.csv", headers=their_admin)).text()
-    assert [r["source"] for r in csv.DictReader(io.StringIO(exported))] == ["team-a"] * 2
+    assert (await post_check(there, bob, COPIES["webp"](picture)))["moderation"]["verdict"] \
+        == "real"
+    assert (await post_check(there, bob, COPIES["half"](photos[0])))["moderation"]["verdict"] \
+        == "real"
+    # Their export carries the imported entries with their source, windows and faces.
+    exported = list(csv.DictReader(io.StringIO(await _export(there, their_admin))))
+    assert [(r["source"], r["windows"], r["faces"]) for r in exported] == [
+        ("team-a", r["windows"], r["faces"]) for r in rows]
+
+
+async def test_imported_entries_do_not_follow_a_face_swap_or_another_photo_of_the_person(
+        client, auth, other):
+    """The worst error: a "real" decision shared by another team handed to a face swap of the
+    same frame, whose PDQ hash is within the threshold of the frame's."""
+    alice, mod, admin = auth("alice"), auth("mo", "moderator"), auth("ad", "admin")
+    frame, swap = swap_pair()
+    person, same_person_again = same_person()
+    decided = await _decide_on(client, alice, mod, frame, "real", "checked with the source")
+    await _decide_on(client, alice, mod, person, "fake", "")
+    there, their_admin, bob = other
+    resp = await _import(there, their_admin, await _export(client, admin))
+    assert resp.status == 201, await resp.text()
+
+    swapped = await post_check(there, bob, swap)
+    assert distance(swapped["pdq"]["hash"], decided["pdq"]["hash"]) <= 31  # PDQ alone: a copy
+    assert swapped["moderation"] is None
+    assert swapped["verdict"] == swapped["detectors"]["verdict"]
+    assert (await post_check(there, bob, same_person_again))["moderation"] is None
+    # A lossless copy of the frame still gets the decision.
+    copy = await post_check(there, bob, COPIES["png"](frame))
+    assert copy["moderation"]["verdict"] == "real"
+    assert copy["moderation"]["match"]["source"] == "team-a"
+
+
+async def test_lists_without_face_descriptors_apply_only_to_faceless_images(client, auth, photos,
+                                                                            other):
+    """An older list (pdq, verdict, note, date) has no faces: its entries still work for images
+    without a face, and never for an image with one, whose face cannot be compared."""
+    alice, mod, admin = auth("alice"), auth("mo", "moderator"), auth("ad", "admin")
+    picture = scene()
+    await _decide_on(client, alice, mod, picture, "fake", "made-up map")
+    await _decide_on(client, alice, mod, photos[0], "fake", "known face swap")
+    rows = list(csv.DictReader(io.StringIO(await _export(client, admin))))
+    old = "pdq,verdict,note,decided_at\n" + "".join(
+        f"{r['pdq']},{r['verdict']},{r['note']},{r['decided_at']}\n" for r in rows)
+    there, their_admin, bob = other
+    resp = await _import(there, their_admin, old)
+    assert await resp.json() == {"source": "team-a", "added": 2, "updated": 0}
+    assert (await post_check(there, bob, COPIES["png"](picture)))["moderation"]["verdict"] \
+        == "fake"
+    assert (await post_check(there, bob, COPIES["png"](photos[0])))["moderation"] is None
+    exported = list(csv.DictReader(io.StringIO(await _export(there, their_admin))))
+    assert [(r["windows"], r["faces"]) for r in exported] == [("", "")] * 2
 
 
 async def test_bad_lists_are_refused_whole_with_their_lines(client, auth):
     admin = auth("ad", "admin")
     good = "a" * 64
-    body = ("pdq,verdict,note,decided_at\n"
-            f"{good},fake,ok,2026-01-02T03:04:05Z\n"
-            "xyz,fake,,\n"
-            f"{good},maybe,,\n"
-            f"{good},real,,yesterday\n")
+    face = "0.2000 0.1000 0.8000 0.9000 " + "80" * 64
+    body = ("pdq,verdict,note,decided_at,windows,faces\n"
+            f"{good},fake,ok,2026-01-02T03:04:05Z,,{face}\n"
+            "xyz,fake,,,,\n"
+            f"{good},maybe,,,,\n"
+            f"{good},real,,yesterday,,\n"
+            f"{good},real,,,{' '.join([good] * 8)},\n"
+            f"{good},real,,,,0.2 0.1 0.8 0.9 80\n"
+            f"{good},real,,,,0.8 0.1 0.2 0.9 {'80' * 64}\n"
+            f"{good},real,,,,0.2 0.1 0.8 0.9 {'zz' * 64}\n"
+            f"{good},real,,,,0.2 0.1 0.8 {'80' * 64}\n")
     resp = await client.post("/v1/admin/hashlist", params={"source": "t"}, data=body,
                              headers={**admin, "Content-Type": "text/csv"})
     assert resp.status == 400
     err = await resp.json()
     assert err["error"] == "bad_csv"
-    assert [x["line"] for x in err["lines"]] == [3, 4, 5]
+    assert [(x["line"], x["code"]) for x in err["lines"]] == [
+        (3, "bad_pdq"), (4, "bad_verdict"), (5, "bad_date"), (6, "bad_windows"),
+        (7, "bad_faces"), (8, "bad_faces"), (9, "bad_faces"), (10, "bad_faces")]
+    assert all(x["error"] for x in err["lines"])
     exported = await (await client.get("/v1/admin/hashlist.csv", headers=admin)).text()
-    assert exported.strip() == "pdq,verdict,note,decided_at,source"  # nothing was imported
+    assert exported.strip() == "pdq,verdict,note,decided_at,source,windows,faces"  # nothing
+    # The good line alone is taken, its descriptor in canonical form.
+    resp = await client.post("/v1/admin/hashlist", params={"source": "t"},
+                             data=body.split("\n", 2)[0] + "\n" + body.split("\n")[1] + "\n",
+                             headers={**admin, "Content-Type": "text/csv"})
+    assert resp.status == 201, await resp.text()
+    exported = await (await client.get("/v1/admin/hashlist.csv", headers=admin)).text()
+    assert list(csv.DictReader(io.StringIO(exported)))[0]["faces"] == face
     for params, data, ctype, code in [
             ({}, body, "text/csv", "bad_source"),
             ({"source": "local"}, body, "text/csv", "bad_source"),

@@ -8,8 +8,10 @@ transactions can become visible out of order.
 
 A PDQ match is only a candidate: a face swap keeps its source frame's PDQ hash. A flagged item
 is a hit only if the faces also agree (`service.pdq.faces`), compared on the two images'
-stored thumbnails; a hash-list entry, which comes without pixels, only for images in which no
-face was found.
+stored thumbnails; a hash-list entry, which comes without pixels, only if the image's faces
+agree with the entry's face descriptors (`service.pdq.descriptors`), and an entry without
+descriptors (an older list, or an item without a face) only for images in which no face was
+found.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from service.pdq.descriptors import Listed, listed_distance, parse_faces, parse_windows
 from service.pdq.faces import (
     Limits,
     Seen,
@@ -86,14 +89,16 @@ class NearDuplicates:
         self.index = HashIndex()
         self._items = _Follower("SELECT id, flag_id, hash, is_window FROM flag_hashes"
                                 " WHERE id > ? ORDER BY id")
-        self._list = _Follower("SELECT id, hash FROM hash_list WHERE id > ? ORDER BY id")
-        self._verified: OrderedDict[tuple[str, str], int | None] = OrderedDict()
+        self._list = _Follower("SELECT id, hash, windows FROM hash_list WHERE id > ?"
+                               " ORDER BY id")
+        self._verified: OrderedDict[tuple[str, str, str], int | None] = OrderedDict()
 
     async def refresh(self, conn: Connection) -> None:
         rows = await self._items.new_rows(conn)
         self.index.add_many((r["hash"], ("item", r["flag_id"], r["is_window"])) for r in rows)
         rows = await self._list.new_rows(conn)
-        self.index.add_many((r["hash"], ("list", str(r["id"]), 0)) for r in rows)
+        self.index.add_many((h, ("list", str(r["id"]), int(i > 0))) for r in rows
+                            for i, h in enumerate([r["hash"], *(r["windows"] or "").split()]))
 
     def usable(self, pdq: dict | None) -> bool:
         return bool(pdq and pdq.get("hash") and (pdq.get("quality") or 0) >= self.min_quality)
@@ -125,32 +130,41 @@ class NearDuplicates:
         if query is None:
             return []
         out = []
-        for (kind, id_), d in best.items():
-            if kind == "list":
-                if not query.faces:  # no pixels come with an entry: nothing to compare faces to
-                    out.append(Hit(d, kind, id_))
-                continue
-            verified = await self._verify(conn, sha256, query, id_)
+        for kind, id_ in best:
+            verified = await self._verify(conn, sha256, query, kind, id_)
             if verified is not None:
                 out.append(Hit(verified, kind, id_))
         return sorted(out)
 
-    async def _verify(self, conn: Connection, sha256: str | None, query: Seen,
-                      item_id: str) -> int | None:
-        """The distance at which the image meets the item with the same faces, or None."""
-        key = (sha256 or query.fp.hash, item_id)
+    async def _verify(self, conn: Connection, sha256: str | None, query: Seen, kind: str,
+                      id_: str) -> int | None:
+        """The distance at which the image meets the item (or list entry) with the same faces,
+        or None."""
+        key = (sha256 or query.fp.hash, kind, id_)
         if key in self._verified:
             self._verified.move_to_end(key)
             return self._verified[key]
-        row = await conn.fetchone(
-            "SELECT i.result, i.thumbnail, i.pdq_extra FROM flags f JOIN images i"
-            " ON i.sha256 = f.sha256 WHERE f.id = ?", (item_id,))
-        item = _seen(row, True) if row is not None else None
-        if item is None:
-            return None
-        found = await asyncio.to_thread(
-            verified_distance, item, query, self.max_distance, self.window_max_distance,
-            self.face_limits)
+        if kind == "list":
+            row = await conn.fetchone("SELECT hash, windows, faces FROM hash_list WHERE id = ?",
+                                      (int(id_),))
+            if row is None:
+                return None  # stored anew under another id by a later import
+            # stored by the import, in canonical form
+            entry = Listed(Fingerprint(row["hash"], 0, None, parse_windows(row["windows"] or "")),
+                           parse_faces(row["faces"] or ""))
+            found = await asyncio.to_thread(
+                listed_distance, entry, query, self.max_distance, self.window_max_distance,
+                self.face_limits)
+        else:
+            row = await conn.fetchone(
+                "SELECT i.result, i.thumbnail, i.pdq_extra FROM flags f JOIN images i"
+                " ON i.sha256 = f.sha256 WHERE f.id = ?", (id_,))
+            item = _seen(row, True) if row is not None else None
+            if item is None:
+                return None
+            found = await asyncio.to_thread(
+                verified_distance, item, query, self.max_distance, self.window_max_distance,
+                self.face_limits)
         self._verified[key] = found
         if len(self._verified) > _CACHE:
             self._verified.popitem(last=False)

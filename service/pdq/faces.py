@@ -35,6 +35,10 @@ BLUR_SIGMA = 0.8
 #: and for reframed copies (crops, screenshots): measured by bench.pdq_false_matches
 DEFAULT_MAX_FACE_DIFFERENCE_SAME_FRAMING = 0.03
 DEFAULT_MAX_FACE_DIFFERENCE = 0.1
+#: the same two limits for a hash-list entry's faces, compared as 8x8 cells
+#: (`service.pdq.descriptors`): measured by bench.pdq_false_matches
+DEFAULT_MAX_LISTED_DIFFERENCE_SAME_FRAMING = 0.03
+DEFAULT_MAX_LISTED_DIFFERENCE = 0.06
 #: frames whose sides lie this close (a fraction of the image) are the same framing
 SAME_FRAMING = 0.01
 #: a face with less than this share of its box inside the other image's frame is not compared
@@ -215,11 +219,15 @@ class FaceCheck:
     distance: int  # PDQ distance at the frames that met
     difference: float | None  # the faces' (None: no face to compare)
     same_framing: bool  # the frames are the same part of each image
+    listed: bool = False  # faces compared with a hash-list entry's descriptors
 
     def passes(self, limits: "Limits") -> bool:
         if self.difference is None:
             return True
-        limit = limits.same_framing if self.same_framing else limits.reframed
+        if self.listed:
+            limit = limits.listed_same_framing if self.same_framing else limits.listed_reframed
+        else:
+            limit = limits.same_framing if self.same_framing else limits.reframed
         return self.difference <= limit
 
 
@@ -227,10 +235,13 @@ class FaceCheck:
 class Limits:
     """Largest face differences at which two faces count as the same: for images framed alike
     (re-encodes, resizes; only encoding noise remains) and for reframed ones (crops,
-    screenshots; the registration and resampling add their own)."""
+    screenshots; the registration and resampling add their own); and the same two for a
+    hash-list entry's face descriptors."""
 
     same_framing: float = DEFAULT_MAX_FACE_DIFFERENCE_SAME_FRAMING
     reframed: float = DEFAULT_MAX_FACE_DIFFERENCE
+    listed_same_framing: float = DEFAULT_MAX_LISTED_DIFFERENCE_SAME_FRAMING
+    listed_reframed: float = DEFAULT_MAX_LISTED_DIFFERENCE
 
 
 def face_checks(item: Seen, query: Seen, max_distance: int, window_max_distance: int

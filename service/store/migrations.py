@@ -309,6 +309,12 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX registrations_email ON registrations (email)",
     ],
+    # 9: hash-list entries carry their item's 95 % window hashes and face descriptors
+    #    (service.pdq.descriptors), so that they apply to photos with faces too.
+    [
+        "ALTER TABLE hash_list ADD COLUMN windows TEXT",
+        "ALTER TABLE hash_list ADD COLUMN faces TEXT",
+    ],
 ]
 
 
