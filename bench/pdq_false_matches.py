@@ -10,8 +10,12 @@ check runs) and its stored thumbnail. A pair matches as in the service
 it is within 31 bits of a full or trimmed hash of the stored one, or within 18 bits of one of
 its nine 95 % windows, **and** every face of either image is the same in the other
 (`service.pdq.faces.face_checks`), within the limit for images framed alike or the one for
-reframed copies; both limits are swept. Pairs of different images are tried both ways round
-(either may be the flagged one).
+reframed copies, and, for two whole images framed alike, within the fine-difference limit
+(grey levels at the thumbnails' resolution); all three limits are swept. Pairs of different
+images are tried both ways round (either may be the flagged one). Every pair is also tried as
+a *hash-list entry* would be (`service.pdq.descriptors`): the stored image as its exported row
+(full hash, nine window hashes, face descriptors), the looked-up image with its pixels
+(``hash_list`` figures, with their limits swept too).
 
 * copies: each of ``--sample`` random images against its JPEG q50, PNG, WebP, 50 % resize,
   5 % centre and corner crops, and a screenshot-like copy (tests/support/copies.py);
@@ -19,8 +23,11 @@ reframed copies; both limits are swept. Pairs of different images are tried both
   of one person), and ``--celebrity-pairs`` random pairs of photos of one celebrity;
 * DFDC: ``--groups`` pairs of a real video frame and the face swap made from it (matched pairs
   are also told whether the swap is *invisible*: its faces differ from the frame's by less than
-  twice what a JPEG q50 re-encode changes), and for ``--swap-copies`` of them, each kind of copy
-  of the swap against the frame;
+  twice what a JPEG q50 re-encode changes; and for each matched pair, ``evidence``: the largest
+  and mean absolute grey-level difference and the PSNR in the frame's face boxes, at the files'
+  own resolution, raw and low-passed (Gaussian, sigma 2 px), for the swap and for a JPEG q50
+  re-encode of the frame), and for ``--swap-copies`` of them, each kind of copy of the swap
+  against the frame (matched copies listed with the same evidence);
 * random pairs: every pair among the ``--sample`` images.
 
 Byte-identical files (same SHA-256) are not different images and are left out.
@@ -45,13 +52,17 @@ from service.detection import preprocess as pp
 from service.detection.detector import prepare
 from service.detection.faces import FaceFinder
 from service.moderation.near import DEFAULT_MAX_DISTANCE, DEFAULT_WINDOW_MAX_DISTANCE
+from service.pdq.descriptors import Listed, describe, format_faces, listed_checks, parse_faces
 from service.pdq.faces import FaceCheck, Limits, Seen, decode_thumbnail, face_checks, face_difference
-from service.pdq.hashing import DEFAULT_MIN_QUALITY, WHOLE, fingerprint
+from service.pdq.hashing import DEFAULT_MIN_QUALITY, WHOLE, Fingerprint, fingerprint
 from tests.support.copies import COPIES
 
 REPO = Path(__file__).resolve().parent.parent
 SAME_SWEEP = (0.015, 0.02, 0.025, 0.03, 0.04)
 REFRAMED_SWEEP = (0.08, 0.1, 0.12, 0.15, 0.2)
+FINE_SWEEP = (4.0, 5.0, 6.0, 8.0, None)
+LISTED_SAME_SWEEP = (0.02, 0.025, 0.03, 0.04)
+LISTED_REFRAMED_SWEEP = (0.04, 0.05, 0.06, 0.07, 0.08)
 
 
 def decode_grey(data: bytes):
@@ -93,6 +104,59 @@ def checks(item: Seen, query: Seen) -> list[FaceCheck]:
     return face_checks(item, query, DEFAULT_MAX_DISTANCE, DEFAULT_WINDOW_MAX_DISTANCE)
 
 
+def as_listed(item: Seen) -> Listed:
+    """The item as another service imports it from an exported hash list (full hash, window
+    hashes, face descriptors written and read back as text)."""
+    faces = parse_faces(format_faces(describe(item.pixels, item.faces)))
+    return Listed(Fingerprint(item.fp.hash, item.fp.quality, None, item.fp.windows), faces)
+
+
+def entry_checks(entry: Listed, query: Seen) -> list[FaceCheck]:
+    if query.fp.quality < DEFAULT_MIN_QUALITY:
+        return []
+    return listed_checks(entry, query, DEFAULT_MAX_DISTANCE, DEFAULT_WINDOW_MAX_DISTANCE)
+
+
+def sweep_listed(results: list[list[FaceCheck]]) -> dict:
+    out = {"service": sum(matches(r) for r in results)}
+    default = Limits()
+    for f in LISTED_SAME_SWEEP:
+        out[f"same_framing_limit_{f}"] = sum(
+            matches(r, Limits(listed_same_framing=f, listed_reframed=default.listed_reframed))
+            for r in results)
+    for f in LISTED_REFRAMED_SWEEP:
+        out[f"reframed_limit_{f}"] = sum(
+            matches(r, Limits(listed_same_framing=default.listed_same_framing, listed_reframed=f))
+            for r in results)
+    return out
+
+
+def face_evidence(frame: bytes, other: bytes, boxes: list) -> dict:
+    """How far ``other`` is from ``frame`` in the frame's face boxes, at the files' resolution
+    (grey levels): largest and mean absolute difference and PSNR, raw and low-passed."""
+    a, b = decode_grey(frame).astype(np.float64), decode_grey(other).astype(np.float64)
+    if a.shape != b.shape:
+        return {}
+    h, w = a.shape
+    mask = np.zeros(a.shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[int(y0 * h):int(np.ceil(y1 * h)), int(x0 * w):int(np.ceil(x1 * w))] = True
+    if not mask.any():
+        return {}
+    raw = np.abs(a - b)[mask]
+    low = np.abs(cv2.GaussianBlur(a - b, (0, 0), 2))[mask]
+    mse = float((raw ** 2).mean())
+    return {"max": int(raw.max()), "mean": round(float(raw.mean()), 2),
+            "psnr_db": round(10 * np.log10(255 ** 2 / mse), 1) if mse else None,
+            "lowpass_max": round(float(low.max()), 1), "lowpass_mean": round(float(low.mean()), 2)}
+
+
+def swap_evidence(look: Looker, real: bytes, fake: bytes) -> dict:
+    boxes = look(real).faces
+    return {"swap": face_evidence(real, fake, boxes),
+            "frame_jpeg_q50": face_evidence(real, COPIES["jpeg_q50"](real), boxes)}
+
+
 def matches(found: list[FaceCheck], limits: Limits | None = Limits()) -> bool:
     """Whether the service would match (``limits`` None: PDQ alone)."""
     return any(limits is None or c.passes(limits) for c in found)
@@ -109,6 +173,9 @@ def sweep(results: list[list[FaceCheck]]) -> dict:
     for f in REFRAMED_SWEEP:
         out[f"reframed_limit_{f}"] = sum(matches(r, Limits(default.same_framing, f))
                                          for r in results)
+    for f in FINE_SWEEP:  # None: without the fine difference
+        out[f"fine_limit_{f}"] = sum(matches(r, Limits(fine=f if f is not None else np.inf))
+                                     for r in results)
     return out
 
 
@@ -143,14 +210,20 @@ def main() -> None:
     sample = rng.sample(rows, min(args.sample, len(rows)))
     look = Looker()
     cache: dict[str, Seen] = {}
+    entries: dict[str, Listed] = {}
 
     def seen(r: dict) -> Seen:
         if r["path"] not in cache:
             cache[r["path"]] = look((args.data / r["path"]).read_bytes())
         return cache[r["path"]]
 
+    def listed(r: dict) -> Listed:
+        if r["path"] not in entries:
+            entries[r["path"]] = as_listed(seen(r))
+        return entries[r["path"]]
+
     def pairs_of(pairs) -> dict:
-        results, examples, n = [], [], 0
+        results, listed_results, examples, n = [], [], [], 0
         for a, b in pairs:
             if a["sha256"] == b["sha256"]:
                 continue
@@ -158,6 +231,7 @@ def main() -> None:
             for x, y in ((a, b), (b, a)):
                 found = checks(seen(x), seen(y))
                 results.append(found)
+                listed_results.append(entry_checks(listed(x), seen(y)))
                 if found:
                     diffs = [c.difference for c in found if c.difference is not None]
                     examples.append({"item": x["path"], "query": y["path"],
@@ -165,43 +239,100 @@ def main() -> None:
                                      "framed_alike": found[0].same_framing,
                                      "face_difference": round(min(diffs), 3) if diffs else None})
         return {"pairs": n, "tries_both_ways": len(results), "matches": sweep(results),
+                "hash_list": sweep_listed(listed_results),
                 "closest": sorted(examples, key=lambda e: e["face_difference"] or 0)[:12]}
+
+    def read(g, label: str) -> bytes:
+        return (args.data / next(r for r in g if r["label"] == label)["path"]).read_bytes()
+
+    def fine_of(found: list[FaceCheck]) -> float | None:
+        fine = [c.fine for c in found if c.fine is not None]
+        return round(min(fine), 2) if fine else None
+
+    def least(found: list[FaceCheck]) -> float | None:
+        diffs = [c.difference for c in found if c.difference is not None]
+        return round(min(diffs), 3) if diffs else None
 
     def swap_pairs(groups) -> dict:
         out = pairs_of(tuple(g) for g in groups)
-        matched = [g for g in groups for x, y in itertools.permutations(g, 2)
-                   if matches(checks(seen(x), seen(y)))]
+        service, listed_, evidence = [], [], []
+        for g in groups:
+            tries = list(itertools.permutations(g, 2))
+            found = [checks(seen(x), seen(y)) for x, y in tries]
+            found_listed = [entry_checks(listed(x), seen(y)) for x, y in tries]
+            if any(map(matches, found)):
+                service.append(g)
+            if any(map(matches, found_listed)):
+                listed_.append(g)
+            if any(map(matches, found + found_listed)):
+                evidence.append({
+                    "real": next(r for r in g if r["label"] == "real")["path"],
+                    "fake": next(r for r in g if r["label"] == "fake")["path"],
+                    "service": any(map(matches, found)),
+                    "hash_list": any(map(matches, found_listed)),
+                    "face_difference": [least(f) for f in found],
+                    "fine_difference": [fine_of(f) for f in found],
+                    "listed_difference": [least(f) for f in found_listed],
+                    **swap_evidence(look, read(g, "real"), read(g, "fake"))})
+        out["matched_pairs"] = len(service)
         out["matched_pairs_invisible"] = sum(
-            invisible_swap(look, *((args.data / next(r for r in g if r["label"] == label)["path"])
-                                   .read_bytes() for label in ("real", "fake")))
-            for g in matched)
+            invisible_swap(look, read(g, "real"), read(g, "fake")) for g in service)
+        out["matched_pairs_hash_list"] = len(listed_)
+        out["fine_of_tries_the_patches_match"] = sorted(
+            fine_of(f) for x, y in itertools.chain.from_iterable(
+                itertools.permutations(g, 2) for g in groups)
+            if matches(f := checks(seen(x), seen(y)), Limits(fine=np.inf)) and fine_of(f) is not None)
+        out["evidence"] = evidence
         return out
 
     def swap_copies(groups) -> dict:
         """A copy of the face swap (each kind) against the real frame as the flagged item."""
         found: dict[str, list] = defaultdict(list)
+        listed_found: dict[str, list] = defaultdict(list)
+        matched = []
         for g in groups:
             real = next(r for r in g if r["label"] == "real")
-            fake = next(r for r in g if r["label"] == "fake")
-            data = (args.data / fake["path"]).read_bytes()
+            data = read(g, "fake")
             for name, make in COPIES.items():
-                found[name].append(checks(seen(real), look(make(data))))
-        return {name: {"pairs": len(d), "matches": sweep(d)} for name, d in found.items()}
+                query = look(make(data))
+                found[name].append(checks(seen(real), query))
+                listed_found[name].append(entry_checks(listed(real), query))
+                if matches(found[name][-1]) or matches(listed_found[name][-1]):
+                    matched.append({
+                        "real": real["path"], "copy": name,
+                        "face_difference": least(found[name][-1]),
+                        "listed_difference": least(listed_found[name][-1]),
+                        "service": matches(found[name][-1]),
+                        "hash_list": matches(listed_found[name][-1]),
+                        **swap_evidence(look, read(g, "real"), data)})
+        out = {name: {"pairs": len(d), "matches": sweep(d),
+                      "hash_list": sweep_listed(listed_found[name])}
+               for name, d in found.items()}
+        out["matched"] = matched
+        return out
 
     copies: dict[str, list] = defaultdict(list)
+    listed_copies: dict[str, list] = defaultdict(list)
     missed: dict[str, list] = defaultdict(list)
     for r in sample:
         data = (args.data / r["path"]).read_bytes()
         for name, make in COPIES.items():
-            found = checks(seen(r), look(make(data)))
+            query = look(make(data))
+            found = checks(seen(r), query)
             copies[name].append(found)
+            listed_copies[name].append(entry_checks(listed(r), query))
             if not matches(found):
                 missed[name].append(r["path"])
     report = {
         "pdq_max_distance": DEFAULT_MAX_DISTANCE,
         "window_max_distance": DEFAULT_WINDOW_MAX_DISTANCE,
         "face_limits": vars(Limits()),
-        "copies": {name: {"images": len(d), "matched": sweep(d), "missed": missed[name][:10]}
+        "copies": {name: {"images": len(d), "matched": sweep(d),
+                          "hash_list": sweep_listed(listed_copies[name]),
+                          "fine_max": max((fine_of(r) for r in d
+                                           if matches(r, Limits(fine=np.inf))
+                                           and fine_of(r) is not None), default=None),
+                          "missed": missed[name][:10]}
                    for name, d in copies.items()},
         "same_person_london_snapshots": pairs_of(
             p for g in people for p in itertools.combinations(g, 2)),

@@ -11,10 +11,10 @@ no pixels, so each decided item carries, per face found in it:
   quantised to one byte (1/32 of a standard deviation per level). 64 bytes, 128 hex digits.
 
 That is an 8x8 mosaic of the face's relative brightness: no colour, no absolute brightness, no
-detail finer than an eighth of the face (an eye is about one cell). It says where a face is
-darker or lighter, not whose face it is; it is about as much as the item's PDQ hash already
-tells (256 bits of the whole image's coarse structure), so a list can be shared as a hash list
-is. What a face swap changes (the eyes, nose, mouth, the skin's shading) still moves the cells.
+detail finer than an eighth of the face's box (an eye is about one cell). It says where a face
+is darker or lighter, not whose face it is (drawn, it is a few dozen grey squares), so a list
+can be shared as a PDQ hash list is. What a face swap changes (the eyes, nose, mouth, the skin's
+shading) still moves the cells.
 
 The looked-up image has its pixels (its stored thumbnail): each descriptor's box is mapped into
 it through the frames whose hashes met (as in the face check, without the pixel registration,

@@ -16,6 +16,13 @@ difference over a 4x4 grid of blocks: a swapped nose, mouth or pair of eyes move
 while a re-encode moves all of them a little. Images framed alike (re-encodes, resizes) must
 agree to within encoding noise; reframed copies (crops, screenshots) get a wider limit, as
 resampling adds its own. Both limits come from `bench.pdq_false_matches`.
+
+Two whole images framed alike are also compared at the thumbnails' own resolution (the larger
+shrunk to the smaller): the *fine difference* is the largest grey-level difference in a face
+after a Gaussian low-pass of ``FINE_SIGMA`` pixels (less the region's median difference, a
+brightness change), which a JPEG q50 re-encode keeps under ~5 levels. A "face swap" that left
+the face as it was but came from another encode of the video (DFDC has a few) differs there by
+7-8 levels, while the 32x32 patches, which see only coarser detail, cannot tell it from a copy.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from service.pdq.hashing import Box, Fingerprint, meeting_frames
+from service.pdq.hashing import WHOLE, Box, Fingerprint, meeting_frames
 
 SAMPLE = 32
 SHIFT = 2
@@ -49,6 +56,11 @@ MIN_SPREAD = 10.0
 INSET = 0.06
 #: frames tried, nearest first, when the faces of the nearest do not agree
 MAX_FRAMES_TRIED = 3
+#: the low-pass (Gaussian sigma, thumbnail pixels) of the fine difference
+FINE_SIGMA = 2.0
+#: the largest fine difference (grey levels) of two whole images framed alike:
+#: measured by bench.pdq_false_matches
+DEFAULT_MAX_FINE_DIFFERENCE = 5.0
 
 
 def face_boxes(result: dict) -> list[Box]:
@@ -193,6 +205,29 @@ def face_difference(item: np.ndarray, item_faces: list[Box], item_frame: Box,
     return worst
 
 
+def fine_difference(a: np.ndarray, a_faces: list[Box], b: np.ndarray, b_faces: list[Box]
+                    ) -> float | None:
+    """The fine difference of two whole grey images framed alike over the faces of both (the
+    module's docstring); None if no face lies inside the images' inset."""
+    if a.shape != b.shape:  # a resized copy: compare at the smaller size
+        small, large = (a, b) if a.size <= b.size else (b, a)
+        large = cv2.resize(large, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+        a, b = small, large
+    diff = cv2.GaussianBlur(a.astype(np.float32) - b.astype(np.float32), (0, 0), FINE_SIGMA)
+    h, w = diff.shape
+    worst = None
+    for face in [*a_faces, *b_faces]:
+        box, inside = _inside(face, WHOLE)
+        if inside < MIN_INSIDE:
+            continue
+        x0, y0 = int(box[0] * w), int(box[1] * h)
+        x1, y1 = max(x0 + 1, int(np.ceil(box[2] * w))), max(y0 + 1, int(np.ceil(box[3] * h)))
+        region = diff[y0:y1, x0:x1]
+        d = float(np.abs(region - np.median(region)).max())
+        worst = d if worst is None else max(worst, d)
+    return worst
+
+
 def decode_thumbnail(data: bytes | None) -> np.ndarray | None:
     if not data:
         return None
@@ -220,6 +255,7 @@ class FaceCheck:
     difference: float | None  # the faces' (None: no face to compare)
     same_framing: bool  # the frames are the same part of each image
     listed: bool = False  # faces compared with a hash-list entry's descriptors
+    fine: float | None = None  # the fine difference (whole images framed alike only)
 
     def passes(self, limits: "Limits") -> bool:
         if self.difference is None:
@@ -228,6 +264,8 @@ class FaceCheck:
             limit = limits.listed_same_framing if self.same_framing else limits.listed_reframed
         else:
             limit = limits.same_framing if self.same_framing else limits.reframed
+            if self.fine is not None and self.fine > limits.fine:
+                return False
         return self.difference <= limit
 
 
@@ -242,6 +280,7 @@ class Limits:
     reframed: float = DEFAULT_MAX_FACE_DIFFERENCE
     listed_same_framing: float = DEFAULT_MAX_LISTED_DIFFERENCE_SAME_FRAMING
     listed_reframed: float = DEFAULT_MAX_LISTED_DIFFERENCE
+    fine: float = DEFAULT_MAX_FINE_DIFFERENCE
 
 
 def face_checks(item: Seen, query: Seen, max_distance: int, window_max_distance: int
@@ -257,9 +296,16 @@ def face_checks(item: Seen, query: Seen, max_distance: int, window_max_distance:
         return [FaceCheck(d, None, bool(alike)) for d, _, _ in tried[:1]]
     if item.pixels is None or query.pixels is None:  # faces that cannot be compared
         return [FaceCheck(d, float("inf"), bool(alike)) for d, _, _ in tried[:1]]
-    return [FaceCheck(d, face_difference(item.pixels, item.faces, item_frame,
-                                         query.pixels, query.faces, query_frame), bool(alike))
-            for d, item_frame, query_frame in tried]
+    out = []
+    for d, item_frame, query_frame in tried:
+        fine = None
+        if item_frame == WHOLE and query_frame == WHOLE:
+            fine = fine_difference(grey(item.pixels), item.faces, grey(query.pixels),
+                                   query.faces)
+        out.append(FaceCheck(d, face_difference(item.pixels, item.faces, item_frame,
+                                                query.pixels, query.faces, query_frame),
+                             bool(alike), fine=fine))
+    return out
 
 
 def verified_distance(item: Seen, query: Seen, max_distance: int, window_max_distance: int,
