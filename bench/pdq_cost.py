@@ -5,7 +5,8 @@ test images of each source), the thread's CPU time of what `service.checks.evide
 every check (``fingerprint``: full and trimmed hashes, the nine window hashes, the border trim),
 of decoding the image (which the step also does), and of the face comparison that runs only when
 an image's hashes meet a flagged item's (`service.pdq.faces.verified_distance`, on a JPEG q50
-copy). ``--baseline FILE`` also times the ``fingerprint`` of another version of
+copy), and of the same comparison with a hash-list entry (`service.pdq.descriptors`, the item
+as its exported row). ``--baseline FILE`` also times the ``fingerprint`` of another version of
 ``service/pdq/hashing.py`` (e.g. ``git show 28c541c:service/pdq/hashing.py > old.py``) on the
 same images. Each figure is the median over ``--repeat`` passes, in ms of CPU per image.
 """
@@ -23,10 +24,11 @@ import time
 from pathlib import Path
 
 from bench.images import sample_images
-from bench.pdq_false_matches import Looker
+from bench.pdq_false_matches import Looker, as_listed
 from service.detection.preprocess import decode_image
 from service.moderation.near import DEFAULT_MAX_DISTANCE, DEFAULT_WINDOW_MAX_DISTANCE
 from service.pdq import hashing
+from service.pdq.descriptors import listed_distance
 from service.pdq.faces import verified_distance
 from tests.support.copies import COPIES
 
@@ -80,6 +82,10 @@ def main() -> None:
     report["face_check_on_a_hit_ms"] = cpu_ms_per_item(
         lambda p: verified_distance(p[0], p[1], DEFAULT_MAX_DISTANCE, DEFAULT_WINDOW_MAX_DISTANCE),
         pairs, args.repeat)
+    entries = [(as_listed(item), query) for item, query in pairs]
+    report["hash_list_check_on_a_hit_ms"] = cpu_ms_per_item(
+        lambda p: listed_distance(p[0], p[1], DEFAULT_MAX_DISTANCE, DEFAULT_WINDOW_MAX_DISTANCE),
+        entries, args.repeat)
     report["load_average"] = [round(x, 1) for x in (*load_before, *os.getloadavg())]
     report["machine"] = f"{platform.machine()}, Python {platform.python_version()}"
     print(json.dumps(report, indent=1))

@@ -61,6 +61,7 @@ REPO = Path(__file__).resolve().parent.parent
 SAME_SWEEP = (0.015, 0.02, 0.025, 0.03, 0.04)
 REFRAMED_SWEEP = (0.08, 0.1, 0.12, 0.15, 0.2)
 FINE_SWEEP = (4.0, 5.0, 6.0, 8.0, None)
+FINE_REFRAMED_SWEEP = (8.0, 10.0, 12.0, 15.0, 20.0, None)
 LISTED_SAME_SWEEP = (0.02, 0.025, 0.03, 0.04)
 LISTED_REFRAMED_SWEEP = (0.04, 0.05, 0.06, 0.07, 0.08)
 
@@ -176,6 +177,9 @@ def sweep(results: list[list[FaceCheck]]) -> dict:
     for f in FINE_SWEEP:  # None: without the fine difference
         out[f"fine_limit_{f}"] = sum(matches(r, Limits(fine=f if f is not None else np.inf))
                                      for r in results)
+    for f in FINE_REFRAMED_SWEEP:
+        out[f"fine_reframed_limit_{f}"] = sum(
+            matches(r, Limits(fine_reframed=f if f is not None else np.inf)) for r in results)
     return out
 
 
@@ -281,7 +285,8 @@ def main() -> None:
         out["fine_of_tries_the_patches_match"] = sorted(
             fine_of(f) for x, y in itertools.chain.from_iterable(
                 itertools.permutations(g, 2) for g in groups)
-            if matches(f := checks(seen(x), seen(y)), Limits(fine=np.inf)) and fine_of(f) is not None)
+            if matches(f := checks(seen(x), seen(y)), Limits(fine=np.inf, fine_reframed=np.inf))
+            and fine_of(f) is not None)
         out["evidence"] = evidence
         return out
 
@@ -330,7 +335,8 @@ def main() -> None:
         "copies": {name: {"images": len(d), "matched": sweep(d),
                           "hash_list": sweep_listed(listed_copies[name]),
                           "fine_max": max((fine_of(r) for r in d
-                                           if matches(r, Limits(fine=np.inf))
+                                           if matches(r, Limits(fine=np.inf,
+                                                                fine_reframed=np.inf))
                                            and fine_of(r) is not None), default=None),
                           "missed": missed[name][:10]}
                    for name, d in copies.items()},

@@ -165,6 +165,26 @@ def test_a_face_swap_does_not_match_the_frame_it_was_made_from():
         assert q50.fine < faces.Limits().fine
 
 
+#: a DFDC face swap that changed only a patch beside the nose, and the frame it was made from
+SMALL_SWAP = ("dfdc-faces/real/oizgennqfn.jpg", "dfdc-faces/fake/fcoosmczka.jpg")
+
+
+def test_a_screenshot_of_a_swap_that_changed_a_small_patch_does_not_match():
+    """Resampled to 80 %, the swap's patch moves no block of the 32x32 face patches beyond a
+    screenshot's noise; at the thumbnails' resolution, registered, it stands out."""
+    require_shared_data()
+    real, fake = ((SHARED_DATA / p).read_bytes() for p in SMALL_SWAP)
+    shot = COPIES["screenshot"](fake)
+    checks = faces.face_checks(seen(real), seen(shot), THRESHOLD, WINDOW_THRESHOLD)
+    assert checks and not checks[0].same_framing
+    limits = faces.Limits()
+    assert any(c.difference <= limits.reframed for c in checks)  # the patches agree
+    assert all(not c.passes(limits) for c in checks)
+    assert match_distance(real, shot) is None
+    # The frame's own screenshot still matches.
+    assert match_distance(real, COPIES["screenshot"](real)) is not None
+
+
 def test_index_finds_exactly_what_a_scan_finds():
     rng = np.random.default_rng(3)
     words = rng.integers(0, 1 << 62, (20000, 4), dtype=np.uint64) << np.uint64(2)

@@ -17,12 +17,16 @@ while a re-encode moves all of them a little. Images framed alike (re-encodes, r
 agree to within encoding noise; reframed copies (crops, screenshots) get a wider limit, as
 resampling adds its own. Both limits come from `bench.pdq_false_matches`.
 
-Two whole images framed alike are also compared at the thumbnails' own resolution (the larger
-shrunk to the smaller): the *fine difference* is the largest grey-level difference in a face
-after a Gaussian low-pass of ``FINE_SIGMA`` pixels (less the region's median difference, a
-brightness change), which a JPEG q50 re-encode keeps under ~5 levels. A "face swap" that left
-the face as it was but came from another encode of the video (DFDC has a few) differs there by
-7-8 levels, while the 32x32 patches, which see only coarser detail, cannot tell it from a copy.
+The faces are also compared at the thumbnails' own resolution, where the 32x32 patches see only
+coarser detail: the *fine difference* is the largest grey-level difference in a face after a
+Gaussian low-pass of ``FINE_SIGMA`` pixels. Two whole images framed alike are compared pixel for
+pixel (the larger shrunk to the smaller; less the face's median difference, a brightness change):
+a JPEG q50 re-encode stays under ~5 levels there, while a "face swap" that left the face as it
+was but came from another encode of the video (DFDC has a few) differs by 7-8. Reframed copies
+(crops, screenshots) are compared after warping the item's thumbnail onto the copy's by the
+registration and fitting the copy's brightness and contrast in each face: resampling keeps them
+under ~10 levels, while a swap that changed a patch beside the nose, too small to move a block
+of the 32x32 patches beyond a screenshot's noise, differs by ~27.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ FINE_SIGMA = 2.0
 #: the largest fine difference (grey levels) of two whole images framed alike:
 #: measured by bench.pdq_false_matches
 DEFAULT_MAX_FINE_DIFFERENCE = 5.0
+#: ... and of reframed copies (registered, resampled): measured by bench.pdq_false_matches
+DEFAULT_MAX_FINE_DIFFERENCE_REFRAMED = 15.0
 
 
 def face_boxes(result: dict) -> list[Box]:
@@ -187,12 +193,13 @@ def grey(bgr: np.ndarray) -> np.ndarray:
 
 
 def face_difference(item: np.ndarray, item_faces: list[Box], item_frame: Box,
-                    query: np.ndarray, query_faces: list[Box], query_frame: Box) -> float | None:
+                    query: np.ndarray, query_faces: list[Box], query_frame: Box,
+                    reg: Registration | None = None) -> float | None:
     """The largest difference over the faces of both images, each compared with the same place
     in the other image (the two frames cover the same content); None if no face of either
     image lies in the frames, so there is no face to compare."""
     a, b = grey(item), grey(query)
-    reg = Registration(a, item_frame, b, query_frame)
+    reg = reg or Registration(a, item_frame, b, query_frame)
     pairs = [(f, item_frame, reg.a_to_b, a, b) for f in item_faces]
     pairs += [(f, query_frame, reg.b_to_a, b, a) for f in query_faces]
     worst = None
@@ -214,16 +221,61 @@ def fine_difference(a: np.ndarray, a_faces: list[Box], b: np.ndarray, b_faces: l
         large = cv2.resize(large, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
         a, b = small, large
     diff = cv2.GaussianBlur(a.astype(np.float32) - b.astype(np.float32), (0, 0), FINE_SIGMA)
-    h, w = diff.shape
     worst = None
     for face in [*a_faces, *b_faces]:
         box, inside = _inside(face, WHOLE)
         if inside < MIN_INSIDE:
             continue
-        x0, y0 = int(box[0] * w), int(box[1] * h)
-        x1, y1 = max(x0 + 1, int(np.ceil(box[2] * w))), max(y0 + 1, int(np.ceil(box[3] * h)))
-        region = diff[y0:y1, x0:x1]
+        region = diff[_pixels(box, diff.shape)]
         d = float(np.abs(region - np.median(region)).max())
+        worst = d if worst is None else max(worst, d)
+    return worst
+
+
+def _pixels(box: Box, shape) -> tuple[slice, slice]:
+    h, w = shape[:2]
+    x0, y0 = int(box[0] * w), int(box[1] * h)
+    x1, y1 = max(x0 + 1, int(np.ceil(box[2] * w))), max(y0 + 1, int(np.ceil(box[3] * h)))
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _samples_to_pixels(frame: Box, shape, n: int) -> np.ndarray:
+    """3x3: sample coordinates of a frame sampled n x n (as `sample` does) to pixel ones."""
+    h, w = shape[:2]
+    kx, ky = (frame[2] - frame[0]) * w / n, (frame[3] - frame[1]) * h / n
+    return np.array([[kx, 0.0, frame[0] * w + 0.5 * kx - 0.5],
+                     [0.0, ky, frame[1] * h + 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
+
+
+def registered_fine_difference(a: np.ndarray, a_faces: list[Box], b: np.ndarray,
+                               b_faces: list[Box], reg: Registration) -> float | None:
+    """The fine difference of a reframed pair (the module's docstring): ``a`` warped onto
+    ``b``'s pixels, fitted to its brightness and contrast in each face of either image that
+    lies inside ``b``'s frame; None if none does."""
+    n = reg.SIDE
+    warp = np.vstack([reg.forward, [0.0, 0.0, 1.0]])
+    m = (_samples_to_pixels(reg.frame_b, b.shape, n) @ warp
+         @ np.linalg.inv(_samples_to_pixels(reg.frame_a, a.shape, n)))  # a's pixels -> b's
+    src = a.astype(np.float32)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
+    if scale < 0.8:  # shrunk onto b: area-filter first, so the warp never aliases
+        src = cv2.resize(src, (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
+        rx, ry = a.shape[1] / src.shape[1], a.shape[0] / src.shape[0]
+        m = m @ np.array([[rx, 0.0, 0.5 * rx - 0.5], [0.0, ry, 0.5 * ry - 0.5], [0.0, 0.0, 1.0]])
+    warped = cv2.warpAffine(src, m[:2], (b.shape[1], b.shape[0]), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    worst = None
+    for face in [*(reg.a_to_b(f) for f in a_faces), *b_faces]:
+        box, inside = _inside(face, reg.frame_b)
+        if inside < MIN_INSIDE:
+            continue
+        where = _pixels(box, b.shape)
+        theirs, mine = b[where].astype(np.float32), warped[where]
+        fit = np.linalg.lstsq(np.stack([mine.ravel(), np.ones(mine.size, np.float32)], 1),
+                              theirs.ravel(), rcond=None)[0]
+        diff = cv2.GaussianBlur(theirs - (mine * fit[0] + fit[1]), (0, 0), FINE_SIGMA)
+        d = float(np.abs(diff).max())
         worst = d if worst is None else max(worst, d)
     return worst
 
@@ -255,7 +307,8 @@ class FaceCheck:
     difference: float | None  # the faces' (None: no face to compare)
     same_framing: bool  # the frames are the same part of each image
     listed: bool = False  # faces compared with a hash-list entry's descriptors
-    fine: float | None = None  # the fine difference (whole images framed alike only)
+    fine: float | None = None  # the fine difference (None: not measured)
+    fine_aligned: bool = False  # ... of two whole images framed alike (else registered)
 
     def passes(self, limits: "Limits") -> bool:
         if self.difference is None:
@@ -264,7 +317,8 @@ class FaceCheck:
             limit = limits.listed_same_framing if self.same_framing else limits.listed_reframed
         else:
             limit = limits.same_framing if self.same_framing else limits.reframed
-            if self.fine is not None and self.fine > limits.fine:
+            fine_limit = limits.fine if self.fine_aligned else limits.fine_reframed
+            if self.fine is not None and self.fine > fine_limit:
                 return False
         return self.difference <= limit
 
@@ -281,6 +335,7 @@ class Limits:
     listed_same_framing: float = DEFAULT_MAX_LISTED_DIFFERENCE_SAME_FRAMING
     listed_reframed: float = DEFAULT_MAX_LISTED_DIFFERENCE
     fine: float = DEFAULT_MAX_FINE_DIFFERENCE
+    fine_reframed: float = DEFAULT_MAX_FINE_DIFFERENCE_REFRAMED
 
 
 def face_checks(item: Seen, query: Seen, max_distance: int, window_max_distance: int
@@ -296,15 +351,17 @@ def face_checks(item: Seen, query: Seen, max_distance: int, window_max_distance:
         return [FaceCheck(d, None, bool(alike)) for d, _, _ in tried[:1]]
     if item.pixels is None or query.pixels is None:  # faces that cannot be compared
         return [FaceCheck(d, float("inf"), bool(alike)) for d, _, _ in tried[:1]]
+    a, b = grey(item.pixels), grey(query.pixels)
     out = []
     for d, item_frame, query_frame in tried:
+        reg = Registration(a, item_frame, b, query_frame)
+        difference = face_difference(a, item.faces, item_frame, b, query.faces, query_frame, reg)
+        aligned = item_frame == WHOLE and query_frame == WHOLE
         fine = None
-        if item_frame == WHOLE and query_frame == WHOLE:
-            fine = fine_difference(grey(item.pixels), item.faces, grey(query.pixels),
-                                   query.faces)
-        out.append(FaceCheck(d, face_difference(item.pixels, item.faces, item_frame,
-                                                query.pixels, query.faces, query_frame),
-                             bool(alike), fine=fine))
+        if difference is not None:
+            fine = (fine_difference(a, item.faces, b, query.faces) if aligned
+                    else registered_fine_difference(a, item.faces, b, query.faces, reg))
+        out.append(FaceCheck(d, difference, bool(alike), fine=fine, fine_aligned=aligned))
     return out
 
 
