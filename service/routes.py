@@ -149,7 +149,8 @@ ROUTES += [
     Route("GET", "/v1/admin/audit.csv", admin.export_audit, "admin",
           "The audit trail as CSV (same filters)", produces="text/csv", tags=("admin",)),
     Route("GET", "/v1/admin/hashlist.csv", admin.export_hash_list, "admin",
-          "Decided items as a CSV hash list (pdq, verdict, note, decided_at, source)",
+          "Decided items as a CSV hash list (pdq, verdict, note, decided_at, source, windows,"
+          " faces: the face descriptors)",
           produces="text/csv", tags=("admin",)),
     Route("POST", "/v1/admin/hashlist", admin.import_hash_list, "admin",
           "Import a CSV hash list (text/csv) from ?source=; its entries act like decisions",

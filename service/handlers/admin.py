@@ -121,7 +121,8 @@ SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@:/-]{0,99}$")
 
 
 async def export_hash_list(request: web.Request) -> web.Response:
-    """Decided items (and imported entries) as a CSV hash list: pdq, verdict, note, date, source."""
+    """Decided items (and imported entries) as a CSV hash list: pdq, verdict, note, date, source,
+    window hashes, face descriptors."""
     admin = caller(request)
     db = request.app[DB]
     text = await hashlist.export_csv(db)
