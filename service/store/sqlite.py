@@ -60,26 +60,23 @@ class SqliteDatabase:
             applied += 1
         return applied
 
-    async def execute(self, sql: str, params=()) -> int:
+    async def _statement(self, read, sql: str, params):
+        """One statement, run, read and closed by aiosqlite's thread in a single hand-over (its
+        ``execute`` + ``fetchone`` + cursor ``close`` are three, each a wake-up of both threads:
+        a check runs a few dozen statements)."""
         try:
-            async with self.conn.execute(sql, params) as cur:
-                return cur.rowcount
+            return await self.conn._execute(_run, self.conn._conn, read, sql, params)
         except OverflowError as e:
             raise BadValue(str(e)) from e
+
+    async def execute(self, sql: str, params=()) -> int:
+        return await self._statement(_rowcount, sql, params)
 
     async def fetchone(self, sql: str, params=()):
-        try:
-            async with self.conn.execute(sql, params) as cur:
-                return await cur.fetchone()
-        except OverflowError as e:
-            raise BadValue(str(e)) from e
+        return await self._statement(sqlite3.Cursor.fetchone, sql, params)
 
     async def fetchall(self, sql: str, params=()) -> list:
-        try:
-            async with self.conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
-        except OverflowError as e:
-            raise BadValue(str(e)) from e
+        return await self._statement(sqlite3.Cursor.fetchall, sql, params)
 
     async def fetchval(self, sql: str, params=()):
         row = await self.fetchone(sql, params)
@@ -105,6 +102,19 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         await self.conn.close()
+
+
+def _rowcount(cur: sqlite3.Cursor) -> int:
+    return cur.rowcount
+
+
+def _run(conn: sqlite3.Connection, read, sql: str, params):
+    """In aiosqlite's thread: execute ``sql``, ``read(cursor)``, close the cursor."""
+    cur = conn.execute(sql, params)
+    try:
+        return read(cur)
+    finally:
+        cur.close()
 
 
 async def _when_unlocked(start, *args, tries: int = 100):
