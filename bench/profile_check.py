@@ -19,7 +19,9 @@ per check (evidence, storing, the event loop); it is the figure that counts agai
 and store and sends the images twice: first as new images, then as copies (other bytes, same
 pixels), which the near-duplicate index matches to the items the first pass flagged, as most of
 `make bench`'s requests are (64 images cycled for 15 s). The evidence step's parts are also
-timed alone, outside the app, with the functions the app calls.
+timed alone, outside the app, with the functions the app calls. Last, one check at a time (a copy
+of each image) against the same image's prepare + inference alone, in turn: the 1-client latency
+target's two sides, without HTTP and auth.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ async def run_plain(checks_n: int, rounds: int) -> None:
     from service.keys import DETECTOR
 
     images = sample_images(8)
-    new, copies, prep, infer, parts = [], [], [], [], []
+    new, copies, prep, infer, parts, lone = [], [], [], [], [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as d:  # a new store each round: the images are new
             app = create_app(Settings.from_env({}, data_dir=Path(d)))
@@ -136,6 +138,7 @@ async def run_plain(checks_n: int, rounds: int) -> None:
             prep.append(p)
             infer.append(i)
             parts.append(await asyncio.to_thread(_evidence_ms, app, detector, images))
+            lone.append(await _one_at_a_time(checks, detector, images, 2 * checks_n))
             await server.close()
     model = min(prep) + min(infer)
     print(f"{len(images)} images, {checks_n} checks per pass, {CONCURRENT} at a time, {rounds} rounds"
@@ -150,6 +153,35 @@ async def run_plain(checks_n: int, rounds: int) -> None:
     for key in parts[0]:
         values = [p[key] for p in parts]
         print(f"{key + ' (alone)':<31} {min(values):6.1f} ms  {_all(values)}")
+    ratios = [c / r for c, r in lone]
+    print("one check at a time (a copy of each image), wall median: check "
+          + ", ".join(f"{c:.1f}" for c, _ in lone) + " ms; prepare + inference alone "
+          + ", ".join(f"{r:.1f}" for _, r in lone) + " ms; ratio "
+          + ", ".join(f"{x:.2f}" for x in ratios) + f" (median {statistics.median(ratios):.2f})")
+
+
+async def _one_at_a_time(checks, detector, images, first: int) -> tuple[float, float]:
+    """Wall-clock medians (ms) of one check at a time through the app (no HTTP) and of the same
+    image's prepare + single-image inference alone in one thread, taken in turn, image by image
+    (the 1-client latency target's two sides, less the HTTP and auth of a request)."""
+    from service.detection.detector import prepare
+
+    spec, max_px, finder = detector.spec, detector.max_image_pixels, detector.finder
+
+    def raw(data: bytes) -> None:
+        p = prepare(data, spec, max_px, finder)
+        if p.face_found:
+            detector.run_models(p.x)
+
+    checked, alone = [], []
+    for k, im in enumerate(images):
+        t = time.perf_counter()
+        await checks.check(unique(im.data, first + k), None)
+        checked.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        await asyncio.to_thread(raw, im.data)
+        alone.append(time.perf_counter() - t)
+    return statistics.median(checked) * 1e3, statistics.median(alone) * 1e3
 
 
 def _all(values) -> str:
