@@ -387,7 +387,10 @@ def test_fifty_images_are_badged_within_seconds_with_limited_concurrency(ext):
     lookups = [s for s in sent if s.is_lookup]
     assert sum(len(s.hashes) for s in lookups) == 50 and len(lookups) <= 12, \
         f"{len(lookups)} lookup requests for 50 images: they are batched"
-    assert Site.most_at_once(sent) <= 3, "more requests at once than the configured limit"
+    # the limit is on the queued API requests (lookups, uploads); the thresholds' /health
+    # request does not go through that queue
+    queued = [s for s in sent if s.path.startswith("/v1/")]
+    assert Site.most_at_once(queued) <= 3, "more requests at once than the configured limit"
     assert elapsed < 30, f"50 images took {elapsed:.1f} s"
     seen = page.evaluate("window.seen")
     assert sorted(seen) == sorted(srcs)

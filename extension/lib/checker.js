@@ -17,8 +17,8 @@ export class Checker {
   constructor() {
     this.queue = new Queue();             // requests to the service, `concurrency` at once
     this.fetches = new Queue(FETCHES_AT_ONCE);
-    this.lookups = new LookupBatcher((api, hashes, pageUrl, urgent) =>
-      this.queue.push(() => api.lookupMany(hashes, pageUrl), {urgent, meta: {kind: "lookup"}}));
+    this.lookups = new LookupBatcher((api, take, pageUrl, urgent) =>
+      this.queue.push(() => api.lookupMany(take(), pageUrl), {urgent, meta: {kind: "lookup"}}));
     this.cache = new Map(); // key -> {check, at}
     this.inflight = new Map(); // key -> Promise<check>
   }
