@@ -185,6 +185,17 @@ def wait_panel(page, expression: str):
     return page.evaluate(panel_js(expression))
 
 
+def cancel_from_panel(stack, page, when: str) -> None:
+    """Start the menu check, click the panel's Cancel once ``when`` holds, and see it end
+    cancelled."""
+    start_menu_check(stack, page)
+    wait_panel(page, when)
+    page.locator("realcheck-overlay .video-cancel").click()
+    answer = wait_until(lambda: menu_answer(stack), TIMEOUT_S, "the video check to end")
+    assert answer["state"] == "error" and answer["error"]["code"] == "cancelled", answer
+    assert wait_panel(page, "p.querySelector('h2').textContent") == "Cancelled"
+
+
 def api(stack, path: str, method: str = "GET"):
     req = urllib.request.Request(stack["service_url"] + path, method=method,
                                  headers={"Authorization": f"Bearer {stack['token']}"})
@@ -484,12 +495,8 @@ def test_cancel_stops_the_job(pg_ext):
         mark = len(site.seen)
         page = open_page(ext, "cancel", "<video width='480' height='320' muted autoplay loop"
                                         " playsinline src='/img/short.mp4'></video>")
-        start_menu_check(ext, page)
-        wait_panel(page, "p.querySelector('.video-progress')?.textContent === 'Waiting for the service…'")
-        page.locator("realcheck-overlay .video-cancel").click()
-        answer = wait_until(lambda: menu_answer(ext), TIMEOUT_S, "the video check to end")
-        assert answer["state"] == "error" and answer["error"]["code"] == "cancelled", answer
-        assert wait_panel(page, "p.querySelector('h2').textContent") == "Cancelled"
+        cancel_from_panel(
+            ext, page, "p.querySelector('.video-progress')?.textContent === 'Waiting for the service…'")
         deletes = [s for s in site.requests_since(mark) if s.method == "DELETE"]
         assert len(deletes) == 1 and deletes[0].status == 200 and deletes[0].path.startswith("/v1/jobs/")
         job = api(ext, deletes[0].path)["job"]
@@ -509,12 +516,7 @@ def test_cancel_during_the_capture_sends_nothing(ext):
     site = ext["site"]
     mark = len(site.seen)
     page = open_page(ext, "cancel-capture", MSE_PLAYER % "/img/stream.webm")
-    start_menu_check(ext, page)
-    wait_panel(page, "/^1 of \\d+ frames/.test(p.querySelector('.video-progress')?.textContent)")
-    page.locator("realcheck-overlay .video-cancel").click()
-    answer = wait_until(lambda: menu_answer(ext), TIMEOUT_S, "the video check to end")
-    assert answer["state"] == "error" and answer["error"]["code"] == "cancelled", answer
-    assert wait_panel(page, "p.querySelector('h2').textContent") == "Cancelled"
+    cancel_from_panel(ext, page, "/^1 of \\d+ frames/.test(p.querySelector('.video-progress')?.textContent)")
     assert page.evaluate(panel_js("p.querySelector('.video-path').textContent")) == \
         "Frames from the playing video (canvas): none was sent."
     assert not [s for s in site.requests_since(mark) if s.is_upload], "nothing was sent"
