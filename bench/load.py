@@ -21,8 +21,9 @@ import numpy as np
 
 from bench.servers import machine_busy, process_cpu
 
-#: ``next_request()`` -> (method, path, body or None, content type or None)
-RequestFactory = Callable[[], tuple[str, str, bytes | None, str | None]]
+#: ``next_request()`` -> (method, path, body or None, content type or None), or None when it has
+#: no more requests to give (the client stops)
+RequestFactory = Callable[[], tuple[str, str, bytes | None, str | None] | None]
 #: ``check(status, body)`` -> None when the answer is right, else what is wrong
 Check = Callable[[int, dict], str | None]
 
@@ -59,7 +60,10 @@ async def _client(session: aiohttp.ClientSession, base: str, headers: dict,
                   next_request: RequestFactory, check: Check, deadline: float, budget,
                   out: LoadResult) -> None:
     while time.perf_counter() < deadline and next(budget, None) is not None:
-        method, path, body, ctype = next_request()
+        request = next_request()
+        if request is None:
+            break
+        method, path, body, ctype = request
         hdrs = {**headers, "Content-Type": ctype} if ctype else headers
         t0 = time.perf_counter()
         try:

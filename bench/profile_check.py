@@ -4,10 +4,11 @@
     python -m bench.profile_check --plain [--rounds 3]      # no profiler (no 'profile' extra)
 
 The real app (`create_app`, SQLite in a temporary folder) with its pools and batcher; each check
-goes through ``CheckService.check`` (no HTTP), eight at a time, on the bench images made unique
-by a JPEG comment as in `bench.run_bench`. yappi's CPU clock covers all threads; its own overhead
-inflates the total (compare "CPU per check" with `make bench`'s server CPU), not the ranking, and
-it inflates Python-heavy code (storing, the C2PA reader's stream callbacks) more than native code.
+goes through ``CheckService.check`` (no HTTP), eight at a time, on the first 64 pictures of the
+bench's pool (`bench.images.image_pool`: 8 per source), each made unique by a JPEG comment.
+yappi's CPU clock covers all threads; its own overhead inflates the total (compare "CPU per
+check" with `make bench`'s server CPU), not the ranking, and it inflates Python-heavy code
+(storing, the C2PA reader's stream callbacks) more than native code.
 
 ``--plain`` runs no profiler. It measures, in the same process and on the same detector, the
 process's CPU (every thread) per check through the app, and the model work alone on the same
@@ -17,8 +18,9 @@ per check (evidence, storing, the event loop); it is the figure that counts agai
 "0.85 of the CPU-bound ceiling" and "1.3x raw". Each figure keeps its best of ``--rounds`` rounds
 (CPU time is robust to other load, a burst still hits one round). Each round starts a new app
 and store and sends the images twice: first as new images, then as copies (other bytes, same
-pixels), which the near-duplicate index matches to the items the first pass flagged, as most of
-`make bench`'s requests are (64 images cycled for 15 s). The evidence step's parts are also
+pixels), which the near-duplicate index matches to the items the first pass flagged, as the
+requests of `make bench`'s near-duplicate scenario are. The warm-up uses other pictures of the
+pool, so the first pass holds no copy. The evidence step's parts are also
 timed alone, outside the app, with the functions the app calls. Last, one check at a time (a copy
 of each image) against the same image's prepare + inference alone, in turn: the 1-client latency
 target's two sides, without HTTP and auth.
@@ -36,12 +38,20 @@ from pathlib import Path
 import numpy as np
 from aiohttp.test_utils import TestServer
 
-from bench.images import sample_images
+from bench.images import SOURCES, image_pool
 from service.app import create_app
 from service.keys import CHECKS
 from service.settings import Settings
 
 CONCURRENT = 8
+PER_SOURCE = 8
+
+
+def _images():
+    """(the measured pictures, 8 per source; others for the warm-up)"""
+    pool = image_pool(PER_SOURCE + 1)
+    n = PER_SOURCE * len(SOURCES)
+    return pool[:n], pool[n:n + CONCURRENT]
 
 
 def unique(data: bytes, k: int) -> bytes:
@@ -65,13 +75,13 @@ async def _checks(checks, images, first: int, n: int) -> float:
 async def run(checks_n: int, top: int) -> None:
     import yappi
 
-    images = sample_images(8)
+    images, warm = _images()
     with tempfile.TemporaryDirectory() as d:
         app = create_app(Settings.from_env({}, data_dir=Path(d)))
         server = TestServer(app)
         await server.start_server()
         checks = app[CHECKS]
-        await _checks(checks, images, 10**6, CONCURRENT)  # warm-up
+        await _checks(checks, warm, 10**6, CONCURRENT)  # warm-up
         yappi.set_clock_type("cpu")
         yappi.start()
         cpu = await _checks(checks, images, 0, checks_n)
@@ -123,7 +133,7 @@ def _evidence_ms(app, detector, images) -> dict[str, float]:
 async def run_plain(checks_n: int, rounds: int) -> None:
     from service.keys import DETECTOR
 
-    images = sample_images(8)
+    images, warm = _images()
     new, copies, prep, infer, parts, lone = [], [], [], [], [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as d:  # a new store each round: the images are new
@@ -131,7 +141,7 @@ async def run_plain(checks_n: int, rounds: int) -> None:
             server = TestServer(app)
             await server.start_server()
             checks, detector = app[CHECKS], app[DETECTOR]
-            await _checks(checks, images, 10**6 + len(images), CONCURRENT)  # warm-up: no copies
+            await _checks(checks, warm, 10**6, CONCURRENT)  # warm-up: other pictures
             new.append(await _checks(checks, images, 0, checks_n) * 1e3 / checks_n)
             copies.append(await _checks(checks, images, checks_n, checks_n) * 1e3 / checks_n)
             p, i = await asyncio.to_thread(_model_work, detector, images)

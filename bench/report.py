@@ -7,6 +7,7 @@ DISTORTED_ABOVE = 0.10
 
 SCENARIO_TITLES = {
     "service": "service (micro-batching), unique images",
+    "near": "service, near-duplicates: re-encoded copies of pictures it checked",
     "cache-post": "service, cache hit (same bytes re-sent)",
     "cache-lookup": "service, `GET /v1/checks?sha256=` lookup",
     "batch1": "service with batching off (`BATCH_MAX_SIZE=1`, `WAIT_MS=0`)",
@@ -92,9 +93,26 @@ def markdown(run: dict) -> str:
         f"- Models: version `{m.get('models_version')}` (trained: {m.get('trained')}); service "
         f"batching: {m.get('batching') or 'n/a (the service did not run)'}",
         f"- Command: `{m['command']}` (commit `{m['commit']}`)",
-        f"- Images: {m['images']} JPEGs ({m['images_detail']}), every request made unique "
-        "by a JPEG comment",
     ]
+    if m.get("pool"):
+        lines += [
+            f"- Images: a pool of {m['images']} distinct JPEGs from every split of "
+            f"`../shared/data` ({m['images_detail']}; one per DFDC frame/swap pair), in a fixed "
+            "shuffled order, interleaved by source; no picture is sent twice to one server",
+            f"- Raw figures: the pool's first {m['raw_images']} images "
+            f"({m['raw_images_detail']}), the first each server checks",
+        ]
+        near = find(run, "near", 1) or next(
+            (s for s in run.get("scenarios", []) if s["name"] == "near"), None)
+        if near:
+            lines.append(
+                f"- Near-duplicates: JPEG q{m['near_quality']} re-encodes of the first "
+                f"{near['near_originals']} pictures the server checked, each made unique by a "
+                f"JPEG comment; {100 * (near.get('near_flagged_share') or 0):.0f} % of those "
+                "originals became flagged items, whose copies get the face check")
+    else:
+        lines.append(f"- Images: {m['images']} JPEGs ({m['images_detail']}), every request "
+                     "made unique by a JPEG comment")
     other = distortion(run)
     if other > DISTORTED_ABOVE:
         lines.append(f"- **Distorted:** other processes used up to {100 * other:.0f} % of the "
@@ -114,7 +132,8 @@ def markdown(run: dict) -> str:
     for s in run.get("scenarios", []):
         lines.append(
             f"| {SCENARIO_TITLES.get(s['name'], s['name'])} | {s['clients']} | {s['requests']}"
-            f"{' (' + str(s['errors']) + ' errors)' if s['errors'] else ''} | {_f(s['img_per_s'])} | "
+            f"{' (' + str(s['errors']) + ' errors)' if s['errors'] else ''}"
+            f"{' (pool used up)' if s.get('pool_exhausted') else ''} | {_f(s['img_per_s'])} | "
             f"{_f(s['p50_ms'])} | {_f(s['p99_ms'])} | {_f(s.get('server_cpu_ms_per_req'))} | "
             f"{_pct(s.get('client_cpu_share'))} | {_pct(s.get('other_cpu_share'))} | "
             f"{_f(s.get('rows_per_batch'))} |")
