@@ -34,7 +34,7 @@ def infer_one(detector: Detector, data: bytes) -> dict:
     prep = prepare(data, detector.spec, detector.max_image_pixels, detector.finder)
     if not prep.face_found:
         return {"result": None, "confidence": None}
-    logits, cams = detector.run_models(prep.x)
+    [(logits, cams)] = detector.score_many([prep])
     result, _grids, _thumb = detector.summarize(prep, logits, cams)
     return {"result": result["label"], "confidence": result["confidence"]}
 

@@ -35,7 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from aiohttp.test_utils import TestServer
 
 from bench.images import SOURCES, image_pool
@@ -110,10 +109,10 @@ def _model_work(detector, images) -> tuple[float, float]:
     spec, max_px, finder = detector.spec, detector.max_image_pixels, detector.finder
     preps = [prepare(im.data, spec, max_px, finder) for im in images]
     prep_ms = _cpu_ms(lambda im: prepare(im.data, spec, max_px, finder), images)
-    rows = [p.x for p in preps if p.face_found]
-    batches = [np.concatenate(rows[i:i + CONCURRENT]) for i in range(0, len(rows), CONCURRENT)]
-    detector.run_models(batches[0])  # warm
-    infer_ms = _cpu_ms(detector.run_models, batches) * len(batches) / len(images)
+    faced = [p for p in preps if p.face_found]
+    batches = [faced[i:i + CONCURRENT] for i in range(0, len(faced), CONCURRENT)]
+    detector.score_many(batches[0])  # warm
+    infer_ms = _cpu_ms(detector.score_many, batches) * len(batches) / len(images)
     return prep_ms, infer_ms
 
 
@@ -181,7 +180,7 @@ async def _one_at_a_time(checks, detector, images, first: int) -> tuple[float, f
     def raw(data: bytes) -> None:
         p = prepare(data, spec, max_px, finder)
         if p.face_found:
-            detector.run_models(p.x)
+            detector.score_many([p])
 
     checked, alone = [], []
     for k, im in enumerate(images):

@@ -1,9 +1,9 @@
 """Raw ONNX Runtime figures: the service's model work per image, without a server around it.
 
 Every image goes through the service's own `prepare` (decode, BlazeFace, aligned crops, views), and
-the batches go through the service's own `Detector.run_models` (every ensemble member's session
-on the same rows, then the activation maps stacked), so "per image" means the same detectors,
-faces and views as a check.
+the batches go through the service's own `Detector.score_many` (the cascade's rounds: every face's
+first view, then all views of the faces near a verdict boundary; each round one run of every
+ensemble member's session), so "per image" means the same detectors, faces and views as a check.
 """
 
 from __future__ import annotations
@@ -46,19 +46,19 @@ def measure_raw(images: list[BenchImage], settings: Settings, *, seconds_per_bat
 
 def _measure(detector: Detector, images, seconds_per_batch, repeats, rounds, batch_sizes) -> dict:
     spec, max_px, finder = detector.spec, detector.max_image_pixels, detector.finder
-    run = detector.run_models
+    run = detector.score_many
     preps = [prepare(im.data, spec, max_px, finder) for im in images]
     # An image where no face is found costs its `prepare` and no model run, as in a check: such
     # images stay in the sample, which is then the same mix as the service's requests.
-    faced = [p for p in preps if p.face_found]
-    if not faced:
+    if not any(p.face_found for p in preps):
         raise SystemExit("no face found in any benchmark image")
-    run(faced[0].x)  # first run allocates
+    # first run allocates; it also tells how many rows (views) each image's faces cost
+    rows_of = [0 if lo is None else int((~np.isnan(lo[:, 0])).sum()) for lo, _ in run(preps)]
     # Per image, one at a time: what a lone request costs without a server.
     prep_ms, infer_ms, single_ms, prep_cpu_ms, infer_cpu_ms = [], [], [], [], []
     for im, p in zip(images, preps):
         tp = [_timed(prepare, im.data, spec, max_px, finder) for _ in range(repeats)]
-        ti = [_timed(run, p.x) if p.face_found else (0.0, 0.0) for _ in range(repeats)]
+        ti = [_timed(run, [p]) if p.face_found else (0.0, 0.0) for _ in range(repeats)]
         prep_ms.append(statistics.median(w for w, _ in tp) * 1000)
         infer_ms.append(statistics.median(w for w, _ in ti) * 1000)
         single_ms.append(prep_ms[-1] + infer_ms[-1])
@@ -67,17 +67,20 @@ def _measure(detector: Detector, images, seconds_per_batch, repeats, rounds, bat
     # Batched: consecutive images of the set, cycling. The batch sizes take turns over a few
     # rounds and each keeps its best round, so a burst of other load on the machine hits one
     # round of one size rather than a whole size.
-    inputs = {b: [np.concatenate([preps[(start + i) % len(preps)].x for i in range(b)])
-                  for start in range(0, max(len(preps), b), b)] for b in batch_sizes}
-    for xs in inputs.values():
-        for x in xs:
-            if len(x):
+    picks = {b: [[(start + i) % len(preps) for i in range(b)]
+                 for start in range(0, max(len(preps), b), b)] for b in batch_sizes}
+    inputs = {b: [[preps[i] for i in pick] for pick in picks[b]] for b in batch_sizes}
+    rows = {b: [sum(rows_of[i] for i in pick) for pick in picks[b]] for b in batch_sizes}
+    for b, xs in inputs.items():
+        for x, r in zip(xs, rows[b]):
+            if r:
                 run(x)  # warm every shape
                 break
     trials: dict[int, list[dict]] = {b: [] for b in batch_sizes}
     for _ in range(rounds):
         for b in batch_sizes:
-            trials[b].append(_batched_trial(run, inputs[b], b, seconds_per_batch / rounds))
+            trials[b].append(_batched_trial(run, inputs[b], rows[b], b,
+                                            seconds_per_batch / rounds))
     batches = [max(trials[b], key=lambda r: r["img_per_s"]) for b in batch_sizes]
     find_ms = _face_finder_ms(finder, images)
     best = max(batches, key=lambda r: r["img_per_s"])
@@ -89,7 +92,7 @@ def _measure(detector: Detector, images, seconds_per_batch, repeats, rounds, bat
         "by_source": {src: sum(im.source == src for im in images)
                       for src in dict.fromkeys(im.source for im in images)},
         "face_found_share": statistics.fmean(p.face_found for p in preps),
-        "rows_per_image": statistics.fmean(len(p.x) for p in preps),
+        "rows_per_image": statistics.fmean(rows_of),
         "views_per_face": detector.views_per_face,
         "members": [m.name for m in detector.ensemble.members],
         "prepare_ms": _dist(prep_ms),
@@ -125,14 +128,14 @@ def _face_finder_ms(finder, images, sides=(256, 512, 1024), repeats: int = 20) -
     return out
 
 
-def _batched_trial(run, xs: list[np.ndarray], b: int, seconds: float) -> dict:
+def _batched_trial(run, xs: list, xrows: list[int], b: int, seconds: float) -> dict:
     done, rows, t0, c0 = 0, 0, time.perf_counter(), time.process_time()
     while True:
-        x = xs[(done // b) % len(xs)]
-        if len(x):  # a batch of faceless images runs no model
-            run(x)
+        j = (done // b) % len(xs)
+        if xrows[j]:  # a batch of faceless images runs no model
+            run(xs[j])
         done += b
-        rows += len(x)
+        rows += xrows[j]
         elapsed = time.perf_counter() - t0
         if elapsed >= seconds and done >= 2 * b:
             break

@@ -18,7 +18,10 @@ INT8 QDQ calibrated on training-face views; every figure below is measured with 
   per source (a one-class source is ranked against the other class of all test sources);
 * robustness: test AUC after JPEG q50/q75, half downscale and screenshot-like re-encoding of the
   whole image (`model_export.robust`), as a change from the clean AUC;
-* leave-one-source-out figures from `model_export.loso` when present.
+* leave-one-source-out figures from `model_export.loso` when present;
+* the ensemble: the members' logits combined, its own threshold and band, then the view cascade
+  (`model_export.cascade`, from the per-view scores saved with each member): ``metrics.test`` is
+  what the service answers with it, ``metrics.test_all_views`` the ensemble on every view.
 
 Models in ``models/`` are replaced only when the new one has a higher val AUC than a trained one
 already there (or ``--force``).
@@ -37,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model_export import cascade as cascade_mod
 from model_export import common, export, metrics, plots
 from model_export import robust as robust_mod
 from model_export.data import Cache
@@ -52,14 +56,20 @@ def views_of(faces: np.ndarray, spec) -> np.ndarray:
     return np.stack([preprocess.face_views(np.asarray(f), spec) for f in faces])
 
 
-def score_onnx(sess, faces: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
+def score_onnx_views(sess, faces: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
+    """(n, views) logits of each face's views."""
     out = []
     for i in range(0, len(faces), chunk):
         v = views_of(faces[i : i + chunk], spec)
         n, k = v.shape[:2]
         lo, _ = export.run_onnx(sess, preprocess.to_input(v.reshape(n * k, *v.shape[2:]), spec))
-        out.append(preprocess.combine_view_logits(lo.reshape(n, k)))
+        out.append(lo.reshape(n, k))
     return np.concatenate(out)
+
+
+def score_onnx(sess, faces: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
+    """(n,) per-face logits: the mean of the views' logits."""
+    return preprocess.combine_view_logits(score_onnx_views(sess, faces, spec, chunk))
 
 
 THRESHOLD_RULE = (
@@ -162,10 +172,13 @@ def robust_scores(sess, spec) -> dict | None:
     r = np.load(path)
     crops = r["crops"]
     n, c = crops.shape[:2]
-    logits = score_onnx(sess, crops.reshape(n * c, *crops.shape[2:]), spec).reshape(n, c)
+    views = score_onnx_views(sess, crops.reshape(n * c, *crops.shape[2:]), spec)
+    views = views.reshape(n, c, -1)
     cache = Cache(common.SPEC)
-    orig = score_onnx(sess, cache.serve[r["index"]], spec)
-    return {"index": r["index"], "found": r["found"], "logits": logits, "orig": orig,
+    orig = score_onnx_views(sess, cache.serve[r["index"]], spec)
+    return {"index": r["index"], "found": r["found"],
+            "logits": preprocess.combine_view_logits(views),
+            "orig": preprocess.combine_view_logits(orig), "views": views, "orig_views": orig,
             "conditions": [str(x) for x in r["conditions"]]}
 
 
@@ -270,8 +283,9 @@ def evaluate_member(
     int8 = export.quantize_int8(fp32, stage / f"{name}.int8.onnx", calibration_inputs(cache, spec))
     s8, s32 = export.session(int8, 2), export.session(fp32, 2)
 
-    lv = score_onnx(s8, cache.serve[va], spec)
-    lt = score_onnx(s8, cache.serve[te], spec)
+    lv_views = score_onnx_views(s8, cache.serve[va], spec)
+    lt_views = score_onnx_views(s8, cache.serve[te], spec)
+    lv, lt = preprocess.combine_view_logits(lv_views), preprocess.combine_view_logits(lt_views)
     lt32 = score_onnx(s32, cache.serve[te], spec)
     rob = robust_scores(s8, spec)
     t, band, m_test, m_val, agree = member_threshold_metrics(
@@ -317,7 +331,10 @@ def evaluate_member(
         val=lv,
         test=lt,
         test_fp32=lt32,
-        **({"robust": rob["logits"], "robust_orig": rob["orig"]} if rob else {}),
+        val_views=lv_views,
+        test_views=lt_views,
+        **({"robust": rob["logits"], "robust_orig": rob["orig"], "robust_views": rob["views"],
+            "robust_orig_views": rob["orig_views"]} if rob else {}),
     )
     _ship(name, stage, card, out, y_te, lt, s_te, m_test, force)
     return card
@@ -347,18 +364,6 @@ def _ship(name, stage, card, out, y_te, lt, s_te, m_test, force):
     print(f"{name}: shipped (val AUC {new}, test AUC {card['metrics']['test']['auc']})")
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50):
-    """Logistic regression by Newton's method; returns (weights, bias)."""
-    X = np.c_[x, np.ones(len(x))]
-    w = np.zeros(X.shape[1])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-X @ w))
-        g = X.T @ (p - y) + l2 * np.r_[w[:-1], 0]
-        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(X.shape[1])
-        w -= np.linalg.solve(H, g)
-    return w[:-1], float(w[-1])
-
-
 def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
     cache = Cache(common.SPEC)
     va, te = cache.index("val"), cache.index("test")
@@ -375,7 +380,7 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
     def stack(key):
         return np.stack([sc[n][key] for n in names], axis=1)
 
-    w, b = _fit_logistic(stack("val"), y_va.astype(np.float64))
+    w, b = metrics.fit_logistic(stack("val"), y_va.astype(np.float64))
     cands = {
         "mean_logit": lambda z: z.mean(axis=1),
         "max_logit": lambda z: z.max(axis=1),
@@ -393,15 +398,38 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
     f = cands[best]
     lv, lt = f(stack("val")), f(stack("test"))
     t, band = choose_threshold(y_va, preprocess.sigmoid(lv), s_va)
-    m_test = full_metrics(y_te, lt, s_te, t, band)
+    m_all = full_metrics(y_te, lt, s_te, t, band)
+    # The view cascade (when the per-view scores were saved): the served figures are its own.
+    cascade = None
+    if all("val_views" in sc[n].files for n in names):
+        def first(key):  # (..., members) the members' first-view logits
+            return np.stack([sc[n][key][..., cascade_mod.FIRST_VIEW] for n in names], -1)
+
+        cascade = cascade_mod.choose(first("val_views"), lv, y_va, s_va, t, band, VAL_FPR, names)
+        cascade_fig = {"val": cascade_mod.figures(cascade, first("val_views"), lv, y_va),
+                       "test": cascade_mod.figures(cascade, first("test_views"), lt, y_te)}
+        lv = cascade_mod.served(cascade, first("val_views"), lv)
+        lt = cascade_mod.served(cascade, first("test_views"), lt)
+    m_test = full_metrics(y_te, lt, s_te, t, band) if cascade else m_all
     if has_rob:
         r = np.load(robust_mod.robust_path(common.SPEC))
         rl = np.stack([sc[n]["robust"] for n in names], axis=-1)  # (n, C, members)
         ro = np.stack([sc[n]["robust_orig"] for n in names], axis=1)
-        rob = {"index": r["index"], "found": r["found"], "orig": f(ro),
-               "logits": np.stack([f(rl[:, j]) for j in range(rl.shape[1])], 1),
+        logits = np.stack([f(rl[:, j]) for j in range(rl.shape[1])], 1)
+        orig = f(ro)
+        rob = {"index": r["index"], "found": r["found"], "orig": orig, "logits": logits,
                "conditions": [str(x) for x in r["conditions"]]}
-        m_test["invariance"] = invariance(cache, rob, t, band)
+        m_all["invariance"] = invariance(cache, rob, t, band)
+        if cascade is not None and "robust_views" in sc[names[0]].files:
+            fr, fo = first("robust_views"), first("robust_orig_views")
+            found = r["found"]
+            cascade_fig["changed_copies"] = cascade_mod.figures(cascade, fr[found], logits[found],
+                                                                None)
+            rob = {**rob, "orig": cascade_mod.served(cascade, fo, orig),
+                   "logits": cascade_mod.served(cascade, fr, logits)}
+            m_test["invariance"] = invariance(cache, rob, t, band)
+        elif cascade is None:
+            m_test["invariance"] = m_all["invariance"]
     combine = (
         best
         if best in ("mean_logit", "max_logit")
@@ -412,7 +440,10 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
         "members": names,
         "combine": combine,
         "combine_rule": "per face: each member's mean-over-views logit, then combined; "
-        "P(fake) = sigmoid(combined)",
+        "P(fake) = sigmoid(combined)" + ("; with the cascade, a face far from every verdict "
+                                         "boundary is judged on its first view alone"
+                                         if cascade else ""),
+        **({"cascade": cascade_mod.card(cascade, names, cascade_fig)} if cascade else {}),
         "threshold": t,
         "uncertain_band": band,
         "threshold_rule": THRESHOLD_RULE,
@@ -420,6 +451,7 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
         "trained": all(c.get("trained") for c in members.values()),
         "metrics": {
             "test": m_test,
+            **({"test_all_views": m_all} if cascade else {}),
             "val": {
                 "auc": metrics.roc_auc(y_va, lv),
                 "per_source_auc": metrics.per_source_auc(y_va, lv, s_va),

@@ -150,3 +150,15 @@ def band_low(y, p, max_posterior: float) -> float:
     ps, post = balanced_posterior(y, p)
     above = np.flatnonzero(post > max_posterior)
     return float(ps[above[0]]) if len(above) else float(ps[-1])
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50):
+    """Logistic regression by Newton's method; returns (weights, bias)."""
+    X = np.c_[x, np.ones(len(x))]
+    w = np.zeros(X.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-X @ w))
+        g = X.T @ (p - y) + l2 * np.r_[w[:-1], 0]
+        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(X.shape[1])
+        w -= np.linalg.solve(H, g)
+    return w[:-1], float(w[-1])

@@ -85,6 +85,11 @@ def render(models: Path = common.MODELS_DIR) -> str:
     fpath = models / "blazeface.card.json"
     finder = json.loads(fpath.read_text()).get("metrics") if fpath.exists() else None
     rows = {**cards, "ensemble": ens}
+    cascade = ens.get("cascade")
+    if cascade:
+        rows = {**cards, "ensemble (served: view cascade)": ens,
+                "ensemble, every view": {**ens, "metrics": {**ens["metrics"],
+                                                            "test": ens["metrics"]["test_all_views"]}}}
     out = [targets(ens, cards, finder), ""]
 
     out.append("### Test figures (INT8 files; per face = mean of the views' logits)\n")
@@ -106,6 +111,17 @@ def render(models: Path = common.MODELS_DIR) -> str:
     for n, c in rows.items():
         ps = c["metrics"]["test"]["per_source"]
         out.append(f"| {n} | " + " | ".join(_f(ps[s]["auc"]) for s in srcs) + " |")
+
+    if cascade:
+        m = cascade["metrics"]
+        out.append("\n### View cascade (what the service does)\n")
+        out.append(f"{cascade['rule']}. Margin {cascade['margin_logit']} logit.\n")
+        out.append("| faces | scored on every view | same verdict as every view | verdicts changed |")
+        out.append("|---|---|---|---|")
+        for k, v in m.items():
+            changed = ", ".join(f"{a} {n}" for a, n in v["changed"].items()) or "none"
+            out.append(f"| {k} ({v['faces']}) | {_pc(v['all_views_share'])} "
+                       f"| {_pc(v['verdict_agreement'])} | {changed} |")
 
     out.append("\n### Verdicts per source and class (ensemble, test)\n")
     out.append("| source / class | faces | REAL | UNSURE | FAKE |")

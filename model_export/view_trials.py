@@ -22,7 +22,7 @@ import torch
 from model_export import common, metrics
 from model_export import robust as robust_mod
 from model_export.data import Cache
-from model_export.evaluate import _fit_logistic, choose_threshold, invariance, load_checkpoint
+from model_export.evaluate import choose_threshold, invariance, load_checkpoint
 from model_export.train import predict_views
 from service.detection import preprocess
 
@@ -60,7 +60,7 @@ def _figures(cache: Cache, scores: list[dict]) -> dict:
     yv, yt, sv, st = cache.labels[va], cache.labels[te], cache.sources[va], cache.sources[te]
     V = np.stack([s["val"] for s in scores], 1)
     T = np.stack([s["test"] for s in scores], 1)
-    w, b = _fit_logistic(V, yv.astype(float))
+    w, b = metrics.fit_logistic(V, yv.astype(float))
     lv, lt = V @ w + b, T @ w + b
     t, band = choose_threshold(yv, preprocess.sigmoid(lv), sv)
     pt = preprocess.sigmoid(lt)

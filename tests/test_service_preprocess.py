@@ -143,6 +143,10 @@ def test_views_and_input_follow_the_card():
     # RGB order and normalisation: channel 0 of the input is the red (last BGR) channel.
     red = views[0, ..., 2].astype(np.float32) / 255.0
     assert np.allclose(x[0, 0], (red - spec.mean[0]) / spec.std[0], atol=1e-5)
+    # bit for bit the plain formula that the shipped scores were computed with
+    plain = (views[..., ::-1].astype(np.float32) / 255.0 - np.asarray(spec.mean, np.float32)
+             ) / np.asarray(spec.std, np.float32)
+    assert np.array_equal(x, plain.transpose(0, 3, 1, 2)) and x.flags.c_contiguous
 
 
 def test_an_animation_costs_one_frame():

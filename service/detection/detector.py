@@ -1,7 +1,9 @@
 """From image bytes to a verdict: decode, find faces, score each face with the ensemble.
 
 Blocking work (decoding, face finding, cropping) runs in a thread pool; model runs go through
-the `MicroBatcher` on a single inference thread. An image with several faces is as fake as its
+the `MicroBatcher` on a single inference thread, in at most two rounds per image: every face's
+first view, then all views of the faces whose first score is near a verdict boundary
+(`cascade`). An image with several faces is as fake as its
 most fake face. An image where no face is found is not judged (``verdict: "no_face"``), and a face
 whose aligned square is smaller than the card's ``min_face`` pixels is shown but not judged
 (``too_small``, verdict ``uncertain``): the detectors were not trained to read such faces.
@@ -100,12 +102,16 @@ def verdict_for(p: float | None, threshold: float, band: tuple[float, float]) ->
     return {"verdict": verdict, "label": label, "confidence": round(min(100.0, conf), 1)}
 
 
-def face_cam(view_cams: np.ndarray, spec: pp.InputSpec) -> np.ndarray:
-    """Views' activation maps placed back on the face square, averaged, on a CAM_GRID grid."""
+def face_cam(view_cams: np.ndarray, spec: pp.InputSpec, views: list[int] | None = None
+             ) -> np.ndarray:
+    """Views' activation maps placed back on the face square, averaged, on a CAM_GRID grid.
+    ``views``: which of the spec's crops ``view_cams`` are (default: all, in order)."""
     size, s = spec.face_size, spec.input_size
+    origins = pp.crop_origins(size, s, spec.crops)
+    origins = origins if views is None else [origins[v] for v in views]
     acc = np.zeros((size, size), np.float32)
     cnt = np.zeros((size, size), np.float32)
-    for cam, (x, y) in zip(view_cams, pp.crop_origins(size, s, spec.crops)):
+    for cam, (x, y) in zip(view_cams, origins):
         acc[y:y + s, x:x + s] += cv2.resize(cam.astype(np.float32), (s, s),
                                             interpolation=cv2.INTER_LINEAR)
         cnt[y:y + s, x:x + s] += 1.0
@@ -145,12 +151,76 @@ class Detector:
         self.infer_pool.shutdown(wait=True, cancel_futures=True)
 
     def run_models(self, x: np.ndarray) -> list[np.ndarray]:
-        """All members on one batch: [(members, n) logits, (members, n, h, w) cams]."""
+        """All members on one batch: [(n, members) logits, (n, members, h, w) cams]."""
         outs = [m.run(x) for m in self.ensemble.members]
         h = max(o[1].shape[1] for o in outs)
         w = max(o[1].shape[2] for o in outs)
         cams = [o[1] if o[1].shape[1:] == (h, w) else _resize_maps(o[1], h, w) for o in outs]
         return [np.stack([o[0] for o in outs], 1), np.stack(cams, 1)]
+
+    # The cascade (`cascade`): which rows of ``prep.x`` are scored, in two rounds at most.
+    def first_rows(self, prep: Prepared) -> np.ndarray:
+        k, cascade = self.views_per_face, self.ensemble.cascade
+        n = len(prep.boxes)
+        if cascade is None:
+            return np.arange(n * k)
+        return np.arange(n) * k + cascade.first_view
+
+    def more_rows(self, prep: Prepared, first: list[np.ndarray]) -> np.ndarray:
+        """The other views of the faces whose first score lies near a verdict boundary (none
+        without a cascade, or for faces too small to judge)."""
+        k, cascade = self.views_per_face, self.ensemble.cascade
+        if cascade is None:
+            return np.zeros(0, np.int64)
+        more = cascade.needs_all_views(cascade.first_logit(first[0])) & ~np.asarray(
+            prep.too_small, bool)
+        return np.array([i * k + v for i in np.flatnonzero(more) for v in range(k)
+                         if v != cascade.first_view], np.int64)
+
+    def merge(self, prep: Prepared, parts: list[tuple[np.ndarray, list[np.ndarray]]]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Each round's rows put back in place: (rows, members) logits, NaN for views not
+        scored, and (rows, members, h, w) cams."""
+        parts = [(rows, out) for rows, out in parts if len(rows)]
+        n = len(prep.x)
+        m = len(self.ensemble.members)
+        h = max(out[1].shape[2] for _, out in parts)
+        w = max(out[1].shape[3] for _, out in parts)
+        logits = np.full((n, m), np.nan, np.float32)
+        cams = np.zeros((n, m, h, w), np.float32)
+        for rows, (lo, cam) in parts:
+            logits[rows] = lo
+            cams[rows] = cam if cam.shape[2:] == (h, w) else np.stack(
+                [_resize_maps(c, h, w) for c in cam])
+        return logits, cams
+
+    async def score(self, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        """Score a prepared image's faces through the batcher: (logits, cams) for `summarize`."""
+        rows = self.first_rows(prep)
+        parts = [(rows, await self.batcher.submit(prep.x[rows]))]
+        more = self.more_rows(prep, parts[0][1])
+        if len(more):
+            parts.append((more, await self.batcher.submit(prep.x[more])))
+        return self.merge(prep, parts)
+
+    def score_many(self, preps: list[Prepared]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`score` for several prepared images at once, on the calling thread, each round one
+        model run over all of them (the benchmarks' raw figures and the seed-style server)."""
+        firsts = [self.first_rows(p) if p.face_found else np.zeros(0, np.int64) for p in preps]
+        out1 = self._run_split([p.x[r] for p, r in zip(preps, firsts)])
+        mores = [self.more_rows(p, o) if p.face_found else np.zeros(0, np.int64)
+                 for p, o in zip(preps, out1)]
+        out2 = self._run_split([p.x[r] for p, r in zip(preps, mores)])
+        return [self.merge(p, [(r1, o1), (r2, o2)]) if p.face_found else (None, None)
+                for p, r1, o1, r2, o2 in zip(preps, firsts, out1, mores, out2)]
+
+    def _run_split(self, xs: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """One model run over the rows of several images, handed back per image."""
+        if not any(len(x) for x in xs):
+            return [None] * len(xs)
+        outs = self.run_models(np.concatenate(xs))
+        bounds = np.cumsum([0, *[len(x) for x in xs]])
+        return [[o[a:b] for o in outs] for a, b in zip(bounds[:-1], bounds[1:])]
 
     async def analyze(self, data: bytes, on_decoded: Callable[[np.ndarray], None] | None = None
                       ) -> tuple[dict, np.ndarray, bytes]:
@@ -163,7 +233,7 @@ class Detector:
                 on_decoded)
         if not prep.face_found:
             return self.summarize(prep, None, None)
-        logits, cams = await self.batcher.submit(prep.x)
+        logits, cams = await self.score(prep)
         return self.summarize(prep, logits, cams)
 
     def summarize(self, prep: Prepared, logits: np.ndarray | None, cams: np.ndarray | None):
@@ -172,17 +242,23 @@ class Detector:
         members = [m.name for m in ens.members]
         faces, grids = [], []
         for i, (box, region) in enumerate(zip(prep.boxes, prep.regions)):
-            rows = slice(i * k, (i + 1) * k)
-            member_logit = pp.combine_view_logits(logits[rows].T)  # (members,)
-            p = float(pp.sigmoid(ens.combine(member_logit)))
-            view_cams = np.tensordot(cams[rows], ens.weights, axes=([1], [0])) + ens.bias
-            grids.append(face_cam(view_cams, self.spec))
+            face_logits = logits[i * k:(i + 1) * k]  # (views, members), NaN: view not scored
+            views = [v for v in range(k) if not np.isnan(face_logits[v, 0])]
+            if len(views) == k:  # judged on every view: the ensemble's rule
+                member_logit = pp.combine_view_logits(face_logits.T)  # (members,)
+                p = float(pp.sigmoid(ens.combine(member_logit)))
+            else:  # the cascade's first view alone, far from any verdict boundary
+                member_logit = face_logits[views[0]].astype(np.float64)
+                p = float(pp.sigmoid(ens.cascade.first_logit(member_logit)))
+            view_cams = np.tensordot(cams[i * k + np.asarray(views)], ens.weights,
+                                     axes=([1], [0])) + ens.bias
+            grids.append(face_cam(view_cams, self.spec, views))
             per_model = {name: round(float(pp.sigmoid(member_logit[j])), 4)
                          for j, name in enumerate(members)}
             face = {
                 "box": list(box), "region": list(region), "quad": prep.quads[i],
                 "score": round(p, 4), **verdict_for(p, ens.threshold, ens.band),
-                "too_small": prep.too_small[i], "models": per_model,
+                "too_small": prep.too_small[i], "models": per_model, "views": len(views),
             }
             if prep.too_small[i]:
                 face["verdict"] = "uncertain"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.detection.cascade import Cascade
 from service.detection.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Ensemble:
     version: str
     weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bias: float = 0.0
+    cascade: Cascade | None = None
 
     @property
     def trained(self) -> bool:
@@ -82,6 +84,8 @@ class Ensemble:
             "threshold": self.threshold,
             "uncertain_band": list(self.band),
             "combine": self.card.get("combine"),
+            "cascade": ({k: v for k, v in self.card["cascade"].items() if k != "metrics"}
+                        if self.cascade else None),
             "members": [
                 {
                     "name": m.name,
@@ -167,5 +171,8 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
         bias = 0.0
     used = sorted({p for m in members for p in m.session.get_providers()},
                   key=lambda p: (p == "CPUExecutionProvider", p))
-    return Ensemble(members=members, card=card, providers=used,
-                    version=digest.hexdigest()[:16], weights=weights, bias=bias)
+    ens = Ensemble(members=members, card=card, providers=used,
+                   version=digest.hexdigest()[:16], weights=weights, bias=bias)
+    ens.cascade = Cascade.from_card(card.get("cascade"), [m.name for m in members],
+                                    ens.threshold, ens.band)
+    return ens

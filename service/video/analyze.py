@@ -99,7 +99,7 @@ async def score_frames(frames: Iterator, detector: Detector, executor: Executor,
             index, t, prep, small, fp = got
             faces, grids, thumb = [], None, None
             if prep.face_found:
-                logits, cams = await detector.batcher.submit(prep.x)
+                logits, cams = await detector.score(prep)
                 summary, grids, thumb = detector.summarize(prep, logits, cams)
                 faces = summary["faces"]
             out.append(Frame(index, t, prep.width, prep.height, faces, grids, thumb, small, fp))
