@@ -260,6 +260,31 @@ def rethreshold_member(name: str, out: Path) -> None:
     print(f"{name}: threshold {t}, band {band}")
 
 
+def add_view_scores(name: str, out: Path) -> None:
+    """Save each view's logit beside a shipped member's saved scores (``runs/scores_NAME.npz``,
+    keys ``*_views``), from its INT8 file; the ensemble's view cascade is chosen from them.
+    Refused if their means are not the saved scores (another model's)."""
+    path = common.RUNS_DIR / f"scores_{name}.npz"
+    sc = dict(np.load(path))
+    if "val_views" in sc:
+        return
+    card = json.loads((out / f"{name}.card.json").read_text())
+    spec = preprocess.InputSpec.from_card(card)
+    sess = export.session(out / card["files"]["cpu"], 2)
+    cache = Cache(common.SPEC)
+    views = {"val_views": score_onnx_views(sess, cache.serve[cache.index("val")], spec),
+             "test_views": score_onnx_views(sess, cache.serve[cache.index("test")], spec)}
+    rob = robust_scores(sess, spec) if "robust" in sc else None
+    if rob is not None:
+        views.update(robust_views=rob["views"], robust_orig_views=rob["orig_views"])
+    for key, v in views.items():
+        saved = sc[key.removesuffix("_views")]
+        if not np.allclose(preprocess.combine_view_logits(v), saved, atol=1e-5):
+            raise SystemExit(f"{name}: {out} holds another model than runs/scores_{name}.npz")
+    np.savez(path, **sc, **views)
+    print(f"{name}: per-view scores saved")
+
+
 def evaluate_member(
     name: str, run: Path, out: Path, force: bool = False, limit: int | None = None
 ) -> dict:
@@ -516,6 +541,9 @@ def main(argv=None):
         for n in a.members or list(common.ARCHS):
             rethreshold_member(n, a.out)
         a.ensemble = True
+    if a.ensemble:
+        for n in a.members or list(common.ARCHS):
+            add_view_scores(n, a.out)
     if a.name:
         evaluate_member(a.name, a.run or common.RUNS_DIR / a.name, a.out, a.force, a.limit)
     if a.ensemble:
