@@ -3,8 +3,8 @@
 The index lives in memory, one per service process, and follows the tables: every lookup first
 reads the ``flag_hashes`` and ``hash_list`` rows it has not loaded yet (inside the caller's
 transaction, so a check sees the items that the checks before it created, on any replica).
-Rows are read back from a little below the highest id loaded, as ids of concurrent PostgreSQL
-transactions can become visible out of order.
+Ids of concurrent PostgreSQL transactions can become visible out of order, so the ids skipped
+below the highest one loaded are read again until their rows come (`_Follower`).
 
 A PDQ match is only a candidate: a face swap keeps its source frame's PDQ hash. A flagged item
 is a hit only if the faces also agree (`service.pdq.faces`), compared on the two images'
@@ -31,7 +31,7 @@ from service.pdq.faces import (
 )
 from service.pdq.hashing import DEFAULT_MIN_QUALITY, Fingerprint
 from service.pdq.index import HashIndex
-from service.store import Connection
+from service.store import Connection, in_list
 
 #: PDQ's customary match threshold (ThreatExchange / Hasher-Matcher-Actioner): 31 of 256 bits
 DEFAULT_MAX_DISTANCE = 31
@@ -39,6 +39,7 @@ DEFAULT_MAX_DISTANCE = 31
 #: another photo taken a moment later (same pose, the person moved a little) is one too
 DEFAULT_WINDOW_MAX_DISTANCE = 18
 _LOOKBACK = 1000
+_MAX_HOLES = 200  # more and a refresh reads the range below the top instead (`_Follower`)
 _CACHE = 4096  # (image, item) verdicts of the face comparison kept in memory
 
 
@@ -50,19 +51,45 @@ class Hit:
 
 
 class _Follower:
-    """Loads the rows of one table once each."""
+    """Loads the rows of one table once each.
 
-    def __init__(self, sql: str):
-        self.sql = sql
+    Ids are handed out in order but, on PostgreSQL, become visible in commit order: a row can
+    appear below the highest id loaded. So the ids below the top that were not loaded (within
+    `_LOOKBACK` of it) are remembered as *holes*, and a refresh reads the rows above the top and
+    those in the holes, by id: with no new rows it reads none. A hole is an id whose transaction
+    is still open, rolled back, or skipped (PostgreSQL spends an id on ``ON CONFLICT DO
+    NOTHING``), or a row deleted before it was loaded; holes further than `_LOOKBACK` below
+    the top are given up, as the range read before did. With more than `_MAX_HOLES` holes the
+    whole range below the top is read again instead (few statements, many rows)."""
+
+    def __init__(self, table: str, columns: str):
+        self.sql = f"SELECT {columns} FROM {table} WHERE "
         self.loaded: set[int] = set()
+        self.holes: set[int] = set()
         self.top = 0
 
     async def new_rows(self, conn: Connection) -> list:
-        rows = await conn.fetchall(self.sql, (self.top - _LOOKBACK,))
+        order = " ORDER BY id"
+        if len(self.holes) > _MAX_HOLES:
+            rows = await conn.fetchall(self.sql + "id > ?" + order, (self.top - _LOOKBACK,))
+        elif self.holes:
+            listed, params = in_list(sorted(self.holes))
+            rows = await conn.fetchall(self.sql + f"id > ? OR id IN {listed}" + order,
+                                       (self.top, *params))
+        else:
+            rows = await conn.fetchall(self.sql + "id > ?" + order, (self.top,))
         fresh = [r for r in rows if r["id"] not in self.loaded]
-        self.loaded.update(r["id"] for r in fresh)
-        if fresh:
-            self.top = max(self.top, max(r["id"] for r in fresh))
+        if not fresh:
+            return fresh
+        ids = [r["id"] for r in fresh]
+        self.loaded.update(ids)
+        top = max(self.top, max(ids))
+        low = top - _LOOKBACK
+        self.holes.update(range(max(self.top, low) + 1, top + 1))
+        self.holes.difference_update(ids)
+        if top > self.top:
+            self.holes = {h for h in self.holes if h > low}
+        self.top = top
         return fresh
 
 
@@ -87,10 +114,8 @@ class NearDuplicates:
         self.window_max_distance = min(window_max_distance, max_distance)
         self.face_limits = face_limits
         self.index = HashIndex()
-        self._items = _Follower("SELECT id, flag_id, hash, is_window FROM flag_hashes"
-                                " WHERE id > ? ORDER BY id")
-        self._list = _Follower("SELECT id, hash, windows FROM hash_list WHERE id > ?"
-                               " ORDER BY id")
+        self._items = _Follower("flag_hashes", "id, flag_id, hash, is_window")
+        self._list = _Follower("hash_list", "id, hash, windows")
         self._verified: OrderedDict[tuple[str, str, str], int | None] = OrderedDict()
 
     async def refresh(self, conn: Connection) -> None:

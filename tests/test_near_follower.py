@@ -1,0 +1,98 @@
+"""The near-duplicate index follows ``flag_hashes`` cheaply and completely, on both backends.
+
+A check reads only the rows it has not loaded (none when nothing was added); a row that becomes
+visible below the highest id loaded (PostgreSQL: transactions commit out of id order) is still
+loaded; a rolled-back id does not make later checks read more.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from service.keys import DB, NEAR
+from service.store import now
+
+
+class Counting:
+    """A connection that counts the rows its reads return."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.rows = 0
+
+    async def fetchall(self, sql, params=()):
+        rows = await self.conn.fetchall(sql, params)
+        self.rows += len(rows)
+        return rows
+
+
+def known(near, h: str) -> bool:
+    return any(d == 0 for d, _ in near.index.search(h, 0))
+
+
+async def add_item(tx, hashes: list[str]) -> str:
+    flag_id, at = "flg_" + secrets.token_hex(8), now()
+    await tx.execute(
+        "INSERT INTO flags (id, sha256, reason, score, detector_verdict, queued_at, created_at,"
+        " last_seen_at) VALUES (?, ?, 'detectors', 0.9, 'fake', ?, ?, ?)",
+        (flag_id, secrets.token_hex(32), at, at, at))
+    for h in hashes:
+        await tx.execute("INSERT INTO flag_hashes (flag_id, hash, is_window) VALUES (?, ?, 0)",
+                         (flag_id, h))
+    return flag_id
+
+
+def new_hash() -> str:
+    return secrets.token_hex(32)
+
+
+async def test_a_check_reads_no_rows_when_no_item_was_added(client, auth, fake_face_bytes):
+    db, near = client.app[DB], client.app[NEAR]
+    r = await client.post("/v1/checks", data={"image": fake_face_bytes}, headers=auth())
+    assert r.status == 201
+    assert (await r.json())["verdict"] in ("fake", "uncertain")  # it became an item
+    stored = await db.fetchval("SELECT COUNT(*) FROM flag_hashes")
+    assert stored >= 1
+    counting = Counting(db)
+    await near.refresh(counting)  # the item's own hashes, stored after its check's lookup
+    assert counting.rows == stored
+    await near.refresh(counting)
+    assert counting.rows == stored  # nothing new: nothing read
+    hashes = [new_hash() for _ in range(3)]
+    async with db.transaction() as tx:
+        await add_item(tx, hashes)
+    await near.refresh(counting)
+    assert counting.rows == stored + 3 and all(known(near, h) for h in hashes)
+    await near.refresh(counting)
+    assert counting.rows == stored + 3
+
+
+async def test_rows_committed_out_of_id_order_are_loaded(client, backend):
+    if backend != "postgresql":
+        pytest.skip("SQLite's write lock makes ids visible in order")
+    db, near = client.app[DB], client.app[NEAR]
+    early, late, after = new_hash(), new_hash(), new_hash()
+    async with db.transaction() as a:
+        await add_item(a, [early])  # the lower id, committed last
+        async with db.transaction() as b:
+            await add_item(b, [late])
+        await near.refresh(db)
+        assert known(near, late) and not known(near, early)
+    counting = Counting(db)
+    await near.refresh(counting)
+    assert known(near, early) and counting.rows == 1
+    # an id spent by a transaction that rolled back stays a hole: later refreshes still read
+    # only what is new
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as c:
+            await add_item(c, [new_hash()])
+            raise RuntimeError("rolled back")
+    async with db.transaction() as d:
+        await add_item(d, [after])
+    await near.refresh(counting)
+    assert known(near, after) and counting.rows == 2
+    await near.refresh(counting)
+    await near.refresh(counting)
+    assert counting.rows == 2
