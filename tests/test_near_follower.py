@@ -96,3 +96,64 @@ async def test_rows_committed_out_of_id_order_are_loaded(client, backend):
     await near.refresh(counting)
     await near.refresh(counting)
     assert counting.rows == 2
+
+
+async def test_the_face_check_of_a_copy_runs_before_the_checks_transaction(
+        client, auth, monkeypatch):
+    """The face comparison (10-15 ms of CPU) of a new near-duplicate runs before its check's
+    transaction opens (on SQLite that transaction holds the database's write lock), against the
+    items the index held then; an item created since (no check has refreshed the index after
+    it) is compared inside, as before. Either way the copy joins the item and gets its
+    decision."""
+    import service.moderation.near as near_module
+    from tests.support.api import post_check
+    from tests.support.copies import COPIES
+    from tests.support.paths import require_shared_data, sample_images
+
+    require_shared_data()
+    db = client.app[DB]
+    open_now = [0]
+    compared: list[bool] = []  # per face comparison: was a transaction open?
+    transaction, verified = db.transaction, near_module.verified_distance
+
+    def tracked():
+        class Tracked:
+            async def __aenter__(self):
+                self.cm = transaction()
+                tx = await self.cm.__aenter__()
+                open_now[0] += 1
+                return tx
+
+            async def __aexit__(self, *exc):
+                open_now[0] -= 1
+                return await self.cm.__aexit__(*exc)
+        return Tracked()
+
+    def comparing(*args, **kwargs):
+        compared.append(open_now[0] > 0)
+        return verified(*args, **kwargs)
+
+    monkeypatch.setattr(db, "transaction", tracked)
+    monkeypatch.setattr(near_module, "verified_distance", comparing)
+    alice, mod = auth("alice"), auth("mo", "moderator")
+    data = sample_images(1, source="celebrity-press")[0].read_bytes()
+    first = await post_check(client, alice, data)
+    r = await client.post(f"/v1/checks/{first['id']}/report", json={}, headers=alice)
+    item_id = (await r.json())["flag_id"]
+    r = await client.get(f"/v1/moderation/items/{item_id}", headers=mod)
+    r = await client.post(f"/v1/moderation/items/{item_id}/decision", headers=mod,
+                          json={"decision": "real", "version": (await r.json())["version"]})
+    assert r.status == 200
+    # the item was created after the last check's lookup: its first copy is compared inside
+    copy = await post_check(client, alice, COPIES["png"](data))
+    assert copy["moderation"]["match"]["item_id"] == item_id and copy["verdict"] == "real"
+    assert compared == [True]
+    # now the index holds it: another copy is compared before the transaction
+    copy = await post_check(client, alice, COPIES["jpeg_q50"](data))
+    assert copy["moderation"]["match"]["item_id"] == item_id and copy["verdict"] == "real"
+    assert compared == [True, False]
+    again = await post_check(client, auth("bob"), COPIES["jpeg_q50"](data))
+    assert again["moderation"]["match"]["item_id"] == item_id
+    assert compared == [True, False]  # the same image again: remembered, not compared again
+    r = await client.get(f"/v1/moderation/items/{item_id}", headers=mod)
+    assert len((await r.json())["variants"]) == 2

@@ -110,6 +110,8 @@ class CheckService:
         extra = " ".join([fp.trimmed or "-", *fp.windows]) if fp is not None else None
         row = (sha256, result, thumbnail, grids_to_bytes(grids),
                fp.hash if fp is not None else None, extra)
+        if self.near is not None:  # the face checks of near-duplicates, outside the transaction
+            await self.near.verify_ahead(self.db, sha256, result, thumbnail)
         # The image and the requester's check in one transaction (one commit, one fsync). If
         # the check cannot be stored (its own fields), the image still is, and the requester's
         # own `record` meets the error, as the requests sharing this scoring do not.

@@ -96,12 +96,16 @@ class _Follower:
 def _seen(row, with_windows: bool) -> Seen | None:
     """An ``images`` row as `Seen` (thumbnail decoded), or None without a usable hash."""
     result = json.loads(row["result"]) if row["result"] else {}
+    extra = (row["pdq_extra"] or "-").split() if with_windows else []
+    return _seen_of(result, row["thumbnail"], extra[1:])
+
+
+def _seen_of(result: dict, thumbnail: bytes | None, windows: list[str]) -> Seen | None:
     pdq = result.get("pdq")
     if not pdq or not pdq.get("hash"):
         return None
-    extra = (row["pdq_extra"] or "-").split() if with_windows else []
-    return Seen(Fingerprint.from_public(pdq, extra[1:]), face_boxes(result),
-                decode_thumbnail(row["thumbnail"]))
+    return Seen(Fingerprint.from_public(pdq, windows), face_boxes(result),
+                decode_thumbnail(thumbnail))
 
 
 class NearDuplicates:
@@ -136,15 +140,7 @@ class NearDuplicates:
         if not self.usable(pdq):
             return []
         await self.refresh(conn)
-        best: dict[tuple[str, str], int] = {}
-        for h in (pdq["hash"], pdq.get("trimmed")):
-            if not h:
-                continue
-            for distance, (kind, id_, window) in self.index.search(h, self.max_distance):
-                if window and distance > self.window_max_distance:
-                    continue
-                if distance < best.get((kind, id_), 257):
-                    best[(kind, id_)] = distance
+        best = self._candidates(pdq)
         if not best:
             return []
         row = None
@@ -160,6 +156,42 @@ class NearDuplicates:
             if verified is not None:
                 out.append(Hit(verified, kind, id_))
         return sorted(out)
+
+    def _candidates(self, pdq: dict) -> dict[tuple[str, str], int]:
+        """(kind, id) -> distance of every item and list entry the index holds within the
+        thresholds of the image's hashes (before the faces are compared)."""
+        best: dict[tuple[str, str], int] = {}
+        for h in (pdq["hash"], pdq.get("trimmed")):
+            if not h:
+                continue
+            for distance, (kind, id_, window) in self.index.search(h, self.max_distance):
+                if window and distance > self.window_max_distance:
+                    continue
+                if distance < best.get((kind, id_), 257):
+                    best[(kind, id_)] = distance
+        return best
+
+    async def verify_ahead(self, conn: Connection, sha256: str, result: dict,
+                           thumbnail: bytes | None) -> None:
+        """Compare the faces of a newly scored image with the candidates the index holds now,
+        before the check's transaction opens: the face check (10-15 ms of CPU per candidate)
+        then does not run while the transaction holds its locks (on SQLite, the database's
+        write lock, which every other check waits for). `hits`, inside the transaction,
+        refreshes the index and takes these outcomes from its memory; a candidate added in
+        between is compared there. ``result`` and ``thumbnail`` are what the transaction will
+        store for ``sha256``, so the comparison is the one `hits` would make from the row."""
+        pdq = result.get("pdq")
+        if not self.usable(pdq):
+            return
+        todo = [key for key in self._candidates(pdq) if (sha256, *key) not in self._verified]
+        if not todo:
+            return
+        # as `hits` reads it back: the result through JSON, the stored thumbnail
+        query = _seen_of(json.loads(json.dumps(result)), thumbnail, [])
+        if query is None:
+            return
+        for kind, id_ in todo:
+            await self._verify(conn, sha256, query, kind, id_)
 
     async def _verify(self, conn: Connection, sha256: str | None, query: Seen, kind: str,
                       id_: str) -> int | None:
