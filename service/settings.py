@@ -36,7 +36,10 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     batch_max_size: int = 16
     batch_max_wait_ms: float = 5.0
-    inference_threads: int = 0  # 0 = let ONNX Runtime choose
+    #: intra-op threads per detector session (0 = ONNX Runtime chooses: one per core). One:
+    #: a check's rows are few (the view cascade), and a second thread then costs more CPU
+    #: in hand-overs than it saves (docs/performance.md); scale with replicas instead.
+    inference_threads: int = 1
     # Fetching images by URL.
     fetch_timeout_s: float = 10.0
     fetch_max_redirects: int = 3
