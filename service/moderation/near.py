@@ -121,13 +121,19 @@ class NearDuplicates:
         self._items = _Follower("flag_hashes", "id, flag_id, hash, is_window")
         self._list = _Follower("hash_list", "id, hash, windows")
         self._verified: OrderedDict[tuple[str, str, str], int | None] = OrderedDict()
+        self._generation = 0  # grows whenever the index gains rows
+        #: sha256 -> (generation, candidates) found by `verify_ahead`, for its check's `hits`
+        self._ahead: OrderedDict[str, tuple[int, dict]] = OrderedDict()
 
     async def refresh(self, conn: Connection) -> None:
         rows = await self._items.new_rows(conn)
         self.index.add_many((r["hash"], ("item", r["flag_id"], r["is_window"])) for r in rows)
+        added = len(rows)
         rows = await self._list.new_rows(conn)
         self.index.add_many((h, ("list", str(r["id"]), int(i > 0))) for r in rows
                             for i, h in enumerate([r["hash"], *(r["windows"] or "").split()]))
+        if added or rows:
+            self._generation += 1
 
     def usable(self, pdq: dict | None) -> bool:
         return bool(pdq and pdq.get("hash") and (pdq.get("quality") or 0) >= self.min_quality)
@@ -140,7 +146,11 @@ class NearDuplicates:
         if not self.usable(pdq):
             return []
         await self.refresh(conn)
-        best = self._candidates(pdq)
+        ahead = self._ahead.pop(sha256, None) if sha256 is not None else None
+        if ahead is not None and ahead[0] == self._generation:
+            best = ahead[1]  # the index has not changed since `verify_ahead` searched it
+        else:
+            best = self._candidates(pdq)
         if not best:
             return []
         row = None
@@ -183,7 +193,11 @@ class NearDuplicates:
         pdq = result.get("pdq")
         if not self.usable(pdq):
             return
-        todo = [key for key in self._candidates(pdq) if (sha256, *key) not in self._verified]
+        best = self._candidates(pdq)
+        self._ahead[sha256] = (self._generation, best)
+        if len(self._ahead) > _CACHE:  # checks that failed before their `hits`
+            self._ahead.popitem(last=False)
+        todo = [key for key in best if (sha256, *key) not in self._verified]
         if not todo:
             return
         # as `hits` reads it back: the result through JSON, the stored thumbnail
