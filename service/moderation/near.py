@@ -62,22 +62,22 @@ class _Follower:
     the top are given up, as the range read before did. With more than `_MAX_HOLES` holes the
     whole range below the top is read again instead (few statements, many rows)."""
 
-    def __init__(self, table: str, columns: str):
-        self.sql = f"SELECT {columns} FROM {table} WHERE "
+    def __init__(self):
         self.loaded: set[int] = set()
         self.holes: set[int] = set()
         self.top = 0
 
-    async def new_rows(self, conn: Connection) -> list:
-        order = " ORDER BY id"
+    def where(self) -> tuple[str, tuple]:
+        """The condition (on ``id``) that selects the rows to read, and its parameters."""
         if len(self.holes) > _MAX_HOLES:
-            rows = await conn.fetchall(self.sql + "id > ?" + order, (self.top - _LOOKBACK,))
-        elif self.holes:
+            return "id > ?", (self.top - _LOOKBACK,)
+        if self.holes:
             listed, params = in_list(sorted(self.holes))
-            rows = await conn.fetchall(self.sql + f"id > ? OR id IN {listed}" + order,
-                                       (self.top, *params))
-        else:
-            rows = await conn.fetchall(self.sql + "id > ?" + order, (self.top,))
+            return f"(id > ? OR id IN {listed})", (self.top, *params)
+        return "id > ?", (self.top,)
+
+    def take(self, rows: list) -> list:
+        """The rows read by `where` that are new, remembered as loaded."""
         fresh = [r for r in rows if r["id"] not in self.loaded]
         if not fresh:
             return fresh
@@ -118,18 +118,25 @@ class NearDuplicates:
         self.window_max_distance = min(window_max_distance, max_distance)
         self.face_limits = face_limits
         self.index = HashIndex()
-        self._items = _Follower("flag_hashes", "id, flag_id, hash, is_window")
-        self._list = _Follower("hash_list", "id, hash, windows")
+        self._items = _Follower()  # flag_hashes
+        self._list = _Follower()  # hash_list
         self._verified: OrderedDict[tuple[str, str, str], int | None] = OrderedDict()
         self._generation = 0  # grows whenever the index gains rows
         #: sha256 -> (generation, candidates) found by `verify_ahead`, for its check's `hits`
         self._ahead: OrderedDict[str, tuple[int, dict]] = OrderedDict()
 
     async def refresh(self, conn: Connection) -> None:
-        rows = await self._items.new_rows(conn)
+        """Load the ``flag_hashes`` and ``hash_list`` rows not loaded yet (one statement)."""
+        items, item_params = self._items.where()
+        listed, list_params = self._list.where()
+        read = await conn.fetchall(
+            "SELECT 0 AS src, id, flag_id, hash, is_window, NULL AS windows FROM flag_hashes"
+            f" WHERE {items} UNION ALL SELECT 1 AS src, id, NULL, hash, 0, windows FROM"
+            f" hash_list WHERE {listed} ORDER BY src, id", (*item_params, *list_params))
+        rows = self._items.take([r for r in read if r["src"] == 0])
         self.index.add_many((r["hash"], ("item", r["flag_id"], r["is_window"])) for r in rows)
         added = len(rows)
-        rows = await self._list.new_rows(conn)
+        rows = self._list.take([r for r in read if r["src"] == 1])
         self.index.add_many((h, ("list", str(r["id"]), int(i > 0))) for r in rows
                             for i, h in enumerate([r["hash"], *(r["windows"] or "").split()]))
         if added or rows:

@@ -339,15 +339,17 @@ async def override(conn: Connection, sha256: str, hits=()) -> dict | None:
     on the nearest decided item or imported hash-list entry among ``hits`` (``match`` is
     ``{distance, item_id}``, plus ``list_entry_id`` and ``source`` for a hash-list entry).
     """
+    # the first two in one statement (each part finds at most one row: sha256 is unique in
+    # both tables), the image's own item first
     row = await conn.fetchone(
-        f"{_DECIDED} FROM flags f WHERE f.sha256 = ? AND f.override_verdict IS NOT NULL",
-        (sha256,))
+        f"{_DECIDED}, NULL AS distance, 0 AS via FROM flags f"
+        " WHERE f.sha256 = ? AND f.override_verdict IS NOT NULL"
+        f" UNION ALL {_DECIDED}, v.distance, 1 AS via FROM flag_variants v"
+        " JOIN flags f ON f.id = v.flag_id WHERE v.sha256 = ? AND f.override_verdict IS NOT NULL"
+        " ORDER BY via LIMIT 1", (sha256, sha256))
     if row is not None:
-        return _override(row, None)
-    row = await conn.fetchone(
-        f"{_DECIDED}, v.distance FROM flag_variants v JOIN flags f ON f.id = v.flag_id"
-        " WHERE v.sha256 = ? AND f.override_verdict IS NOT NULL", (sha256,))
-    if row is not None:
+        if row["via"] == 0:
+            return _override(row, None)
         return _override(row, {"distance": row["distance"], "item_id": row["id"]})
     for hit in hits:
         if hit.kind == "item":
