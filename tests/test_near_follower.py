@@ -157,3 +157,37 @@ async def test_the_face_check_of_a_copy_runs_before_the_checks_transaction(
     assert compared == [True, False]  # the same image again: remembered, not compared again
     r = await client.get(f"/v1/moderation/items/{item_id}", headers=mod)
     assert len((await r.json())["variants"]) == 2
+
+
+async def test_a_flagged_image_sent_again_is_not_compared_with_its_own_item(
+        client, auth, monkeypatch, fake_face_bytes):
+    """Its own item is found by its hash too, but a comparison with itself could decide
+    nothing: the image's own decision is looked up by sha256 first. No face check runs, and
+    the answers are as before."""
+    import service.moderation.near as near_module
+    from tests.support.api import post_check
+
+    compared = []
+    verified = near_module.verified_distance
+
+    def comparing(*args, **kwargs):
+        compared.append(1)
+        return verified(*args, **kwargs)
+
+    monkeypatch.setattr(near_module, "verified_distance", comparing)
+    alice, mod = auth("alice"), auth("mo", "moderator")
+    first = await post_check(client, alice, fake_face_bytes)
+    assert first["verdict"] in ("fake", "uncertain") and first["moderation"] is None
+    again = await post_check(client, auth("bob"), fake_face_bytes)
+    assert again["cached"] is True and again["verdict"] == first["verdict"]
+    assert again["moderation"] is None
+    r = await client.get("/v1/moderation/items", params={"state": "all"}, headers=mod)
+    (item,) = (await r.json())["items"]
+    assert item["variant_count"] == 0 and item["check_count"] == 2
+    r = await client.post(f"/v1/moderation/items/{item['id']}/decision", headers=mod,
+                          json={"decision": "real", "version": item["version"]})
+    assert r.status == 200
+    third = await post_check(client, alice, fake_face_bytes)
+    assert third["verdict"] == "real" and third["moderation"]["match"] is None
+    assert third["moderation"]["item_id"] == item["id"]
+    assert compared == []

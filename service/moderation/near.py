@@ -235,14 +235,20 @@ class NearDuplicates:
                 self.face_limits)
         else:
             row = await conn.fetchone(
-                "SELECT i.result, i.thumbnail, i.pdq_extra FROM flags f JOIN images i"
+                "SELECT f.sha256, i.result, i.thumbnail, i.pdq_extra FROM flags f JOIN images i"
                 " ON i.sha256 = f.sha256 WHERE f.id = ?", (id_,))
-            item = _seen(row, True) if row is not None else None
-            if item is None:
-                return None
-            found = await asyncio.to_thread(
-                verified_distance, item, query, self.max_distance, self.window_max_distance,
-                self.face_limits)
+            if row is not None and sha256 is not None and row["sha256"] == sha256:
+                # The image's own item (a flagged image checked again): not a near-duplicate of
+                # itself. Its own decision is found by sha256 first, and a sighting counts on
+                # its own item, so this hit could change nothing; its face check is skipped.
+                found = None
+            else:
+                item = _seen(row, True) if row is not None else None
+                if item is None:
+                    return None
+                found = await asyncio.to_thread(
+                    verified_distance, item, query, self.max_distance,
+                    self.window_max_distance, self.face_limits)
         self._verified[key] = found
         if len(self._verified) > _CACHE:
             self._verified.popitem(last=False)
