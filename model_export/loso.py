@@ -98,9 +98,42 @@ def sweep_val_rate(name: str, held_out: str, rates=(0.025, 0.02, 0.015, 0.01, 0.
     return out
 
 
+def compare_runs(name: str, runs: list[Path], held_out: str, limit: int = 2000) -> dict:
+    """Held-out ``held_out`` figures of several runs trained without it (recipe trials), on one
+    fixed subsample of its faces (at most ``limit`` per class, every split) and the same seen
+    test reals: fakes' AUC against its own reals and against the seen test reals."""
+    torch.set_num_threads(1)
+    spec = preprocess.InputSpec.from_card(common.SPEC)
+    cache = Cache(common.SPEC)
+    own = np.concatenate([cache.index(s, only_source=held_out) for s in ("train", "val", "test")])
+    pick = np.concatenate([own[cache.labels[own] == c][:: max(1, (cache.labels[own] == c).sum()
+                                                                // limit)][:limit]
+                           for c in (0, 1) if (cache.labels[own] == c).any()])
+    te = cache.index("test", exclude_source=held_out)
+    te_reals = te[cache.labels[te] == 0]
+    out = {}
+    for run in runs:
+        model = common.build_named(name)
+        model.load_state_dict(torch.load(Path(run) / "best.pt", weights_only=False)["model"])
+        lo = predict_views(model, cache.serve[pick], spec)
+        lr = predict_views(model, cache.serve[te_reals], spec)
+        y = cache.labels[pick]
+        lf = lo[y == 1]
+        res = {"faces": int(len(pick)), "fakes_auc_vs_seen_test_reals": metrics.roc_auc(
+            np.r_[np.zeros(len(lr)), np.ones(len(lf))], np.r_[lr, lf])}
+        if (y == 0).any() and (y == 1).any():
+            res["fakes_auc_vs_own_reals"] = metrics.roc_auc(y, lo)
+        out[str(run)] = {k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}
+        print(run, out[str(run)], flush=True)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--name", default="resnet", choices=list(common.ALL_ARCHS))
+    ap.add_argument("--compare", nargs="+", type=Path, metavar="RUN",
+                    help="only compare these runs (trained without --held-out) on its faces")
+    ap.add_argument("--held-out", help="the source the --compare runs were trained without")
     ap.add_argument("--sweep-val-rate", metavar="SOURCE",
                     help="only print SOURCE's reals called fake (its finished run) at stricter "
                     "threshold rules")
@@ -112,6 +145,9 @@ def main(argv=None):
     ap.add_argument("--val-limit", type=int, default=1200)
     ap.add_argument("--sources", nargs="*", default=SOURCES)
     a = ap.parse_args(argv)
+    if a.compare:
+        compare_runs(a.name, a.compare, a.held_out)
+        return
     if a.sweep_val_rate:
         print(a.sweep_val_rate, sweep_val_rate(a.name, a.sweep_val_rate))
         return
