@@ -20,10 +20,13 @@ per check (evidence, storing, the event loop); it is the figure that counts agai
 and store and sends the images twice: first as new images, then as copies (other bytes, same
 pixels), which the near-duplicate index matches to the items the first pass flagged, as the
 requests of `make bench`'s near-duplicate scenario are. The warm-up uses other pictures of the
-pool, so the first pass holds no copy. The evidence step's parts are also
-timed alone, outside the app, with the functions the app calls. Last, one check at a time (a copy
-of each image) against the same image's prepare + inference alone, in turn: the 1-client latency
-target's two sides, without HTTP and auth.
+pool, so the first pass holds no copy; ``--prefill N`` first checks N more pictures of the pool,
+so the store and the near-duplicate index have the size they reach in a bench server's run. The
+evidence step's parts are also timed alone, outside the app, with the functions the app calls.
+Last, one check at a time of new pictures against the same picture's prepare + inference alone,
+in turn: the 1-client latency target's two sides, without HTTP and auth; every other eight
+checks run with the evidence step off (no PDQ hash, no provenance, so no near-duplicate lookup:
+not a service configuration, a measure of what the evidence step costs a lone check).
 """
 
 from __future__ import annotations
@@ -47,10 +50,10 @@ PER_SOURCE = 8
 
 
 def _images():
-    """(the measured pictures, 8 per source; others for the warm-up)"""
-    pool = image_pool(PER_SOURCE + 1)
+    """(the measured pictures, 8 per source; others for the warm-up; the rest of the pool)"""
+    pool = image_pool()
     n = PER_SOURCE * len(SOURCES)
-    return pool[:n], pool[n:n + CONCURRENT]
+    return pool[:n], pool[n:n + CONCURRENT], pool[n + CONCURRENT:]
 
 
 def unique(data: bytes, k: int) -> bytes:
@@ -74,7 +77,7 @@ async def _checks(checks, images, first: int, n: int) -> float:
 async def run(checks_n: int, top: int) -> None:
     import yappi
 
-    images, warm = _images()
+    images, warm, _ = _images()
     with tempfile.TemporaryDirectory() as d:
         app = create_app(Settings.from_env({}, data_dir=Path(d)))
         server = TestServer(app)
@@ -129,10 +132,11 @@ def _evidence_ms(app, detector, images) -> dict[str, float]:
             "evidence: PDQ hash": _cpu_ms(fingerprint, decoded)}
 
 
-async def run_plain(checks_n: int, rounds: int) -> None:
+async def run_plain(checks_n: int, rounds: int, prefill: int) -> None:
     from service.keys import DETECTOR
 
-    images, warm = _images()
+    images, warm, rest = _images()
+    fill, fresh = rest[:prefill], rest[prefill:prefill + len(images)]
     new, copies, prep, infer, parts, lone = [], [], [], [], [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as d:  # a new store each round: the images are new
@@ -141,17 +145,19 @@ async def run_plain(checks_n: int, rounds: int) -> None:
             await server.start_server()
             checks, detector = app[CHECKS], app[DETECTOR]
             await _checks(checks, warm, 10**6, CONCURRENT)  # warm-up: other pictures
+            if fill:
+                await _checks(checks, fill, 2 * 10**6, len(fill))
             new.append(await _checks(checks, images, 0, checks_n) * 1e3 / checks_n)
             copies.append(await _checks(checks, images, checks_n, checks_n) * 1e3 / checks_n)
             p, i = await asyncio.to_thread(_model_work, detector, images)
             prep.append(p)
             infer.append(i)
             parts.append(await asyncio.to_thread(_evidence_ms, app, detector, images))
-            lone.append(await _one_at_a_time(checks, detector, images, 2 * checks_n))
+            lone.append(await _one_at_a_time(checks, detector, fresh))
             await server.close()
     model = min(prep) + min(infer)
     print(f"{len(images)} images, {checks_n} checks per pass, {CONCURRENT} at a time, {rounds} rounds"
-          " (best round of each figure; all rounds in brackets)")
+          f" (best round of each figure; all rounds in brackets); {prefill} checks before")
     for name, values in (("new images", new), ("their copies", copies)):
         best = min(values)
         print(f"service CPU per check, {name:<12} {best:6.1f} ms  {_all(values)}")
@@ -162,16 +168,18 @@ async def run_plain(checks_n: int, rounds: int) -> None:
     for key in parts[0]:
         values = [p[key] for p in parts]
         print(f"{key + ' (alone)':<31} {min(values):6.1f} ms  {_all(values)}")
-    ratios = [c / r for c, r in lone]
-    print("one check at a time (a copy of each image), wall median: check "
-          + ", ".join(f"{c:.1f}" for c, _ in lone) + " ms; prepare + inference alone "
-          + ", ".join(f"{r:.1f}" for _, r in lone) + " ms; ratio "
+    ratios = [c / r for c, _, r in lone]
+    print("one check at a time (new pictures), wall median: check "
+          + ", ".join(f"{c:.1f}" for c, _, _ in lone) + " ms; without the evidence step "
+          + ", ".join(f"{c:.1f}" for _, c, _ in lone) + " ms; prepare + inference alone "
+          + ", ".join(f"{r:.1f}" for _, _, r in lone) + " ms; ratio "
           + ", ".join(f"{x:.2f}" for x in ratios) + f" (median {statistics.median(ratios):.2f})")
 
 
-async def _one_at_a_time(checks, detector, images, first: int) -> tuple[float, float]:
-    """Wall-clock medians (ms) of one check at a time through the app (no HTTP) and of the same
-    image's prepare + single-image inference alone in one thread, taken in turn, image by image
+async def _one_at_a_time(checks, detector, images) -> tuple[float, float, float]:
+    """Wall-clock medians (ms) of one check at a time through the app (no HTTP) of new pictures,
+    with the evidence step and (every other eight) without it, and of the same picture's
+    prepare + single-image inference alone in one thread, taken in turn, picture by picture
     (the 1-client latency target's two sides, less the HTTP and auth of a request)."""
     from service.detection.detector import prepare
 
@@ -182,15 +190,22 @@ async def _one_at_a_time(checks, detector, images, first: int) -> tuple[float, f
         if p.face_found:
             detector.score_many([p])
 
-    checked, alone = [], []
-    for k, im in enumerate(images):
-        t = time.perf_counter()
-        await checks.check(unique(im.data, first + k), None)
-        checked.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        await asyncio.to_thread(raw, im.data)
-        alone.append(time.perf_counter() - t)
-    return statistics.median(checked) * 1e3, statistics.median(alone) * 1e3
+    checked, bare, alone = [], [], []
+    evidence = checks.evidence
+    try:
+        for k, im in enumerate(images):
+            off = (k // 8) % 2 == 1  # eight of each: the sources take turns within eight
+            checks.evidence = None if off else evidence
+            t = time.perf_counter()
+            await checks.check(im.data, None)
+            (bare if off else checked).append(time.perf_counter() - t)
+            t = time.perf_counter()
+            await asyncio.to_thread(raw, im.data)
+            alone.append(time.perf_counter() - t)
+    finally:
+        checks.evidence = evidence
+    return (statistics.median(checked) * 1e3, statistics.median(bare) * 1e3,
+            statistics.median(alone) * 1e3)
 
 
 def _all(values) -> str:
@@ -204,9 +219,11 @@ def main(argv=None) -> None:
     ap.add_argument("--plain", action="store_true", help="no profiler: service CPU per check"
                     " against the model work alone")
     ap.add_argument("--rounds", type=int, default=3, help="with --plain")
+    ap.add_argument("--prefill", type=int, default=0, help="with --plain: pictures checked"
+                    " before each round's measured passes")
     a = ap.parse_args(argv)
     if a.plain:
-        asyncio.run(run_plain(a.checks, a.rounds))
+        asyncio.run(run_plain(a.checks, a.rounds, a.prefill))
     else:
         asyncio.run(run(a.checks, a.top))
 

@@ -84,9 +84,11 @@ class UniqueImages:
     One factory per server, for its warm-ups and every unique-image scenario, so no picture
     reaches a server twice (a second copy would be a near-duplicate of the first's check)."""
 
-    def __init__(self, images: list[BenchImage], path: str, keep: int = NEAR_ORIGINALS):
+    def __init__(self, images: list[BenchImage], path: str, keep: int = NEAR_ORIGINALS,
+                 cycle: bool = False):
         self.images = images
         self.path = path
+        self.cycle = cycle  # for a server that keeps nothing between requests (the seed-style)
         self.counter = itertools.count()
         self.kept: list[tuple[bytes, str]] = []  # (multipart body, image sha256) for the cache runs
         self.sent: list[BenchImage] = []  # the first pictures sent, for the near-duplicate runs
@@ -106,9 +108,9 @@ class UniqueImages:
     def __call__(self):
         n = next(self.counter)
         self._asked = n + 1
-        if n >= len(self.images):
+        if n >= len(self.images) and not self.cycle:
             return None  # the pool is used up: the client stops
-        image = self.images[n]
+        image = self.images[n % len(self.images)]
         body = multipart_body(image.data)
         if len(self.kept) < self.keep:
             self.kept.append((body, hashlib.sha256(image.data).hexdigest()))
@@ -182,7 +184,7 @@ async def _load_series(run: dict, server, name: str, headers: dict, factory, che
         s["name"] = name
         if isinstance(factory, UniqueImages):
             s["pool_used"] = factory.used
-            s["pool_exhausted"] = factory.asked > len(factory.images)
+            s["pool_exhausted"] = factory.asked > len(factory.images) and not factory.cycle
         if isinstance(factory, NearCopies):
             s["near_originals"] = len(factory.copies)
             s["near_flagged_share"] = factory.flagged_share
@@ -260,7 +262,8 @@ async def bench_batch1(run, images, profile, clients_list, keep) -> None:
 async def bench_seed(run, images, profile, clients_list, keep) -> None:
     with start_server("seed", {}, keep) as server:
         _record_health(run, server)
-        unique = UniqueImages(images, "/predict")
+        # it stores nothing and caches nothing: sending the pool round again is harmless
+        unique = UniqueImages(images, "/predict", cycle=True)
         await _warm(server, {}, unique, expect_prediction)
         await _load_series(run, server, "seed", {}, unique, expect_prediction, clients_list, profile)
 

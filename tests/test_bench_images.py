@@ -73,3 +73,12 @@ def test_near_copies_are_new_bytes_of_the_same_picture():
         assert copy != im.data
         a, b = (fingerprint(decode_image(x, 10**8)) for x in (im.data, copy))
         assert distance(a.hash, b.hash) <= 31  # a near-duplicate for the service's index
+
+
+def test_the_seed_style_server_may_get_the_pool_again():
+    """It keeps nothing between requests, so its scenarios cycle the pool instead of stopping."""
+    require_shared_data()
+    pool = image_pool(1)
+    factory = UniqueImages(pool, "/predict", cycle=True)
+    bodies = [factory()[2] for _ in range(2 * len(pool))]
+    assert bodies[:len(pool)] == bodies[len(pool):]
