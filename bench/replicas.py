@@ -11,9 +11,11 @@ same closed-loop load generator as ``bench.run_bench``:
 
 The per-user rate limit is on (a bucket in the database, high enough never to refuse), so each
 request pays for it as in a deployment. Two workloads: ``fresh`` (every image new: the
-detectors run; inference-bound) and ``lookup`` (``GET /v1/checks?sha256=`` of stored images: no
-model run; every request is a few short transactions: the user, the rate-limit bucket, the check
-row, the queue). On a machine with few cores the replicas compete for the same cores, so two of
+detectors run; inference-bound; distinct pictures from `bench.images.image_pool`, none sent
+twice to a configuration, so none is a near-duplicate of an earlier check) and ``lookup``
+(``GET /v1/checks?sha256=`` of stored images: no model run; every request is a few short
+transactions: the user, the rate-limit bucket, the check row, the queue). On a machine with
+few cores the replicas compete for the same cores, so two of
 them cannot add throughput there; what they add is capacity on more machines (or GPUs), while
 the database keeps the state.
 """
@@ -32,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import load
-from bench.images import sample_images
+from bench.images import image_pool
 from bench.run_bench import UniqueImages, _commit, expect_cached_check, expect_fresh_check
 from bench.servers import cpu_model, start_server
 from service.auth.tokens import LocalIssuer
@@ -90,7 +92,7 @@ async def measure_config(name: str, urls: list[str], headers: dict, images, clie
 async def run(args) -> dict:
     from tests.support.postgres import postgres_server
 
-    images = sample_images(args.per_source)
+    images = image_pool(args.per_source)
     clients_list = [int(c) for c in args.clients.split(",")]
     keys_dir = Path(tempfile.mkdtemp(prefix="realcheck-bench-keys-"))
     issuer = LocalIssuer(keys_dir / "keys", PUBLIC_URL, 3600)
@@ -134,7 +136,8 @@ def markdown(result: dict) -> str:
              f"- Machine: {m['cpu']}, {m['cores']} cores; load average before "
              f"{m['loadavg_before'][0]:.1f}, after {m['loadavg_after'][0]:.1f}",
              f"- Command: `{m['command']}` (commit `{m['commit']}`), {m['duration_s']:.0f} s per "
-             f"scenario, {m['images']} images made unique per request; rate limit "
+             f"scenario, a pool of {m['images']} distinct pictures, none sent twice to a "
+             "configuration; rate limit "
              + (f"on ({m['rate_limit_per_minute']}/min: every request takes from its bucket in the"
                 " database, none is refused)" if m.get("rate_limit_per_minute") else "off"),
              "", "| configuration | workload | clients | requests | req/s | p50 ms | p99 ms | errors |",
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.replicas", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=15.0, help="seconds per scenario (default 15)")
     p.add_argument("--clients", default="2,8,32", help="concurrency levels (default 2,8,32)")
-    p.add_argument("--per-source", type=int, default=4, help="images per data source (default 4)")
+    p.add_argument("--per-source", type=int, default=None,
+                   help="distinct pictures per data source (default: all, 252)")
     p.add_argument("--max-requests", type=int, default=5000)
     p.add_argument("--only", help="comma-separated: sqlite,postgres")
     p.add_argument("--rate-limit", type=int, default=1_000_000,
