@@ -171,15 +171,29 @@ def render(models: Path = common.MODELS_DIR) -> str:
     if finder:
         out.append("\n### Face finder (BlazeFace)\n")
         out.append(f"Command: `{finder['command']}`.\n")
-        out.append("| source | images | face found | judged (not too small) | several faces |")
-        out.append("|---|---|---|---|---|")
+        out.append("First pass (the face cache, every image) and the served finder with its "
+                   "confirmation pass (every 4th image).\n")
+        out.append("| source | images | face found | judged (not too small) | several faces "
+                   "| served: face found | faces the confirmation dropped |")
+        out.append("|---|---|---|---|---|---|---|")
         for s, v in finder["detection_rate_per_source"].items():
             out.append(f"| {s} | {v['images']} | {_pc(v['face_found'])} | {_pc(v['judged'])} "
-                       f"| {_pc(v['several_faces'])} |")
-        nf = finder["images_without_faces"]
+                       f"| {_pc(v['several_faces'])} "
+                       f"| {_pc(v.get('face_found_served_every_4th'))} "
+                       f"| {v.get('lost_by_confirmation_every_4th', '–')} |")
+        nf = dict(finder["images_without_faces"])
+        sk = nf.pop("scikit_image_samples", None)
         out.append("\nImages without faces where a face was (wrongly) found: "
                    + ", ".join(f"{k} {_pc(v['face_found'])} of {v['n']}" for k, v in nf.items())
-                   + ".\n")
+                   + ".")
+        if sk:
+            out.append(f" Public photographs outside the data (`model_export.sample_photos`): "
+                       f"faces found in {len(sk['without_faces']['face_found'])} of "
+                       f"{sk['without_faces']['n']} without a person "
+                       f"({', '.join(sk['without_faces']['face_found']) or 'none'}), and in "
+                       f"{len(sk['with_faces']['face_found'])} of {sk['with_faces']['n']} "
+                       "with one.")
+        out.append("")
         out.append("Milliseconds of CPU per image, one thread (median): " + ", ".join(
             f"{k} px {v}" for k, v in finder["ms_per_image_one_thread"].items()) + ".")
         if "wall_ms_per_image_one_thread" in finder:

@@ -186,3 +186,36 @@ def test_short_range_margin_is_the_same_as_padding_the_image(finder):
     assert abs(s0[i0] - s1[i1]) < 0.02
     assert np.abs(b0[i0] - b1[i1]).max() < 0.02 * max(h, w)
     assert np.abs(k0[i0] - k1[i1]).max() < 0.02 * max(h, w)
+
+
+@pytest.fixture(scope="module")
+def public_photos():
+    from model_export import sample_photos
+
+    return (sample_photos.images(sample_photos.WITH_FACES),
+            sample_photos.images(sample_photos.WITHOUT_FACES))
+
+
+def test_round_things_are_not_faces_but_people_are(finder, public_photos):
+    """Photographs outside the data (scikit-image's samples). The first pass takes a cat, a cup
+    of coffee, a horse's silhouette and a logo for faces; the confirmation pass does not, and the
+    two people are still found."""
+    people, others = public_photos
+    for name, data in people.items():
+        assert finder.find(pp.decode_image(data)), f"no face found on {name}"
+    seen = [n for n, d in others.items() if finder.find(pp.decode_image(d))]
+    assert len(seen) <= 2, f"faces found where there are none: {seen}"
+    round_things = ("chelsea.png", "coffee.png", "horse.png", "logo.png")
+    assert not set(round_things) & set(seen)
+    one_pass = faces.FaceFinder()
+    one_pass.confirm = None  # the first pass alone finds them: the confirmation drops them
+    assert all(one_pass.find(pp.decode_image(others[n])) for n in round_things)
+
+
+def test_confirmation_keeps_the_faces_of_every_source(finder):
+    require_shared_data()
+    for source in ("dfdc-faces", "utkface", "celebrity-press", "snapshots", "tpdne-unsplash",
+                   "gan-faces-extra", "sdfd-sd21", "london-canada"):
+        for p in sample_images(6, source=source):
+            img = cv2.imread(str(p))
+            assert finder.find(img), f"{source}: {p.name} lost its face"

@@ -228,6 +228,21 @@ async def test_no_face_is_not_judged(client, auth, noise_png):
     assert heat.status == 200 and heat.content_type == "image/png"
 
 
+async def test_a_cup_of_coffee_is_not_a_face_and_an_astronaut_is_not_fake(client, auth):
+    """Public photographs outside the training data (scikit-image's samples): the cup, which the
+    face finder's first pass took for a face (and the detectors then called REAL), is not
+    judged; the astronaut's face is found and not called fake."""
+    from model_export import sample_photos
+
+    coffee = sample_photos.images({"coffee.png": sample_photos.WITHOUT_FACES["coffee.png"]})
+    body = await check_ok(await post_image(client, auth(), coffee["coffee.png"], "image/png"))
+    assert body["verdict"] == "no_face" and body["faces"] == []
+    astronaut = sample_photos.images(
+        {"astronaut.png": sample_photos.WITH_FACES["astronaut.png"]})["astronaut.png"]
+    body = await check_ok(await post_image(client, auth(), astronaut, "image/png"))
+    assert body["face_found"] and body["verdict"] in ("real", "uncertain")
+
+
 async def test_a_face_too_small_to_judge_is_uncertain(client, auth):
     """A face shrunk below the card's min_face pixels is found and shown, but not judged."""
     img = face_image()

@@ -160,6 +160,17 @@ class FaceFinder:
         self.back_min_side = int(d["back_min_side"])
         self.short_margin = float(d["short_margin"])
         self.back_skip_share = float(d.get("back_skip_share", 1e9))
+        # the confirmation pass (`_confirmed`); a card without it finds faces in one pass
+        self.confirm = None
+        if "confirm_face_scale" in d:
+            size = self.models["short"].size
+            self.confirm = preprocess.InputSpec(
+                face_scale=float(d["confirm_face_scale"]), eye_y=float(d["confirm_eye_y"]),
+                min_face=0, face_size=size, input_size=size, crops=((0.5, 0.5),),
+                mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+            self.confirm_min_score = float(d["confirm_min_score"])
+            self.confirm_max_offset = float(d["confirm_max_offset"])
+            self.confirm_below = float(d.get("confirm_below_score", 1.0))
 
     def _run(self, name: str, bgr: np.ndarray, ox: float = 0.0, oy: float = 0.0,
              margin: float = 0.0, shrunk: float = 1.0):
@@ -216,8 +227,27 @@ class FaceFinder:
             x1, y1 = min(float(w), box[2]), min(float(h), box[3])
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
-            faces.append(Face(score, (x0, y0, x1 - x0, y1 - y0), kp.astype(np.float32)))
-        return faces[:MAX_FACES]
+            if len(faces) < MAX_FACES and self._confirmed(image_bgr, kp, score):
+                faces.append(Face(score, (x0, y0, x1 - x0, y1 - y0), kp.astype(np.float32)))
+        return faces
+
+    def _confirmed(self, image_bgr: np.ndarray, keypoints: np.ndarray, score: float) -> bool:
+        """Is it a face? Unless the first pass was sure (``confirm_below_score``), the
+        short-range model must find it again, centred, in a square aligned on its keypoints,
+        with the face framed the way that model finds faces best (about a quarter of the side).
+        A face is found again; a round thing that the first pass took for one (a cup, a cat, a
+        logo) rarely is (`models/blazeface.card.json`, images without faces)."""
+        if self.confirm is None or score >= self.confirm_below:
+            return True
+        m = self.models["short"]
+        square, _ = preprocess.align_face(image_bgr, keypoints, self.confirm)
+        with m.lock:
+            s, b, _ = m.detect(cv2.cvtColor(square, cv2.COLOR_BGR2RGB))
+        if not len(s):
+            return False
+        centre = (b[:, :2] + b[:, 2:]) / 2.0
+        near = np.hypot(centre[:, 0] - 0.5, centre[:, 1] - 0.5) < self.confirm_max_offset
+        return bool((near & (s >= self.confirm_min_score)).any())
 
     def _nms(self, s, b, k):
         return weighted_nms(s, b, k, self.iou) if len(s) else []
