@@ -246,12 +246,14 @@ class Detector:
             views = [v for v in range(k) if not np.isnan(face_logits[v, 0])]
             if len(views) == k:  # judged on every view: the ensemble's rule
                 member_logit = pp.combine_view_logits(face_logits.T)  # (members,)
-                p = float(pp.sigmoid(ens.combine(member_logit)))
+                weights, bias = ens.weights, ens.bias
             else:  # the cascade's first view alone, far from any verdict boundary
                 member_logit = face_logits[views[0]].astype(np.float64)
-                p = float(pp.sigmoid(ens.cascade.first_logit(member_logit)))
-            view_cams = np.tensordot(cams[i * k + np.asarray(views)], ens.weights,
-                                     axes=([1], [0])) + ens.bias
+                weights, bias = np.asarray(ens.cascade.weights), ens.cascade.bias
+            p = float(pp.sigmoid(weights @ member_logit + bias))
+            # the heatmap in the same logit units as the score (its mean is the face's logit)
+            view_cams = np.tensordot(cams[i * k + np.asarray(views)], weights,
+                                     axes=([1], [0])) + bias
             grids.append(face_cam(view_cams, self.spec, views))
             per_model = {name: round(float(pp.sigmoid(member_logit[j])), 4)
                          for j, name in enumerate(members)}
