@@ -160,16 +160,26 @@ class NearDuplicates:
             best = self._candidates(pdq)
         if not best:
             return []
-        row = None
-        if sha256 is not None:
-            row = await conn.fetchone(
-                "SELECT result, thumbnail, pdq_extra FROM images WHERE sha256 = ?", (sha256,))
-        query = _seen(row, False) if row is not None else None
-        if query is None:
+        if sha256 is None:
             return []
+        row = await conn.fetchone("SELECT result, thumbnail FROM images WHERE sha256 = ?",
+                                  (sha256,))
+        if row is None:
+            return []
+        result = json.loads(row["result"]) if row["result"] else {}
+        if not (result.get("pdq") or {}).get("hash"):
+            return []  # no usable hash stored (as `_seen` finds it)
+        query = None  # the thumbnail is decoded only for a candidate not compared yet
         out = []
         for kind, id_ in best:
-            verified = await self._verify(conn, sha256, query, kind, id_)
+            key = (sha256, kind, id_)
+            if key in self._verified:  # compared before (`verify_ahead`, an earlier check)
+                self._verified.move_to_end(key)
+                verified = self._verified[key]
+            else:
+                if query is None:
+                    query = _seen_of(result, row["thumbnail"], [])
+                verified = await self._verify(conn, sha256, query, kind, id_)
             if verified is not None:
                 out.append(Hit(verified, kind, id_))
         return sorted(out)
