@@ -191,3 +191,37 @@ async def test_a_flagged_image_sent_again_is_not_compared_with_its_own_item(
     assert third["verdict"] == "real" and third["moderation"]["match"] is None
     assert third["moderation"]["item_id"] == item["id"]
     assert compared == []
+
+
+async def test_a_face_check_that_fails_ahead_is_made_in_the_transaction(
+        client, auth, monkeypatch):
+    """Comparing ahead is a shortcut: if it fails, the copy is compared inside its transaction
+    as before, and still gets the decision."""
+    import service.moderation.near as near_module
+    from tests.support.api import post_check
+    from tests.support.copies import COPIES
+    from tests.support.paths import require_shared_data, sample_images
+
+    require_shared_data()
+    alice, mod = auth("alice"), auth("mo", "moderator")
+    data = sample_images(1, source="celebrity-press")[0].read_bytes()
+    first = await post_check(client, alice, data)
+    r = await client.post(f"/v1/checks/{first['id']}/report", json={}, headers=alice)
+    item_id = (await r.json())["flag_id"]
+    r = await client.get(f"/v1/moderation/items/{item_id}", headers=mod)
+    r = await client.post(f"/v1/moderation/items/{item_id}/decision", headers=mod,
+                          json={"decision": "fake", "version": (await r.json())["version"]})
+    assert r.status == 200
+    await post_check(client, alice, sample_images(2, source="utkface")[1].read_bytes())  # index
+    verified, calls = near_module.verified_distance, []
+
+    def failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the comparison ahead failed")
+        return verified(*args, **kwargs)
+
+    monkeypatch.setattr(near_module, "verified_distance", failing_once)
+    copy = await post_check(client, alice, COPIES["png"](data))
+    assert len(calls) == 2  # ahead (failed), then inside the transaction
+    assert copy["verdict"] == "fake" and copy["moderation"]["match"]["item_id"] == item_id

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ from service.pdq.faces import (
 from service.pdq.hashing import DEFAULT_MIN_QUALITY, Fingerprint
 from service.pdq.index import HashIndex
 from service.store import Connection, in_list
+
+log = logging.getLogger("service.near")
 
 #: PDQ's customary match threshold (ThreatExchange / Hasher-Matcher-Actioner): 31 of 256 bits
 DEFAULT_MAX_DISTANCE = 31
@@ -222,7 +225,10 @@ class NearDuplicates:
         if query is None:
             return
         for kind, id_ in todo:
-            await self._verify(conn, sha256, query, kind, id_)
+            try:
+                await self._verify(conn, sha256, query, kind, id_)
+            except Exception as e:  # a shortcut only: `hits` compares it in the transaction
+                log.warning("near-duplicate %s %s not compared ahead: %s", kind, id_, e)
 
     async def _verify(self, conn: Connection, sha256: str | None, query: Seen, kind: str,
                       id_: str) -> int | None:
