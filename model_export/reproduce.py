@@ -43,9 +43,9 @@ PLAN = {
     "mobilenet": {"segments": [(1, 6), (4, 4), (16, 16)], "epoch_samples": 8192, "patience": 6},
 }
 ENSEMBLE = ["vgg16", "resnet", "mobilenet"]
-# leave-one-source-out runs as they ran: the resnet's 2 x 4,096 (first session), the mobilenet's
-# 6 x 8,192 (2026-11-30; its 2 x 4,096 runs are kept in runs/loso_mobilenet_2ep_backup)
-LOSO = {"resnet": {"epochs": 2, "epoch_samples": 4096},
+# leave-one-source-out runs as they ran (2026-11-30): the resnet's 4 x 8,192, the mobilenet's
+# 6 x 8,192 (the first session's 2 x 4,096 runs are kept in runs/loso_*_2ep_backup)
+LOSO = {"resnet": {"epochs": 4, "epoch_samples": 8192},
         "mobilenet": {"epochs": 6, "epoch_samples": 8192}}
 
 
