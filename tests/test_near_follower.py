@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 
+import aiohttp
 import pytest
 
 from service.keys import DB, NEAR
@@ -50,7 +51,9 @@ def new_hash() -> str:
 
 async def test_a_check_reads_no_rows_when_no_item_was_added(client, auth, fake_face_bytes):
     db, near = client.app[DB], client.app[NEAR]
-    r = await client.post("/v1/checks", data={"image": fake_face_bytes}, headers=auth())
+    form = aiohttp.FormData()
+    form.add_field("image", fake_face_bytes, filename="face.jpg", content_type="image/jpeg")
+    r = await client.post("/v1/checks", data=form, headers=auth())
     assert r.status == 201
     assert (await r.json())["verdict"] in ("fake", "uncertain")  # it became an item
     stored = await db.fetchval("SELECT COUNT(*) FROM flag_hashes")
