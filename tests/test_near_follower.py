@@ -49,6 +49,20 @@ def new_hash() -> str:
     return secrets.token_hex(32)
 
 
+
+async def decided_item(client, user, moderator, data: bytes, decision: str) -> str:
+    """Check ``data``, report it and decide its item: the item's id."""
+    from tests.support.api import post_check
+
+    first = await post_check(client, user, data)
+    r = await client.post(f"/v1/checks/{first['id']}/report", json={}, headers=user)
+    item_id = (await r.json())["flag_id"]
+    r = await client.get(f"/v1/moderation/items/{item_id}", headers=moderator)
+    r = await client.post(f"/v1/moderation/items/{item_id}/decision", headers=moderator,
+                          json={"decision": decision, "version": (await r.json())["version"]})
+    assert r.status == 200
+    return item_id
+
 async def test_a_check_reads_no_rows_when_no_item_was_added(client, auth, fake_face_bytes):
     db, near = client.app[DB], client.app[NEAR]
     form = aiohttp.FormData()
@@ -140,13 +154,7 @@ async def test_the_face_check_of_a_copy_runs_before_the_checks_transaction(
     monkeypatch.setattr(near_module, "verified_distance", comparing)
     alice, mod = auth("alice"), auth("mo", "moderator")
     data = sample_images(1, source="celebrity-press")[0].read_bytes()
-    first = await post_check(client, alice, data)
-    r = await client.post(f"/v1/checks/{first['id']}/report", json={}, headers=alice)
-    item_id = (await r.json())["flag_id"]
-    r = await client.get(f"/v1/moderation/items/{item_id}", headers=mod)
-    r = await client.post(f"/v1/moderation/items/{item_id}/decision", headers=mod,
-                          json={"decision": "real", "version": (await r.json())["version"]})
-    assert r.status == 200
+    item_id = await decided_item(client, alice, mod, data, "real")
     # the item was created after the last check's lookup: its first copy is compared inside
     copy = await post_check(client, alice, COPIES["png"](data))
     assert copy["moderation"]["match"]["item_id"] == item_id and copy["verdict"] == "real"
@@ -208,13 +216,7 @@ async def test_a_face_check_that_fails_ahead_is_made_in_the_transaction(
     require_shared_data()
     alice, mod = auth("alice"), auth("mo", "moderator")
     data = sample_images(1, source="celebrity-press")[0].read_bytes()
-    first = await post_check(client, alice, data)
-    r = await client.post(f"/v1/checks/{first['id']}/report", json={}, headers=alice)
-    item_id = (await r.json())["flag_id"]
-    r = await client.get(f"/v1/moderation/items/{item_id}", headers=mod)
-    r = await client.post(f"/v1/moderation/items/{item_id}/decision", headers=mod,
-                          json={"decision": "fake", "version": (await r.json())["version"]})
-    assert r.status == 200
+    item_id = await decided_item(client, alice, mod, data, "fake")
     await post_check(client, alice, sample_images(2, source="utkface")[1].read_bytes())  # index
     verified, calls = near_module.verified_distance, []
 
