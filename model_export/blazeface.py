@@ -65,16 +65,17 @@ DETECTION = {
     # on every 25th image of ../shared/data, it loses an extra background face in 2 of 69 press
     # photos and none elsewhere, for half the face finder's time on photos over 320 px
     "back_skip_share": 0.25,
-    # every detection is confirmed: the short-range model must find the face again, centred, in
-    # a square aligned on its keypoints with the face at about a quarter of the side (where that
-    # model finds faces best). Round things (a cup, a cat, a logo) found once are rarely found
-    # again; on 399 faces of ../shared/data every face was (model_export.facefinder_eval).
+    # a detection under confirm_below_score is confirmed: the short-range model must find it
+    # again, centred, in a square aligned on its keypoints with the face at about a quarter of
+    # the side (where that model finds faces best). Round things (a cup, a cat, a logo) found
+    # once are rarely found again (model_export.facefinder_eval: faces it drops per source,
+    # false faces left).
     "confirm_face_scale": 4.4,  # the square's side in face sizes (eye distance or eye-mouth)
     "confirm_eye_y": 0.4545,  # the eyes' height in that square (the detectors' 0.4 at 2x zoom)
     "confirm_min_score": 0.5,
     "confirm_max_offset": 0.25,  # the found face's centre from the square's, in sides
-    # detections this sure need no second look: the false faces seen scored 0.50-0.78, and
-    # 77 % of the faces of ../shared/data score higher (the confirmation then costs ~0.5 ms)
+    # detections this sure need no second look (the false faces found in the public sample
+    # pictures scored 0.50-0.78 in the first pass; most faces of the data score higher)
     "confirm_below_score": 0.85,
 }
 LICENCE = (
