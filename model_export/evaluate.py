@@ -430,7 +430,12 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
         def first(key):  # (..., members) the members' first-view logits
             return np.stack([sc[n][key][..., cascade_mod.FIRST_VIEW] for n in names], -1)
 
-        cascade = cascade_mod.choose(first("val_views"), lv, y_va, s_va, t, band, VAL_FPR, names)
+        cards = {n: json.loads((out / f"{n}.card.json").read_text()) for n in names}
+        costs = cascade_mod.row_costs([export.session(out / cards[n]["files"]["cpu"], 1)
+                                       for n in names], common.SPEC["input_size"])
+        cascade, candidates = cascade_mod.choose_stage(
+            first("val_views"), lv, y_va, s_va, t, band, VAL_FPR, names, costs,
+            len(common.SPEC["crops"]))
         cascade_fig = {"val": cascade_mod.figures(cascade, first("val_views"), lv, y_va),
                        "test": cascade_mod.figures(cascade, first("test_views"), lt, y_te)}
         lv = cascade_mod.served(cascade, first("val_views"), lv)
@@ -466,9 +471,11 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
         "combine": combine,
         "combine_rule": "per face: each member's mean-over-views logit, then combined; "
         "P(fake) = sigmoid(combined)" + ("; with the cascade, a face far from every verdict "
-                                         "boundary is judged on its first view alone"
+                                         "boundary is judged on its first view by the "
+                                         "cascade's first_members alone"
                                          if cascade else ""),
-        **({"cascade": cascade_mod.card(cascade, names, cascade_fig)} if cascade else {}),
+        **({"cascade": cascade_mod.card(cascade, names, cascade_fig, costs, candidates)}
+           if cascade else {}),
         "threshold": t,
         "uncertain_band": band,
         "threshold_rule": THRESHOLD_RULE,

@@ -115,7 +115,24 @@ def render(models: Path = common.MODELS_DIR) -> str:
     if cascade:
         m = cascade["metrics"]
         out.append("\n### View cascade (what the service does)\n")
-        out.append(f"{cascade['rule']}. Margin {cascade['margin_logit']} logit.\n")
+        first = cascade.get("first_members")
+        out.append(f"{cascade['rule']}. Margin {cascade['margin_logit']} logit"
+                   + (f"; first stage: {', '.join(first)}" if first else "") + ".\n")
+        if cascade.get("candidates"):
+            costs = cascade["row_cpu_ms"]
+            out.append("Each detector's CPU per row (ms, as timed by the run that chose it): "
+                       + ", ".join(f"{n} {v:.2f}" for n, v in costs.items()) + ".\n")
+            out.append("| first stage (val) | margin (logit) | sent on to every view "
+                       "| expected CPU per face (ms) |")
+            out.append("|---|---|---|---|")
+            for k, v in cascade["candidates"].items():
+                if v is None:
+                    out.append(f"| {k} | no margin keeps the verdicts | – | – |")
+                else:
+                    kept = " (kept)" if k == "+".join(first or []) else ""
+                    out.append(f"| {k}{kept} | {v['margin_logit']} | "
+                               f"{_pc(v['all_views_share'])} | {v['cpu_ms_per_face']:.1f} |")
+            out.append("")
         out.append("| faces | scored on every view | same verdict as every view | verdicts changed |")
         out.append("|---|---|---|---|")
         for k, v in m.items():

@@ -61,7 +61,7 @@ async def test_the_service_follows_the_shipped_cascade(ensemble, photos):
             result, grids, _ = await detector.analyze(data)
             prep, logits = all_views(detector, data)
             assert len(result["faces"]) == len(logits) == len(grids)
-            for face, lo, small in zip(result["faces"], logits, prep.too_small):
+            for face, lo, small, grid in zip(result["faces"], logits, prep.too_small, grids):
                 first = cascade.first_logit(lo[cascade.first_view])
                 near = bool(cascade.needs_all_views(first)) and not small
                 if near:  # judged as without a cascade: the ensemble on every view's mean
@@ -71,8 +71,15 @@ async def test_the_service_follows_the_shipped_cascade(ensemble, photos):
                     assert all(abs(first - e) >= cascade.margin for e in cascade.edges) or small
                 assert face["views"] == (detector.views_per_face if near else 1)
                 assert face["score"] == pytest.approx(float(want), abs=2e-4)
+                # a detector outside the first stage runs only on the faces sent on
+                ran = [face["models"][m.name] is not None for m in ensemble.members]
+                assert ran == [near or on for on in cascade.first_mask]
+                if not near:  # its heatmap is in the first stage's logit units
+                    mean = float(grid.astype(np.float32).mean())
+                    assert float(pp.sigmoid(mean)) == pytest.approx(face["score"], abs=1e-3)
                 kinds.add(near)
         assert kinds == {True, False}, "the sample has faces of both kinds"
+        assert not cascade.first_mask.all(), "the shipped first stage skips a detector"
     finally:
         await detector.stop()
 
@@ -136,6 +143,39 @@ def test_the_margin_is_the_smallest_that_keeps_the_val_verdicts():
     near = np.array([e + d for e in c.edges for d in (-0.99 * c.margin, 0.99 * c.margin)])
     assert not Cascade.needs_all_views(c, far).any() or c.margin > (c.edges[1] - c.edges[0]) / 2
     assert Cascade.needs_all_views(c, near).all()
+
+
+def test_the_first_stage_is_the_cheapest_that_keeps_the_verdicts():
+    """Three members: two informative and cheap, one expensive that adds nothing to the first
+    view. The expensive one is left out of the first stage, and the choice is the candidate with
+    the least expected CPU per face."""
+    rng = np.random.default_rng(1)
+    n = 4000
+    y = rng.integers(0, 2, n)
+    src = np.where(y == 1, "fake", np.where(rng.random(n) < 0.5, "a", "b"))
+    full = rng.normal(np.where(y == 1, 1.0, -1.0), 1.2)
+    first = np.stack([full + rng.normal(0, 0.4, n), full + rng.normal(0, 0.4, n),
+                      rng.normal(0, 1.0, n)], 1)
+    names, costs = ["a", "b", "slow"], [1.0, 1.0, 5.0]
+    c, candidates = cascade_mod.choose_stage(first, full, y, src, 0.8, (0.2, 0.8), 0.025, names,
+                                             costs, 3)
+    assert tuple(c.first_mask) == (True, True, False) and c.weights[2] == 0.0
+    kept = min((v["cpu_ms_per_face"], k) for k, v in candidates.items() if v)[1]
+    assert kept == "a+b"
+    share = candidates["a+b"]["all_views_share"]
+    # a and b score every view of the faces sent on; slow scores those faces' three views only
+    assert candidates["a+b"]["cpu_ms_per_face"] == pytest.approx(2 + share * (2 * 2 + 3 * 5))
+    # the card names the first stage, and the service reads it back as chosen
+    card = cascade_mod.card(c, names, {}, costs, candidates)
+    assert card["first_members"] == ["a", "b"] and set(card["weights"]) == {"a", "b"}
+    back = Cascade.from_card(card, names, 0.8, (0.2, 0.8))
+    assert back == c
+    # a member outside the first stage cannot sway the first score, even unscored (NaN)
+    z = first[:5].copy()
+    z[:, 2] = np.nan
+    assert np.allclose(c.first_logit(z), c.first_logit(first[:5]))
+    with pytest.raises(ValueError):
+        Cascade.from_card({**card, "first_members": ["a"]}, names, 0.8, (0.2, 0.8))
 
 
 def test_the_shipped_cascade_keeps_the_verdicts_it_was_chosen_for():

@@ -21,10 +21,11 @@ import numpy as np
 class _Item:
     x: np.ndarray
     future: asyncio.Future
+    need: np.ndarray | None = None  # (rows, members) bool: which model scores which row
 
 
 class MicroBatcher:
-    def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], executor: Executor,
+    def __init__(self, run: Callable[..., list[np.ndarray]], executor: Executor,
                  max_batch: int = 16, max_wait_ms: float = 5.0):
         self.run = run
         self.executor = executor
@@ -59,12 +60,25 @@ class MicroBatcher:
         finally:
             self.preparing -= 1
 
-    async def submit(self, x: np.ndarray) -> list[np.ndarray]:
+    async def submit(self, x: np.ndarray, need: np.ndarray | None = None) -> list[np.ndarray]:
+        """The outputs of ``run`` for these rows. ``need`` ((rows, members) bool) says which
+        model scores which row (default: every model every row); a batch that mixes requests
+        with and without it is run as ``run(x, need)`` with the missing rows all True."""
         future = asyncio.get_running_loop().create_future()
         self._waiting.add(future)
         future.add_done_callback(self._waiting.discard)
-        await self.queue.put(_Item(x, future))
+        await self.queue.put(_Item(x, future, need))
         return await future
+
+    @staticmethod
+    def _inputs(live: list[_Item]) -> tuple:
+        x = np.concatenate([it.x for it in live]) if len(live) > 1 else live[0].x
+        needs = [it.need for it in live]
+        if all(nd is None for nd in needs):
+            return (x,)
+        width = next(nd.shape[1] for nd in needs if nd is not None)
+        return x, np.concatenate([np.ones((len(it.x), width), bool) if it.need is None
+                                  else it.need for it in live])
 
     async def _next(self, timeout: float | None = None) -> _Item:
         if self._held is not None:
@@ -107,9 +121,10 @@ class MicroBatcher:
             live = [it for it in batch if not it.future.done()]
             if not live:
                 continue
-            x = np.concatenate([it.x for it in live]) if len(live) > 1 else live[0].x
+            args = self._inputs(live)
+            x = args[0]
             try:
-                outputs = await loop.run_in_executor(self.executor, self.run, x)
+                outputs = await loop.run_in_executor(self.executor, self.run, *args)
             except Exception as e:  # hand the failure to every waiting request
                 for it in live:
                     if not it.future.done():

@@ -1,9 +1,9 @@
 """From image bytes to a verdict: decode, find faces, score each face with the ensemble.
 
 Blocking work (decoding, face finding, cropping) runs in a thread pool; model runs go through
-the `MicroBatcher` on a single inference thread, in at most two rounds per image: every face's
-first view, then all views of the faces whose first score is near a verdict boundary
-(`cascade`). An image with several faces is as fake as its
+the `MicroBatcher` on a single inference thread, in at most two rounds per image: the first
+stage's detectors on every face's first view, then every view by every detector for the faces
+whose first score is near a verdict boundary (`cascade`). An image with several faces is as fake as its
 most fake face. An image where no face is found is not judged (``verdict: "no_face"``), and a face
 whose aligned square is smaller than the card's ``min_face`` pixels is shown but not judged
 (``too_small``, verdict ``uncertain``): the detectors were not trained to read such faces.
@@ -121,6 +121,18 @@ def face_cam(view_cams: np.ndarray, spec: pp.InputSpec, views: list[int] | None 
     return cv2.resize(mean, (CAM_GRID, CAM_GRID), interpolation=cv2.INTER_AREA)
 
 
+def _cam_shape(ensemble: Ensemble) -> tuple[int, int]:
+    """The activation-map grid every member's maps are brought to: the finest of them."""
+    shapes = []
+    for m in ensemble.members:
+        dims = next(o.shape for o in m.session.get_outputs() if o.name == m.cam_name)[1:]
+        if not all(isinstance(d, int) for d in dims):  # dynamic in the file: ask the model
+            s = m.spec.input_size
+            dims = m.run(np.zeros((1, 3, s, s), np.float32))[1].shape[1:]
+        shapes.append(tuple(int(d) for d in dims))
+    return max(h for h, _ in shapes), max(w for _, w in shapes)
+
+
 def _resize_maps(maps: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in maps])
 
@@ -141,6 +153,7 @@ class Detector:
         self.infer_pool = ThreadPoolExecutor(1, thread_name_prefix="infer")
         self.batcher = MicroBatcher(self.run_models, self.infer_pool, max_batch, max_wait_ms)
         self.views_per_face = len(self.spec.crops)
+        self.cam_hw = _cam_shape(ensemble)
 
     def start(self) -> None:
         self.batcher.start()
@@ -150,76 +163,105 @@ class Detector:
         self.prepare_pool.shutdown(wait=True, cancel_futures=True)
         self.infer_pool.shutdown(wait=True, cancel_futures=True)
 
-    def run_models(self, x: np.ndarray) -> list[np.ndarray]:
-        """All members on one batch: [(n, members) logits, (n, members, h, w) cams]."""
-        outs = [m.run(x) for m in self.ensemble.members]
-        h = max(o[1].shape[1] for o in outs)
-        w = max(o[1].shape[2] for o in outs)
-        cams = [o[1] if o[1].shape[1:] == (h, w) else _resize_maps(o[1], h, w) for o in outs]
-        return [np.stack([o[0] for o in outs], 1), np.stack(cams, 1)]
+    def run_models(self, x: np.ndarray, need: np.ndarray | None = None) -> list[np.ndarray]:
+        """The members on one batch: [(n, members) logits, (n, members, h, w) cams]. ``need``
+        ((n, members) bool, default all): which member scores which row; a logit not scored is
+        NaN and its map zeros."""
+        members = self.ensemble.members
+        n = len(x)
+        logits = np.full((n, len(members)), np.nan, np.float32)
+        cams = np.zeros((n, len(members), *self.cam_hw), np.float32)
+        for j, m in enumerate(members):
+            rows = np.arange(n) if need is None else np.flatnonzero(need[:, j])
+            if not len(rows):
+                continue
+            lo, cam = m.run(x if len(rows) == n else x[rows])
+            logits[rows, j] = lo
+            cams[rows, j] = cam if cam.shape[1:] == self.cam_hw else _resize_maps(cam,
+                                                                                   *self.cam_hw)
+        return [logits, cams]
 
-    # The cascade (`cascade`): which rows of ``prep.x`` are scored, in two rounds at most.
-    def first_rows(self, prep: Prepared) -> np.ndarray:
+    # The cascade (`cascade`): which rows of ``prep.x`` each member scores, in two rounds at most.
+    # A round is (rows, need): need[i, j] says whether member j scores row rows[i] (None: all).
+    def first_round(self, prep: Prepared) -> tuple[np.ndarray, np.ndarray | None]:
         k, cascade = self.views_per_face, self.ensemble.cascade
         n = len(prep.boxes)
         if cascade is None:
-            return np.arange(n * k)
-        return np.arange(n) * k + cascade.first_view
+            return np.arange(n * k), None
+        mask = cascade.first_mask
+        return np.arange(n) * k + cascade.first_view, None if mask.all() else np.tile(mask, (n, 1))
 
-    def more_rows(self, prep: Prepared, first: list[np.ndarray]) -> np.ndarray:
-        """The other views of the faces whose first score lies near a verdict boundary (none
-        without a cascade, or for faces too small to judge)."""
+    def second_round(self, prep: Prepared, first_logits: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The faces whose first score lies near a verdict boundary (none without a cascade, or
+        for faces too small to judge): their other views by every member, their first view by
+        the members outside the first stage."""
         k, cascade = self.views_per_face, self.ensemble.cascade
-        if cascade is None:
-            return np.zeros(0, np.int64)
-        more = cascade.needs_all_views(cascade.first_logit(first[0])) & ~np.asarray(
-            prep.too_small, bool)
-        return np.array([i * k + v for i in np.flatnonzero(more) for v in range(k)
-                         if v != cascade.first_view], np.int64)
-
-    def merge(self, prep: Prepared, parts: list[tuple[np.ndarray, list[np.ndarray]]]
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """Each round's rows put back in place: (rows, members) logits, NaN for views not
-        scored, and (rows, members, h, w) cams."""
-        parts = [(rows, out) for rows, out in parts if len(rows)]
-        n = len(prep.x)
         m = len(self.ensemble.members)
-        h = max(out[1].shape[2] for _, out in parts)
-        w = max(out[1].shape[3] for _, out in parts)
+        rows, need = [], []
+        if cascade is not None:
+            near = cascade.needs_all_views(cascade.first_logit(first_logits)) & ~np.asarray(
+                prep.too_small, bool)
+            first = cascade.first_mask
+            for i in np.flatnonzero(near):
+                for v in range(k):
+                    want = ~first if v == cascade.first_view else np.ones(m, bool)
+                    if want.any():
+                        rows.append(i * k + v)
+                        need.append(want)
+        return np.asarray(rows, np.int64), np.asarray(need, bool).reshape(-1, m)
+
+    def merge(self, prep: Prepared, parts: list[tuple[np.ndarray, list[np.ndarray] | None]]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Each round's scores put in place: (rows, members) logits, NaN where a member did not
+        score a view, and (rows, members, h, w) maps (zeros there)."""
+        n, m = len(prep.x), len(self.ensemble.members)
         logits = np.full((n, m), np.nan, np.float32)
-        cams = np.zeros((n, m, h, w), np.float32)
-        for rows, (lo, cam) in parts:
-            logits[rows] = lo
-            cams[rows] = cam if cam.shape[2:] == (h, w) else np.stack(
-                [_resize_maps(c, h, w) for c in cam])
+        cams = np.zeros((n, m, *self.cam_hw), np.float32)
+        for rows, out in parts:
+            if out is None or not len(rows):
+                continue
+            lo, cam = out
+            r, j = np.nonzero(~np.isnan(lo))
+            logits[rows[r], j] = lo[r, j]
+            cams[rows[r], j] = cam[r, j]
         return logits, cams
 
     async def score(self, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
         """Score a prepared image's faces through the batcher: (logits, cams) for `summarize`."""
-        rows = self.first_rows(prep)
-        parts = [(rows, await self.batcher.submit(prep.x[rows]))]
-        more = self.more_rows(prep, parts[0][1])
-        if len(more):
-            parts.append((more, await self.batcher.submit(prep.x[more])))
+        rows, need = self.first_round(prep)
+        parts = [(rows, await self.batcher.submit(prep.x[rows], need))]
+        rows, need = self.second_round(prep, parts[0][1][0])
+        if len(rows):
+            parts.append((rows, await self.batcher.submit(prep.x[rows], need)))
         return self.merge(prep, parts)
 
     def score_many(self, preps: list[Prepared]) -> list[tuple[np.ndarray, np.ndarray]]:
         """`score` for several prepared images at once, on the calling thread, each round one
         model run over all of them (the benchmarks' raw figures and the seed-style server)."""
-        firsts = [self.first_rows(p) if p.face_found else np.zeros(0, np.int64) for p in preps]
-        out1 = self._run_split([p.x[r] for p, r in zip(preps, firsts)])
-        mores = [self.more_rows(p, o) if p.face_found else np.zeros(0, np.int64)
-                 for p, o in zip(preps, out1)]
-        out2 = self._run_split([p.x[r] for p, r in zip(preps, mores)])
-        return [self.merge(p, [(r1, o1), (r2, o2)]) if p.face_found else (None, None)
-                for p, r1, o1, r2, o2 in zip(preps, firsts, out1, mores, out2)]
+        none = (np.zeros(0, np.int64), None)
+        firsts = [self.first_round(p) if p.face_found else none for p in preps]
+        out1 = self._run_split(preps, firsts)
+        seconds = [self.second_round(p, o[0]) if p.face_found else none
+                   for p, o in zip(preps, out1)]
+        out2 = self._run_split(preps, seconds)
+        return [self.merge(p, [(a[0], o1), (b[0], o2)]) if p.face_found else (None, None)
+                for p, a, o1, b, o2 in zip(preps, firsts, out1, seconds, out2)]
 
-    def _run_split(self, xs: list[np.ndarray]) -> list[list[np.ndarray]]:
-        """One model run over the rows of several images, handed back per image."""
-        if not any(len(x) for x in xs):
-            return [None] * len(xs)
-        outs = self.run_models(np.concatenate(xs))
-        bounds = np.cumsum([0, *[len(x) for x in xs]])
+    def _run_split(self, preps: list[Prepared], rounds: list[tuple[np.ndarray, np.ndarray | None]]
+                   ) -> list[list[np.ndarray] | None]:
+        """One model run over a round's rows of several images, handed back per image."""
+        sizes = [len(rows) for rows, _ in rounds]
+        if not any(sizes):
+            return [None] * len(preps)
+        x = np.concatenate([p.x[rows] for p, (rows, _) in zip(preps, rounds)])
+        need = None
+        if any(nd is not None for _, nd in rounds):
+            m = len(self.ensemble.members)
+            need = np.concatenate([np.ones((len(r), m), bool) if nd is None else nd
+                                   for r, nd in rounds])
+        outs = self.run_models(x, need)
+        bounds = np.cumsum([0, *sizes])
         return [[o[a:b] for o in outs] for a, b in zip(bounds[:-1], bounds[1:])]
 
     async def analyze(self, data: bytes, on_decoded: Callable[[np.ndarray], None] | None = None
@@ -242,20 +284,22 @@ class Detector:
         members = [m.name for m in ens.members]
         faces, grids = [], []
         for i, (box, region) in enumerate(zip(prep.boxes, prep.regions)):
-            face_logits = logits[i * k:(i + 1) * k]  # (views, members), NaN: view not scored
-            views = [v for v in range(k) if not np.isnan(face_logits[v, 0])]
-            if len(views) == k:  # judged on every view: the ensemble's rule
+            face_logits = logits[i * k:(i + 1) * k]  # (views, members), NaN: not scored
+            scored = ~np.isnan(face_logits)
+            views = [v for v in range(k) if scored[v].any()]
+            if scored.all():  # every member on every view: the ensemble's rule
                 member_logit = pp.combine_view_logits(face_logits.T)  # (members,)
                 weights, bias = ens.weights, ens.bias
-            else:  # the cascade's first view alone, far from any verdict boundary
-                member_logit = face_logits[views[0]].astype(np.float64)
+            else:  # the cascade's first stage on the first view, far from any verdict boundary
+                member_logit = face_logits[views[0]].astype(np.float64)  # NaN: not run
                 weights, bias = np.asarray(ens.cascade.weights), ens.cascade.bias
-            p = float(pp.sigmoid(weights @ member_logit + bias))
+            p = float(pp.sigmoid(weights @ np.nan_to_num(member_logit, nan=0.0) + bias))
             # the heatmap in the same logit units as the score (its mean is the face's logit)
             view_cams = np.tensordot(cams[i * k + np.asarray(views)], weights,
                                      axes=([1], [0])) + bias
             grids.append(face_cam(view_cams, self.spec, views))
-            per_model = {name: round(float(pp.sigmoid(member_logit[j])), 4)
+            per_model = {name: None if np.isnan(member_logit[j])
+                         else round(float(pp.sigmoid(member_logit[j])), 4)
                          for j, name in enumerate(members)}
             face = {
                 "box": list(box), "region": list(region), "quad": prep.quads[i],
