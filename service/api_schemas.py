@@ -58,7 +58,9 @@ SCHEMAS: dict[str, dict] = {
     "Face": obj(("box", "score", "verdict"),
                 box={"type": "array", "items": INT}, region={"type": "array", "items": INT},
                 score=null(NUMBER), verdict=VERDICT, label=null(STR), confidence=null(NUMBER),
-                models=OBJECT, too_small=BOOL, views=INT),
+                # each detector's P(fake) for the face; null: that detector did not run on it
+                models={"type": "object", "additionalProperties": null(NUMBER)},
+                too_small=BOOL, views=INT),
     "Check": obj(("id", "sha256", "verdict", "cached", "created_at", "heatmap_url"),
                  id=STR, sha256=STR, verdict=VERDICT, score=null(NUMBER), label=null(STR),
                  confidence=null(NUMBER), face_found=BOOL,
