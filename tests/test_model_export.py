@@ -135,6 +135,31 @@ def test_metrics_basics():
     assert m.tolist() == [True, False, True, True, True]
 
 
+def test_loso_ensemble_combines_as_evaluate_and_counts_verdicts():
+    from model_export.loso_ensemble import combine, held_out_figures
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    signal = np.where(y == 1, 1.0, -1.0)
+    # two equally good members: the plain mean is kept
+    z = np.stack([signal + rng.normal(0, 1, 2000), signal + rng.normal(0, 1, 2000)], 1)
+    assert combine(z, y)[1] == "mean_logit"
+    # one member is noise: the fit on val weighs it down and is kept
+    z[:, 1] = rng.normal(0, 1, 2000)
+    f, rule = combine(z, y)
+    assert rule == "logistic_val_fit"
+    assert metrics.roc_auc(y, f(z)) > metrics.roc_auc(y, z.mean(1)) + 0.005
+    y_own = np.array([0, 0, 0, 0, 1, 1])
+    own = np.array([-2.0, -1.0, 0.5, 3.0, 2.0, 4.0])
+    fake = own >= 1.0
+    unsure = (own >= 0.0) & ~fake
+    fig = held_out_figures(y_own, own, np.array([-3.0, 2.5]), fake, unsure)
+    assert fig["reals_called_fake"] == 0.25 and fig["reals_uncertain"] == 0.25
+    assert fig["fakes_caught"] == 1.0 and fig["reals_n"] == 4 and fig["fakes_n"] == 2
+    assert fig["fakes_auc_vs_seen_test_reals"] == pytest.approx(0.75)  # 2.0 ranks below 2.5
+    assert fig["fakes_auc_vs_own_reals"] == pytest.approx(7 / 8)  # 2.0 ranks below 3.0
+
+
 def test_augment_and_self_blend_shapes():
     rng = np.random.default_rng(0)
     face = synthetic_face(160)

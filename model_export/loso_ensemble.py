@@ -1,0 +1,154 @@
+"""Leave-one-source-out for an ensemble: the members' runs trained without the same source.
+
+    python -m model_export.loso_ensemble [--members resnet mobilenet] [--sources ...]
+
+`model_export.loso` trains each recipe without one source and reports each member alone. The
+service answers with a combination of its members, so this module combines the runs of the
+members trained without the same source, as `evaluate` combines the shipped members: each
+member's mean-over-views logit, then the mean or a logistic fit on val (whichever `evaluate`'s
+rule picks), the threshold and band by the shipping rule on the val faces of the other sources.
+vgg16 has no such runs (the LOSO recipes train the resnet and mobilenet only), so the figures
+are for the ensemble without it.
+
+Figures per held-out source, as `loso`: its reals called fake (target at most 5 %) and UNSURE;
+its fakes' AUC against the seen test reals and against its own reals, and the share caught.
+Beside the combination (``combined``), the same faces under ``combined, members agree``: FAKE
+only where the combined score reaches the threshold *and* every member's own score reaches that
+member's threshold (chosen by the same rule on the same val faces); otherwise UNSURE. It asks
+whether disagreement between members marks the faces the ensemble cannot judge.
+
+The members' logits are kept in ``runs/loso_ensemble/SOURCE_NAME.npz`` (scoring is the slow
+part); ``summary.json`` beside them holds the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+from model_export import common, metrics
+from model_export.data import SOURCES, Cache
+from model_export.loso import loso_dir
+from model_export.train import predict_views
+from service.detection import preprocess
+
+OUT = common.RUNS_DIR / "loso_ensemble"
+
+
+def faces(cache: Cache, held_out: str) -> dict[str, np.ndarray]:
+    """The cache rows scored: val of the other sources, every judged face of the held-out
+    source, the test reals of the other sources."""
+    te = cache.index("test", exclude_source=held_out)
+    return {"val": cache.index("val", exclude_source=held_out),
+            "own": np.concatenate([cache.index(s, only_source=held_out)
+                                   for s in ("train", "val", "test")]),
+            "test_reals": te[cache.labels[te] == 0]}
+
+
+def member_logits(cache: Cache, name: str, held_out: str) -> dict[str, np.ndarray]:
+    path = OUT / f"{held_out}_{name}.npz"
+    if path.exists():
+        return dict(np.load(path))
+    torch.set_num_threads(1)
+    spec = preprocess.InputSpec.from_card(common.SPEC)
+    model = common.build_named(name)
+    model.load_state_dict(torch.load(loso_dir(name) / held_out / "best.pt",
+                                     weights_only=False)["model"])
+    out = {k: predict_views(model, cache.serve[idx], spec)
+           for k, idx in faces(cache, held_out).items()}
+    OUT.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def combine(z_val: np.ndarray, y_val: np.ndarray):
+    """`evaluate`'s rule: the mean logit unless a logistic fit on val is >= 0.005 better."""
+    w, b = metrics.fit_logistic(z_val, y_val.astype(np.float64))
+
+    def mean(z):
+        return z.mean(axis=1)
+
+    def fit(z):
+        return z @ w + b
+
+    better = metrics.roc_auc(y_val, fit(z_val)) - metrics.roc_auc(y_val, mean(z_val)) >= 0.005
+    return (fit, "logistic_val_fit") if better else (mean, "mean_logit")
+
+
+def held_out_figures(y_own, own, te_reals, fake, unsure) -> dict:
+    """``fake``/``unsure``: boolean verdicts on the held-out faces; ``own``/``te_reals``: the
+    scores used for the AUCs."""
+    out = {}
+    if (y_own == 0).any():
+        out["reals_called_fake"] = float(fake[y_own == 0].mean())
+        out["reals_uncertain"] = float(unsure[y_own == 0].mean())
+        out["reals_n"] = int((y_own == 0).sum())
+    if (y_own == 1).any():
+        lf = own[y_own == 1]
+        out["fakes_auc_vs_seen_test_reals"] = metrics.roc_auc(
+            np.r_[np.zeros(len(te_reals)), np.ones(len(lf))], np.r_[te_reals, lf])
+        out["fakes_caught"] = float(fake[y_own == 1].mean())
+        out["fakes_n"] = int(len(lf))
+        if (y_own == 0).any():
+            out["fakes_auc_vs_own_reals"] = metrics.roc_auc(y_own, own)
+    return out
+
+
+def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
+    from model_export.evaluate import choose_threshold
+
+    idx = faces(cache, held_out)
+    lo = {n: member_logits(cache, n, held_out) for n in names}
+    y_val, s_val, y_own = cache.labels[idx["val"]], cache.sources[idx["val"]], cache.labels[idx["own"]]
+    z = {k: np.stack([lo[n][k] for n in names], 1) for k in idx}
+    f, rule = combine(z["val"], y_val)
+    c = {k: f(v) for k, v in z.items()}
+    t, band = choose_threshold(y_val, preprocess.sigmoid(c["val"]), s_val)
+    p_own = preprocess.sigmoid(c["own"])
+    fake = p_own >= t
+    unsure = (p_own >= band[0]) & (p_own < t)
+    out = {"combination": rule, "threshold": t, "uncertain_band": band,
+           "combined": held_out_figures(y_own, c["own"], c["test_reals"], fake, unsure)}
+    # members agree: FAKE needs every member at or above its own threshold too
+    agree = np.ones_like(fake)
+    members = {}
+    for i, n in enumerate(names):
+        tm, bm = choose_threshold(y_val, preprocess.sigmoid(z["val"][:, i]), s_val)
+        pm = preprocess.sigmoid(z["own"][:, i])
+        agree &= pm >= tm
+        members[n] = held_out_figures(y_own, z["own"][:, i], z["test_reals"][:, i], pm >= tm,
+                                      (pm >= bm[0]) & (pm < tm))
+    out["combined, members agree"] = held_out_figures(
+        y_own, c["own"], c["test_reals"], fake & agree, unsure | (fake & ~agree))
+    out["members"] = members
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--members", nargs="+", default=["resnet", "mobilenet"])
+    ap.add_argument("--sources", nargs="*", default=SOURCES)
+    a = ap.parse_args(argv)
+    cache = Cache(common.SPEC)
+    t0 = time.time()
+    runs = {n: json.loads((loso_dir(n) / "summary.json").read_text())["method"]
+            for n in a.members}
+    out = {"members": runs,
+           "command": "python -m model_export.loso_ensemble "
+           + " ".join(argv if argv else sys.argv[1:]), "sources": {}}
+    for s in a.sources:
+        out["sources"][s] = source_figures(cache, a.members, s)
+        print(s, json.dumps({k: v for k, v in out["sources"][s].items() if k != "members"}),
+              flush=True)
+    out["seconds"] = round(time.time() - t0, 1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "summary.json").write_text(json.dumps(metrics.rounded(out, 4), indent=2))
+
+
+if __name__ == "__main__":
+    main()
