@@ -531,7 +531,7 @@ def sweep_val_rate(out: Path, rates=(0.025, 0.02, 0.015, 0.01, 0.005)) -> None:
 def attach_loso(out: Path) -> None:
     """Copy the leave-one-source-out summaries into the shipped cards (when LOSO finished after
     the members were evaluated): resnet's runs for the two from-scratch members, the mobilenet's
-    own for it."""
+    own for it, and their combination (`loso_ensemble`) for the ensemble."""
     from model_export.loso import loso_dir
 
     for name in common.ALL_ARCHS:
@@ -543,6 +543,14 @@ def attach_loso(out: Path) -> None:
                 json.loads(summary.read_text()), 4)
             common.write_json(card_path, card)
             print(f"{name}: leave-one-source-out figures attached")
+    # the ensemble's: its members' runs combined (`model_export.loso_ensemble`)
+    summary = common.RUNS_DIR / "loso_ensemble" / "summary.json"
+    if (out / "ensemble.json").exists() and summary.exists():
+        ens = json.loads((out / "ensemble.json").read_text())
+        ens["metrics"]["leave_one_source_out"] = metrics.rounded(
+            json.loads(summary.read_text()), 4)
+        common.write_json(out / "ensemble.json", ens)
+        print("ensemble: leave-one-source-out figures attached")
 
 
 def main(argv=None):

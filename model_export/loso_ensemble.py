@@ -12,7 +12,7 @@ are for the ensemble without it.
 
 Figures per held-out source, as `loso`: its reals called fake (target at most 5 %) and UNSURE;
 its fakes' AUC against the seen test reals and against its own reals, and the share caught.
-Beside the combination (``combined``), the same faces under ``combined, members agree``: FAKE
+Beside the combination, the same faces under ``members_agree``: FAKE
 only where the combined score reaches the threshold *and* every member's own score reaches that
 member's threshold (chosen by the same rule on the same val faces); otherwise UNSURE. It asks
 whether disagreement between members marks the faces the ensemble cannot judge.
@@ -112,8 +112,10 @@ def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
     p_own = preprocess.sigmoid(c["own"])
     fake = p_own >= t
     unsure = (p_own >= band[0]) & (p_own < t)
-    out = {"combination": rule, "threshold": t, "uncertain_band": band,
-           "combined": held_out_figures(y_own, c["own"], c["test_reals"], fake, unsure)}
+    out = {**held_out_figures(y_own, c["own"], c["test_reals"], fake, unsure),
+           "combination": rule, "threshold": t, "uncertain_band": band,
+           "epochs_run": "/".join(str(json.loads((loso_dir(n) / held_out / "summary.json")
+                                                 .read_text())["epoch"]) for n in names)}
     # members agree: FAKE needs every member at or above its own threshold too
     agree = np.ones_like(fake)
     members = {}
@@ -123,7 +125,7 @@ def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
         agree &= pm >= tm
         members[n] = held_out_figures(y_own, z["own"][:, i], z["test_reals"][:, i], pm >= tm,
                                       (pm >= bm[0]) & (pm < tm))
-    out["combined, members agree"] = held_out_figures(
+    out["members_agree"] = held_out_figures(
         y_own, c["own"], c["test_reals"], fake & agree, unsure | (fake & ~agree))
     out["members"] = members
     return out
@@ -138,13 +140,19 @@ def main(argv=None):
     t0 = time.time()
     runs = {n: json.loads((loso_dir(n) / "summary.json").read_text())["method"]
             for n in a.members}
-    out = {"members": runs,
+    out = {"method": f"{'+'.join(a.members)} ensemble of the leave-one-source-out runs "
+           "(each member's run without the same source, as `loso` trained them), combined by "
+           "evaluate's rule, threshold and band by the shipping rule on the val faces of the "
+           "other sources; vgg16 has no such runs",
+           "member_runs": runs,
            "command": "python -m model_export.loso_ensemble "
            + " ".join(argv if argv else sys.argv[1:]), "sources": {}}
     for s in a.sources:
         out["sources"][s] = source_figures(cache, a.members, s)
         print(s, json.dumps({k: v for k, v in out["sources"][s].items() if k != "members"}),
               flush=True)
+    # the sources in the order of `data.SOURCES`, whatever order they were scored in
+    out["sources"] = {s: out["sources"][s] for s in SOURCES if s in out["sources"]}
     out["seconds"] = round(time.time() - t0, 1)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "summary.json").write_text(json.dumps(metrics.rounded(out, 4), indent=2))

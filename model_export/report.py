@@ -51,7 +51,7 @@ def targets(ens: dict, cards: dict, finder: dict | None) -> str:
     rows.append(("test: at most 5 % of every real source's faces called fake",
                  f"worst {worst} {_pc(called[worst]['called_fake'])}",
                  all(v["called_fake"] <= 0.05 for v in called.values())))
-    for who, loso in _losos(cards):
+    for who, loso in _losos({**cards, "ensemble": ens}):
         src = loso["sources"]
         reals = {s: v["reals_called_fake"] for s, v in src.items() if "reals_called_fake" in v}
         fakes = {s: v["fakes_auc_vs_seen_test_reals"] for s, v in src.items()
@@ -148,12 +148,13 @@ def render(models: Path = common.MODELS_DIR) -> str:
                    f"| {_pc(v['fake'])} |")
 
     shown = set()
-    for name, card in cards.items():
+    for name, card in {**cards, "ensemble": ens}.items():
         loso = card["metrics"].get("leave_one_source_out")
         if not loso or loso["method"] in shown:
             continue
         shown.add(loso["method"])
-        who = "mobilenet" if name == "mobilenet" else "resnet (for the from-scratch detectors)"
+        who = {"mobilenet": "mobilenet", "ensemble": "the ensemble of those runs"}.get(
+            name, "resnet (for the from-scratch detectors)")
         out.append(f"\n### Leave one source out: {who}\n")
         out.append(f"{loso['method']}. Command: `{loso['command']}`.\n")
         out.append("| held-out source | its reals called fake | its reals unsure | its fakes: AUC "
@@ -167,6 +168,16 @@ def render(models: Path = common.MODELS_DIR) -> str:
                        f"| {_f(v.get('fakes_auc_vs_own_reals'))} "
                        f"| {_pc(v.get('fakes_caught'))} | {_f(v['threshold'])} "
                        f"| {v['epochs_run']} |")
+        agree = {s: v["members_agree"] for s, v in loso["sources"].items()
+                 if "members_agree" in v}
+        if agree:
+            out.append("\nThe same faces if FAKE also needed every member at or above its own "
+                       "threshold (chosen by the same rule; otherwise UNSURE):\n")
+            out.append("| held-out source | its reals called fake | its fakes caught |")
+            out.append("|---|---|---|")
+            for s, v in agree.items():
+                out.append(f"| {s} | {_pc(v.get('reals_called_fake'))} "
+                           f"| {_pc(v.get('fakes_caught'))} |")
 
     inv = ens["metrics"]["test"].get("invariance")
     if inv:

@@ -135,6 +135,15 @@ def test_metrics_basics():
     assert m.tolist() == [True, False, True, True, True]
 
 
+def test_the_figures_in_docs_are_the_shipped_cards():
+    """docs/models.md's generated section is what `model_export.report` makes of the cards."""
+    from model_export import report
+
+    text = report.DOC.read_text()
+    generated = text.split(report.BEGIN, 1)[1].split(report.END, 1)[0]
+    assert generated == "\n\n" + report.render() + "\n", "run python -m model_export.report"
+
+
 def test_loso_ensemble_combines_as_evaluate_and_counts_verdicts():
     from model_export.loso_ensemble import combine, held_out_figures
 
