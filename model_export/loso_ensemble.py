@@ -145,8 +145,8 @@ def main(argv=None):
            "evaluate's rule, threshold and band by the shipping rule on the val faces of the "
            "other sources; vgg16 has no such runs",
            "member_runs": runs,
-           "command": "python -m model_export.loso_ensemble "
-           + " ".join(argv if argv else sys.argv[1:]), "sources": {}}
+           "command": ("python -m model_export.loso_ensemble "
+           + " ".join(argv if argv else sys.argv[1:])).strip(), "sources": {}}
     for s in a.sources:
         out["sources"][s] = source_figures(cache, a.members, s)
         print(s, json.dumps({k: v for k, v in out["sources"][s].items() if k != "members"}),
