@@ -133,7 +133,11 @@ def main(argv=None):
     ap.add_argument("--name", default="resnet", choices=list(common.ALL_ARCHS))
     ap.add_argument("--compare", nargs="+", type=Path, metavar="RUN",
                     help="only compare these runs (trained without --held-out) on its faces")
-    ap.add_argument("--held-out", help="the source the --compare runs were trained without")
+    ap.add_argument("--held-out", help="the source the --compare or --score runs were trained "
+                    "without")
+    ap.add_argument("--score", type=Path, metavar="RUN",
+                    help="only score this run (trained without --held-out, e.g. a longer recipe) "
+                    "as the LOSO runs are scored; writes RUN/loso_score.json")
     ap.add_argument("--sweep-val-rate", metavar="SOURCE",
                     help="only print SOURCE's reals called fake (its finished run) at stricter "
                     "threshold rules")
@@ -147,6 +151,11 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.compare:
         compare_runs(a.name, a.compare, a.held_out)
+        return
+    if a.score:
+        out = metrics.rounded(score(a.name, a.score, a.held_out), 4)
+        (a.score / "loso_score.json").write_text(json.dumps(out, indent=2))
+        print(json.dumps(out))
         return
     if a.sweep_val_rate:
         print(a.sweep_val_rate, sweep_val_rate(a.name, a.sweep_val_rate))

@@ -3,10 +3,10 @@
 Blocking work (decoding, face finding, cropping) runs in a thread pool; model runs go through
 the `MicroBatcher` on a single inference thread, in at most two rounds per image: the first
 stage's detectors on every face's first view, then every view by every detector for the faces
-whose first score is near a verdict boundary (`cascade`). An image with several faces is as fake as its
-most fake face. An image where no face is found is not judged (``verdict: "no_face"``), and a face
-whose aligned square is smaller than the card's ``min_face`` pixels is shown but not judged
-(``too_small``, verdict ``uncertain``): the detectors were not trained to read such faces.
+whose first score is near a verdict boundary (`cascade`). An image with several faces is as fake
+as its most fake face. An image where no face is found is not judged (``verdict: "no_face"``),
+and a face whose aligned square is smaller than the card's ``min_face`` pixels is shown but not
+judged (``too_small``, verdict ``uncertain``): the detectors were not trained to read such faces.
 """
 
 from __future__ import annotations
@@ -177,8 +177,9 @@ class Detector:
                 continue
             lo, cam = m.run(x if len(rows) == n else x[rows])
             logits[rows, j] = lo
-            cams[rows, j] = cam if cam.shape[1:] == self.cam_hw else _resize_maps(cam,
-                                                                                   *self.cam_hw)
+            if cam.shape[1:] != self.cam_hw:
+                cam = _resize_maps(cam, *self.cam_hw)
+            cams[rows, j] = cam
         return [logits, cams]
 
     # The cascade (`cascade`): which rows of ``prep.x`` each member scores, in two rounds at most.
