@@ -60,40 +60,35 @@ def main(argv=None) -> None:
     first = next(iter(detectors.values()))
     images = image_pool()[: 8 * a.per_source]
     preps = [prepare(im.data, first.spec, s.max_image_pixels, first.finder) for im in images]
-    verdicts = {}
-    for k, d in detectors.items():
-        cpu_ms_per_image(d, preps)  # warm every shape
-        out = []
-        for p, (lo, cams) in zip(preps, d.score_many(preps)):
-            if p.face_found:
-                out += [f["verdict"] for f in d.summarize(p, lo, cams)[0]["faces"]]
-        verdicts[k] = out
+    faces = {k: _faces(d, preps) for k, d in detectors.items()}  # also warms every shape
     runs = {k: [] for k in detectors}
     for _ in range(a.rounds):
         for k, d in detectors.items():
             runs[k].append(cpu_ms_per_image(d, preps))
     (ka, ra), (kb, rb) = runs.items()
-    same = np.mean([x == y for x, y in zip(*verdicts.values())])
-    print(f"{len(preps)} images, {len(verdicts[ka])} faces; model CPU ms per image (one at a "
-          f"time), per round:")
+    fa, fb = faces.values()
+    same = np.mean([x["verdict"] == y["verdict"] for x, y in zip(fa, fb)])
+    print(f"{len(preps)} images, {len(fa)} faces; model CPU ms per image (one at a time), per "
+          f"round:")
     for k, r in runs.items():
         print(f"  {k}: " + ", ".join(f"{x:.2f}" for x in r) + f"  (median {statistics.median(r):.2f})")
     ratio = [x / y for x, y in zip(ra, rb)]
     print(f"  {ka} / {kb} per round: " + ", ".join(f"{x:.3f}" for x in ratio)
           + f"  (median {statistics.median(ratio):.3f})")
     print(f"same verdict on {same:.1%} of the faces; faces sent on to every view: "
-          + ", ".join(f"{k} {np.mean([v > 1 for v in _views(d, preps)]):.1%}"
-                      for k, d in detectors.items()))
+          + ", ".join(f"{k} {np.mean([f['views'] > 1 for f in fs]):.1%}"
+                      for k, fs in faces.items()))
     for d in detectors.values():
         d.prepare_pool.shutdown()
         d.infer_pool.shutdown()
 
 
-def _views(detector: Detector, preps) -> list[int]:
+def _faces(detector: Detector, preps) -> list[dict]:
+    """Every face's answer, as the service gives it."""
     out = []
     for p, (lo, cams) in zip(preps, detector.score_many(preps)):
         if p.face_found:
-            out += [f["views"] for f in detector.summarize(p, lo, cams)[0]["faces"]]
+            out += detector.summarize(p, lo, cams)[0]["faces"]
     return out
 
 

@@ -56,24 +56,33 @@ def score(name: str, run: Path, held_out: str) -> dict:
     out = {"threshold": t, "uncertain_band": band}
     lo = predict_views(model, cache.serve[own], spec)
     y_own = cache.labels[own]
-    if (y_own == 0).any():
-        p = preprocess.sigmoid(lo[y_own == 0])
-        out["reals_called_fake"] = float((p >= t).mean())
-        out["reals_uncertain"] = float(((p >= band[0]) & (p < t)).mean())
-        out["reals_n"] = int((y_own == 0).sum())
-    if (y_own == 1).any():
-        te_reals = te[cache.labels[te] == 0]
-        lr = predict_views(model, cache.serve[te_reals], spec)
-        lf = lo[y_own == 1]
-        out["fakes_auc_vs_seen_test_reals"] = metrics.roc_auc(
-            np.r_[np.zeros(len(lr)), np.ones(len(lf))], np.r_[lr, lf])
-        out["fakes_caught"] = float((preprocess.sigmoid(lf) >= t).mean())
-        out["fakes_n"] = int(len(lf))
-        if (y_own == 0).any():  # both classes unseen: can it still tell them apart?
-            out["fakes_auc_vs_own_reals"] = metrics.roc_auc(y_own, lo)
+    te_reals = te[cache.labels[te] == 0]
+    lr = predict_views(model, cache.serve[te_reals], spec) if (y_own == 1).any() else None
+    p = preprocess.sigmoid(lo)
+    out.update(held_out_figures(y_own, lo, lr, p >= t, (p >= band[0]) & (p < t)))
     summ = json.loads((run / "summary.json").read_text())
     out.update({"best_epoch": summ["best_epoch"], "epochs_run": summ["epoch"],
                 "train_seconds": round(summ["seconds"], 1)})
+    return out
+
+
+def held_out_figures(y_own, own, te_reals, fake, unsure) -> dict:
+    """The held-out source's figures (the module's docstring) from its faces' labels ``y_own``,
+    their scores ``own`` and verdicts (``fake``, ``unsure``: boolean), and the seen test reals'
+    scores ``te_reals`` (needed only when it has fakes)."""
+    out = {}
+    if (y_own == 0).any():
+        out["reals_called_fake"] = float(fake[y_own == 0].mean())
+        out["reals_uncertain"] = float(unsure[y_own == 0].mean())
+        out["reals_n"] = int((y_own == 0).sum())
+    if (y_own == 1).any():
+        lf = own[y_own == 1]
+        out["fakes_auc_vs_seen_test_reals"] = metrics.roc_auc(
+            np.r_[np.zeros(len(te_reals)), np.ones(len(lf))], np.r_[te_reals, lf])
+        out["fakes_caught"] = float(fake[y_own == 1].mean())
+        out["fakes_n"] = int(len(lf))
+        if (y_own == 0).any():
+            out["fakes_auc_vs_own_reals"] = metrics.roc_auc(y_own, own)
     return out
 
 

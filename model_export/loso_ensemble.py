@@ -33,7 +33,7 @@ import torch
 
 from model_export import common, metrics
 from model_export.data import SOURCES, Cache
-from model_export.loso import loso_dir
+from model_export.loso import held_out_figures, loso_dir
 from model_export.train import predict_views
 from service.detection import preprocess
 
@@ -78,25 +78,6 @@ def combine(z_val: np.ndarray, y_val: np.ndarray):
 
     better = metrics.roc_auc(y_val, fit(z_val)) - metrics.roc_auc(y_val, mean(z_val)) >= 0.005
     return (fit, "logistic_val_fit") if better else (mean, "mean_logit")
-
-
-def held_out_figures(y_own, own, te_reals, fake, unsure) -> dict:
-    """``fake``/``unsure``: boolean verdicts on the held-out faces; ``own``/``te_reals``: the
-    scores used for the AUCs."""
-    out = {}
-    if (y_own == 0).any():
-        out["reals_called_fake"] = float(fake[y_own == 0].mean())
-        out["reals_uncertain"] = float(unsure[y_own == 0].mean())
-        out["reals_n"] = int((y_own == 0).sum())
-    if (y_own == 1).any():
-        lf = own[y_own == 1]
-        out["fakes_auc_vs_seen_test_reals"] = metrics.roc_auc(
-            np.r_[np.zeros(len(te_reals)), np.ones(len(lf))], np.r_[te_reals, lf])
-        out["fakes_caught"] = float(fake[y_own == 1].mean())
-        out["fakes_n"] = int(len(lf))
-        if (y_own == 0).any():
-            out["fakes_auc_vs_own_reals"] = metrics.roc_auc(y_own, own)
-    return out
 
 
 def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:

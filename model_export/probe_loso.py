@@ -28,7 +28,7 @@ import torch
 
 from model_export import common, metrics, pretrained
 from model_export.data import SOURCES, Cache
-from model_export.loso_ensemble import held_out_figures
+from model_export.loso import held_out_figures
 from service.detection import preprocess
 
 FEATURES = common.RUNS_DIR / "probe_features.npz"

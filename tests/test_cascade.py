@@ -188,3 +188,15 @@ def test_the_shipped_cascade_keeps_the_verdicts_it_was_chosen_for():
     assert ens["metrics"]["test"]["fpr"] == pytest.approx(m["test"]["reals_called_fake_served"],
                                                           abs=1e-4)
     assert "test_all_views" in ens["metrics"]
+
+
+def test_cascade_ab_compares_two_cascades_on_the_same_images(capsys):
+    """`bench.cascade_ab` against the shipped cascade itself (HEAD's): every verdict is the
+    same and both are timed each round."""
+    require_shared_data()
+    from bench import cascade_ab
+
+    cascade_ab.main(["--other", "HEAD", "--rounds", "2", "--per-source", "1"])
+    out = capsys.readouterr().out
+    assert "8 images" in out and "same verdict on 100.0% of the faces" in out
+    assert out.count(", ") >= 4  # two rounds for each side, and their ratios

@@ -145,7 +145,8 @@ def test_the_figures_in_docs_are_the_shipped_cards():
 
 
 def test_loso_ensemble_combines_as_evaluate_and_counts_verdicts():
-    from model_export.loso_ensemble import combine, held_out_figures
+    from model_export.loso import held_out_figures
+    from model_export.loso_ensemble import combine
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 2000)
