@@ -188,6 +188,12 @@ def test_the_shipped_cascade_keeps_the_verdicts_it_was_chosen_for():
     assert ens["metrics"]["test"]["fpr"] == pytest.approx(m["test"]["reals_called_fake_served"],
                                                           abs=1e-4)
     assert "test_all_views" in ens["metrics"]
+    # the first stage is the cheapest candidate whose margin keeps the verdicts
+    kept = "+".join(ens["cascade"]["first_members"])
+    cands = {k: v for k, v in ens["cascade"]["candidates"].items() if v}
+    assert kept == min(cands, key=lambda k: cands[k]["cpu_ms_per_face"])
+    assert cands[kept]["margin_logit"] == ens["cascade"]["margin_logit"]
+    assert cands[kept]["all_views_share"] == pytest.approx(m["val"]["all_views_share"], abs=1e-4)
 
 
 def test_cascade_ab_compares_two_cascades_on_the_same_images(capsys):
