@@ -21,7 +21,7 @@ from aiohttp import web
 
 from service.detection.detector import Detector, prepare
 from service.detection.models import load_ensemble
-from service.detection.preprocess import ImageError
+from service.detection.preprocess import ImageError, use_opencv_threads
 from service.settings import Settings
 
 DETECTOR = web.AppKey("detector", Detector)
@@ -66,6 +66,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def models_ctx(app: web.Application):
     s = Settings.from_env()
+    use_opencv_threads(s.opencv_threads)  # as the service does
     ensemble = load_ensemble(s.models_dir, s.device, s.inference_threads)
     # The Detector's own batcher is never started: only its spec and model code are used.
     app[DETECTOR] = Detector(ensemble, max_batch=1, max_wait_ms=0.0,

@@ -18,6 +18,7 @@ import numpy as np
 from bench.images import BenchImage
 from service.detection.detector import Detector, prepare
 from service.detection.models import load_ensemble
+from service.detection.preprocess import use_opencv_threads
 from service.settings import Settings
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
@@ -32,6 +33,7 @@ def _timed(fn, *args) -> tuple[float, float]:
 
 def measure_raw(images: list[BenchImage], settings: Settings, *, seconds_per_batch: float,
                 repeats: int = 3, rounds: int = 3, batch_sizes=BATCH_SIZES) -> dict:
+    use_opencv_threads(settings.opencv_threads)  # as the service does
     ensemble = load_ensemble(settings.models_dir, settings.device, settings.inference_threads)
     detector = Detector(ensemble, max_batch=1, max_wait_ms=0.0,
                         max_image_pixels=settings.max_image_pixels, prepare_workers=1)

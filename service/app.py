@@ -18,6 +18,7 @@ from service.checks.store import CheckService
 from service.detection.detector import Detector
 from service.detection.faces import FaceFinder
 from service.detection.models import load_ensemble
+from service.detection.preprocess import use_opencv_threads
 from service.errors import error_middleware
 from service.keys import (
     AUTH_LIMITER,
@@ -86,6 +87,7 @@ async def auth_ctx(app: web.Application):
 
 async def detector_ctx(app: web.Application):
     s = app[SETTINGS]
+    use_opencv_threads(s.opencv_threads)
     ensemble = load_ensemble(s.models_dir, s.device, s.inference_threads)
     detector = Detector(ensemble, max_batch=s.batch_max_size, max_wait_ms=s.batch_max_wait_ms,
                         max_image_pixels=s.max_image_pixels, finder=FaceFinder(s.models_dir))

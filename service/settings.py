@@ -40,6 +40,11 @@ class Settings:
     #: a check's rows are few (the view cascade), and a second thread then costs more CPU
     #: in hand-overs than it saves (docs/performance.md); scale with replicas instead.
     inference_threads: int = 1
+    #: OpenCV's own threads within one call (decoding, resizing; process-wide; 0 = OpenCV's
+    #: default, one per core). One: images are already prepared side by side, and splitting one
+    #: image's work across cores cost about 7 % more prepare CPU (`python -m
+    #: bench.opencv_threads`, docs/performance.md).
+    opencv_threads: int = 1
     # Fetching images by URL.
     fetch_timeout_s: float = 10.0
     fetch_max_redirects: int = 3

@@ -69,3 +69,23 @@ async def test_unknown_route_and_method_answer_json(client):
     assert resp.status == 405 and body["error"] == "method_not_allowed" and body["message"]
     assert "Allow" in resp.headers
 
+
+
+async def test_opencv_threads_follow_the_setting(aiohttp_client, tmp_path):
+    """The service sets OpenCV's threads per call (`REALCHECK_OPENCV_THREADS`): one by default;
+    0 gives back OpenCV's own default (one per core)."""
+    import os
+
+    import cv2
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    try:
+        await aiohttp_client(create_app(Settings(data_dir=tmp_path / "a", opencv_threads=0)))
+        if (os.cpu_count() or 1) > 1:
+            assert cv2.getNumThreads() > 1
+        await aiohttp_client(create_app(Settings(data_dir=tmp_path / "b")))
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(1)

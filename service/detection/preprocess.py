@@ -76,6 +76,11 @@ class InputSpec:
 # ---------------------------------------------------------------------------------------------
 
 
+def use_opencv_threads(n: int) -> None:
+    """OpenCV's threads within one call, for the whole process (0: OpenCV's default)."""
+    cv2.setNumThreads(n if n > 0 else -1)  # OpenCV reads 0 as "no threads", < 0 as its default
+
+
 def sniff_format(data: bytes) -> str | None:
     """Return 'jpeg', 'png', 'gif', 'bmp' or 'webp' from the magic bytes, else None."""
     if data[:3] == b"\xff\xd8\xff":
