@@ -147,6 +147,28 @@ async def test_stop_fails_the_waiting_requests(pool):
     assert all(isinstance(o, RuntimeError) for o in outcomes)
 
 
+async def test_each_request_says_which_model_scores_its_rows(make_batcher):
+    """The view cascade's rounds: a request may name, per row, the models that score it; in a
+    batch shared with requests that name none, their rows go to every model."""
+    seen: list[np.ndarray | None] = []
+
+    def run(x, need=None):
+        seen.append(None if need is None else need.copy())
+        return [x * 2.0]
+
+    batcher = make_batcher(run, max_batch=16, max_wait_ms=200)
+    some = np.array([[True, False, True], [False, True, True]])
+    with batcher.preparing_one(), batcher.preparing_one():  # two more requests on their way
+        first = asyncio.ensure_future(batcher.submit(rows(1, 2), some))
+        second = asyncio.ensure_future(batcher.submit(rows(2)))
+        a, b = await asyncio.gather(first, second)
+    assert a[0].tolist() == [[2.0, 2.0], [2.0, 2.0]] and b[0].tolist() == [[4.0, 4.0]]
+    assert len(seen) == 1
+    assert seen[0].tolist() == [*some.tolist(), [True, True, True]]
+    await batcher.submit(rows(3))  # no request names any: the run gets no `need`
+    assert seen[-1] is None
+
+
 # --- through the app ---------------------------------------------------------------------------
 
 
