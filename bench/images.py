@@ -61,7 +61,8 @@ def sample_images(per_source: int, split: str = "test") -> list[BenchImage]:
     return mixed + [im for im in chosen if im not in mixed]
 
 
-def image_pool(per_source: int | None = None, seed: int = POOL_SEED) -> list[BenchImage]:
+def image_pool(per_source: int | None = None, seed: int = POOL_SEED, spill: int = 0
+               ) -> list[BenchImage]:
     """Distinct pictures, the same number from each source, interleaved by source.
 
     Every split's JPEGs (the test split alone holds only 40 london-canada photos, too few for a
@@ -69,6 +70,10 @@ def image_pool(per_source: int | None = None, seed: int = POOL_SEED) -> list[Ben
     shuffled order (``seed``), ``per_source`` of each (default: as many as the smallest source
     has). Interleaved: any ``k * len(SOURCES)`` consecutive images from the start hold ``k`` of
     each source, so the first images are a stratified sample of the whole pool.
+
+    ``spill``: up to that many more of each source after those, interleaved over the sources that
+    still have pictures (the mix then leans to the larger sources): spare pictures for a fast
+    server, which would otherwise run out. The balanced part before them is unchanged.
     """
     manifest = SHARED_DATA / "manifest.csv"
     if not manifest.exists():
@@ -92,8 +97,10 @@ def image_pool(per_source: int | None = None, seed: int = POOL_SEED) -> list[Ben
     if n == 0:
         raise SystemExit(f"a source without JPEG images in {manifest}")
     pool = []
-    for i in range(n):
+    for i in range(n + spill):
         for source in SOURCES:
+            if i >= len(by_source[source]):
+                continue
             r = by_source[source][i]
             data = (SHARED_DATA / r["path"]).read_bytes()
             pool.append(BenchImage(SHARED_DATA / r["path"], source, r["label"], data))

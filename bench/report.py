@@ -98,7 +98,8 @@ def markdown(run: dict) -> str:
         lines += [
             f"- Images: a pool of {m['images']} distinct JPEGs from every split of "
             f"`../shared/data` ({m['images_detail']}; one per DFDC frame/swap pair), in a fixed "
-            "shuffled order, interleaved by source; no picture is sent twice to one server",
+            "shuffled order, interleaved by source (evenly until the smallest source's pictures "
+            "are used, then over the sources left); no picture is sent twice to one server",
             f"- Raw figures: the pool's first {m['raw_images']} images "
             f"({m['raw_images_detail']}), the first each server checks",
         ]

@@ -67,10 +67,13 @@ class Profile:
     raw_seconds_per_batch: float
     max_requests: int  # per scenario
     pool_per_source: int | None = None  # None: as many as the smallest source has (252)
+    #: spare pictures per source after the balanced pool (`image_pool`'s ``spill``): at 50 img/s
+    #: and more a server checks all 2,016 of the balanced pool before its last scenario ends
+    pool_spill: int = 0
 
 
 FULL = Profile(per_source=16, duration_s=15.0, cache_duration_s=4.0, near_duration_s=8.0,
-               raw_seconds_per_batch=1.5, max_requests=5000)
+               raw_seconds_per_batch=1.5, max_requests=5000, pool_spill=252)
 QUICK = Profile(per_source=4, duration_s=3.0, cache_duration_s=1.5, near_duration_s=1.5,
                 raw_seconds_per_batch=0.3, max_requests=400, pool_per_source=60)
 #: the near-duplicate scenario copies this many of the first pictures a server checked
@@ -327,7 +330,8 @@ async def run_all(args) -> dict:
         raise SystemExit(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
     clients_list = [int(c) for c in args.clients.split(",")]
     settings = Settings.from_env()
-    images = image_pool(args.pool_per_source or profile.pool_per_source)
+    images = image_pool(args.pool_per_source or profile.pool_per_source,
+                        spill=0 if args.pool_per_source else profile.pool_spill)
     # the raw sample: the pool's first images, the same number from each source
     sample = images[:len(SOURCES) * (args.per_source or profile.per_source)]
     run = {"meta": meta(args, images, sample, settings), "raw": None, "scenarios": [],

@@ -36,6 +36,11 @@ def test_the_pool_holds_distinct_pictures_stratified_by_source():
     smallest = min(sum(r["source"] == s for r in manifest()) for s in SOURCES if s not in
                    ONE_PER_GROUP)
     assert len(image_pool()) == smallest * len(SOURCES)
+    # spare pictures come after the balanced part, which they leave as it was
+    spilled = image_pool(30, spill=5)
+    assert [im.path for im in spilled[:len(pool)]] == [im.path for im in pool]
+    assert len(spilled) == 35 * len(SOURCES)
+    assert len({hashlib.sha256(im.data).hexdigest() for im in spilled}) == len(spilled)
 
 
 async def test_each_picture_reaches_a_server_once_and_the_load_stops_when_they_are_used(
