@@ -400,6 +400,7 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
     )
     names = members or list(common.ARCHS)
     sc = {n: np.load(common.RUNS_DIR / f"scores_{n}.npz") for n in names}
+    cards = {n: json.loads((out / f"{n}.card.json").read_text()) for n in names}
     has_rob = "robust" in sc[names[0]].files
 
     def stack(key):
@@ -430,7 +431,6 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
         def first(key):  # (..., members) the members' first-view logits
             return np.stack([sc[n][key][..., cascade_mod.FIRST_VIEW] for n in names], -1)
 
-        cards = {n: json.loads((out / f"{n}.card.json").read_text()) for n in names}
         costs = cascade_mod.row_costs([export.session(out / cards[n]["files"]["cpu"], 1)
                                        for n in names], common.SPEC["input_size"])
         cascade, candidates = cascade_mod.choose_stage(
@@ -465,7 +465,6 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
         if best in ("mean_logit", "max_logit")
         else {"weights": {n: float(w[i]) for i, n in enumerate(names)}, "bias": b}
     )
-    members = {n: json.loads((out / f"{n}.card.json").read_text()) for n in names}
     ens = {
         "members": names,
         "combine": combine,
@@ -480,7 +479,7 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
         "uncertain_band": band,
         "threshold_rule": THRESHOLD_RULE,
         "min_face": common.SPEC["min_face"],
-        "trained": all(c.get("trained") for c in members.values()),
+        "trained": all(c.get("trained") for c in cards.values()),
         "metrics": {
             "test": m_test,
             **({"test_all_views": m_all} if cascade else {}),
