@@ -34,8 +34,8 @@ def infer_one(detector: Detector, data: bytes) -> dict:
     prep = prepare(data, detector.spec, detector.max_image_pixels, detector.finder)
     if not prep.face_found:
         return {"result": None, "confidence": None}
-    [(logits, cams)] = detector.score_many([prep])
-    result, _grids, _thumb = detector.summarize(prep, logits, cams)
+    [scored] = detector.score_many([prep])
+    result, _grids, _thumb = detector.summarize(prep, *scored)
     return {"result": result["label"], "confidence": result["confidence"]}
 
 

@@ -86,9 +86,9 @@ def main(argv=None) -> None:
 def _faces(detector: Detector, preps) -> list[dict]:
     """Every face's answer, as the service gives it."""
     out = []
-    for p, (lo, cams) in zip(preps, detector.score_many(preps)):
+    for p, scored in zip(preps, detector.score_many(preps)):
         if p.face_found:
-            out += detector.summarize(p, lo, cams)[0]["faces"]
+            out += detector.summarize(p, *scored)[0]["faces"]
     return out
 
 

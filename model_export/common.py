@@ -43,12 +43,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_named(name: str) -> torch.nn.Module:
+def build_named(name: str, tune_blocks: int = 0) -> torch.nn.Module:
+    """The named detector, untrained; ``tune_blocks``: the mobilenet's trainable backbone blocks."""
     a = ALL_ARCHS[name]
     if a["arch"] == "mobilenet":
         from model_export.mobilenet_net import MobileNetDetector
 
-        return MobileNetDetector()
+        return MobileNetDetector(tune_blocks=tune_blocks)
     return nets.build(a["arch"], a["width"], a["depth"] or 18)
 
 

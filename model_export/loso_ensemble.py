@@ -15,7 +15,10 @@ its fakes' AUC against the seen test reals and against its own reals, and the sh
 Beside the combination, the same faces under ``members_agree``: FAKE
 only where the combined score reaches the threshold *and* every member's own score reaches that
 member's threshold (chosen by the same rule on the same val faces); otherwise UNSURE. It asks
-whether disagreement between members marks the faces the ensemble cannot judge.
+whether disagreement between members marks the faces the ensemble cannot judge. And under the
+familiarity gate (`model_export.gate`), fitted on the mobilenet run without the source as the
+shipped gate is fitted on the shipped member: FAKE only for faces within the limit, at each share
+of val faces in ``GATE_SHARES`` (the shipped share was chosen on these figures).
 
 The members' logits are kept in ``runs/loso_ensemble/SOURCE_NAME.npz`` (scoring is the slow
 part); ``summary.json`` beside them holds the figures.
@@ -31,13 +34,14 @@ import time
 import numpy as np
 import torch
 
-from model_export import common, metrics
+from model_export import common, gate, metrics
 from model_export.data import SOURCES, Cache
 from model_export.loso import held_out_figures, loso_dir
 from model_export.train import predict_views
 from service.detection import preprocess
 
 OUT = common.RUNS_DIR / "loso_ensemble"
+GATE_SHARES = (0.05, 0.10, 0.15, 0.20)
 
 
 def faces(cache: Cache, held_out: str) -> dict[str, np.ndarray]:
@@ -61,6 +65,27 @@ def member_logits(cache: Cache, name: str, held_out: str) -> dict[str, np.ndarra
                                      weights_only=False)["model"])
     out = {k: predict_views(model, cache.serve[idx], spec)
            for k, idx in faces(cache, held_out).items()}
+    OUT.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def gate_distances(cache: Cache, held_out: str) -> dict[str, np.ndarray]:
+    """The familiarity gate of the mobilenet run without ``held_out``: its fitted distances of
+    the val faces of the other sources and of the held-out faces (cached like the logits)."""
+    path = OUT / f"{held_out}_{gate.MEMBER}_gate.npz"
+    if path.exists():
+        return dict(np.load(path))
+    torch.set_num_threads(1)
+    spec = preprocess.InputSpec.from_card(common.SPEC)
+    model = common.build_named(gate.MEMBER)
+    model.load_state_dict(torch.load(loso_dir(gate.MEMBER) / held_out / "best.pt",
+                                     weights_only=False)["model"])
+    tr = gate.fit_sample(cache, exclude_source=held_out)
+    g = gate.fit(gate.torch_features(model, cache, tr, spec), gate.groups_of(cache, tr))
+    idx = faces(cache, held_out)
+    out = {k: gate.distance(gate.torch_features(model, cache, idx[k], spec), g)
+           for k in ("val", "own")}
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez(path, **out)
     return out
@@ -109,6 +134,15 @@ def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
     out["members_agree"] = held_out_figures(
         y_own, c["own"], c["test_reals"], fake & agree, unsure | (fake & ~agree))
     out["members"] = members
+    if gate.MEMBER in names:
+        d = gate_distances(cache, held_out)
+        out["gate"] = {}
+        for share in GATE_SHARES:
+            far = d["own"] > gate.limit_for(d["val"], s_val, share)
+            out["gate"][f"{share:g}"] = {
+                **held_out_figures(y_own, c["own"], c["test_reals"], fake & ~far,
+                                   unsure | (fake & far)),
+                "unfamiliar": float(far.mean())}
     return out
 
 

@@ -12,7 +12,9 @@ always started with ``--resume``):
    thread each (`model_export.train`);
 3. leave-one-source-out short runs (`model_export.loso`), for the resnet (standing in for the two
    from-scratch detectors) and for the mobilenet;
-4. export + INT8 + cards + plots for each member, then the ensemble (`model_export.evaluate`);
+4. export + INT8 + cards + plots for each member, then the ensemble (`model_export.evaluate`),
+   the familiarity gate (`model_export.gate`) and the ensemble's leave-one-source-out figures
+   (`model_export.loso_ensemble`);
 5. the face finder's figures (`model_export.facefinder_eval`) and the tables in ``docs/models.md``
    (`model_export.report`).
 
@@ -123,6 +125,10 @@ def main(argv=None):
                        check=True)
     subprocess.run(py + ["model_export.evaluate", "--attach-loso"], check=True)
     subprocess.run(py + ["model_export.evaluate", "--ensemble", "--members", *ENSEMBLE], check=True)
+    subprocess.run(py + ["model_export.gate"], check=True)
+    if not a.skip_loso:  # the ensemble's leave-one-source-out figures, the gate's among them
+        subprocess.run(py + ["model_export.loso_ensemble"], check=True)
+        subprocess.run(py + ["model_export.evaluate", "--attach-loso"], check=True)
     subprocess.run(py + ["model_export.facefinder_eval"], check=True)
     subprocess.run(py + ["model_export.report"], check=True)
 

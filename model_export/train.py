@@ -158,13 +158,16 @@ def train(a) -> dict:
     partner = pair_index(cache, tr) if a.pair else None
     batches = Batches(faces_tr, cache.labels[tr], cache.sources[tr], spec, a.sbi, a.seed, partner)
 
-    model = common.build_named(a.name) if a.width is None else None
+    model = common.build_named(a.name, a.tune_blocks) if a.width is None else None
     if model is None:
         from model_export import nets
 
         arch = common.ARCHS[a.name]
         model = nets.build(arch["arch"], a.width, arch["depth"] or 18)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
+    tuned = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    groups = [{"params": rest}] + ([{"params": tuned, "lr": a.lr * a.backbone_lr}] if tuned else [])
+    opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=a.wd)
     steps_per_epoch = math.ceil(a.epoch_samples / a.batch)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(a.epochs * steps_per_epoch, max(1, steps_per_epoch // 2))
@@ -248,6 +251,10 @@ def parse(argv=None):
     ap.add_argument("--sbi", type=float, default=0.0, help="fraction of fake draws self-blended")
     ap.add_argument("--pair", action="store_true", help="paired real/fake sampling (DFDC)")
     ap.add_argument("--exclude-source", default=None)
+    ap.add_argument("--tune-blocks", type=int, default=0,
+                    help="mobilenet: also train the convolutions of the backbone's last N blocks")
+    ap.add_argument("--backbone-lr", type=float, default=0.1,
+                    help="the tuned backbone blocks' learning rate, as a share of --lr")
     ap.add_argument(
         "--stop-epoch", type=int, default=None, help="stop after this epoch (schedule unchanged)"
     )

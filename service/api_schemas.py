@@ -60,7 +60,10 @@ SCHEMAS: dict[str, dict] = {
                 score=null(NUMBER), verdict=VERDICT, label=null(STR), confidence=null(NUMBER),
                 # each detector's P(fake) for the face; null: that detector did not run on it
                 models={"type": "object", "additionalProperties": null(NUMBER)},
-                too_small=BOOL, views=INT),
+                too_small=BOOL, views=INT,
+                # the familiarity gate: unlike the faces the detectors learned from (never
+                # FAKE); null: not measured
+                unfamiliar=null(BOOL), note=null(STR)),
     "Check": obj(("id", "sha256", "verdict", "cached", "created_at", "heatmap_url"),
                  id=STR, sha256=STR, verdict=VERDICT, score=null(NUMBER), label=null(STR),
                  confidence=null(NUMBER), face_found=BOOL,

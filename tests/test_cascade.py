@@ -110,8 +110,8 @@ def test_score_many_matches_one_image_at_a_time(ensemble, photos):
     preps = [prepare(d, detector.spec, detector.max_image_pixels, detector.finder)
              for d in photos[:12]]
     together = detector.score_many(preps)
-    for p, (lo, _) in zip(preps, together):
-        [(alone, _)] = detector.score_many([p])
+    for p, (lo, *_) in zip(preps, together):
+        [(alone, *_)] = detector.score_many([p])
         if lo is None:
             assert alone is None and not p.face_found
             continue

@@ -184,6 +184,10 @@ def test_settings_queue_and_thresholds_modules(ext):
                     s.scanningEnabled({scanAll: true, scanSites: [], serviceUrl: 'https://a.example:8443'},
                                       'https://a.example/p')],
             noFace: badgeState({score: null, verdict: 'no_face'}, t),
+            unfamiliar: badgeState({score: 0.9, verdict: 'uncertain', decisive_face: 1,
+                                    faces: [{unfamiliar: false}, {unfamiliar: true}]}, t),
+            familiar: badgeState({score: 0.9, verdict: 'uncertain', decisive_face: 0,
+                                  faces: [{unfamiliar: false}]}, t),
         };
     }""")
     assert result["ok"]["serviceUrl"] == "http://localhost:8080"
@@ -196,6 +200,8 @@ def test_settings_queue_and_thresholds_modules(ext):
     assert result["sites"] == ["https://a.example:8443", "", True, False, False, False, True], \
         "scanning is per origin (port included) and never on the service's own origin"
     assert result["noFace"] == "no_face"
+    assert (result["unfamiliar"], result["familiar"]) == ("uncertain", "fake"), \
+        "the user's thresholds never call a face the familiarity gate holds back FAKE"
 
 
 def test_nothing_is_sent_while_scanning_is_off_and_the_menu_checks_one_image(ext):

@@ -81,3 +81,16 @@ def test_short_or_inconsistent_tracks_are_uncertain():
 ])
 def test_a_video_is_as_fake_as_its_most_fake_track(verdicts, expected):
     assert combine.most_fake([{"verdict": v, "score": s} for v, s in verdicts]) == expected
+
+
+def test_a_fake_track_of_mostly_unfamiliar_faces_is_uncertain():
+    """The familiarity gate, as for an image: a FAKE score on faces unlike the training faces is
+    not trusted when most of the track's judged frames show one; a minority does not matter."""
+    scores = [0.9, 0.92, 0.88, 0.95]
+    held = combine.combine_track(scores, **RULE, unfamiliar=[True, True, True, False])
+    assert held["verdict"] == "uncertain" and held["label"] == "FAKE"
+    assert "not trusted" in held["note"]
+    kept = combine.combine_track(scores, **RULE, unfamiliar=[True, False, False, None])
+    assert kept["verdict"] == "fake" and kept["note"] is None
+    real = combine.combine_track([0.1, 0.12, 0.2], **RULE, unfamiliar=[True, True, True])
+    assert real["verdict"] == "real", "the gate never changes a REAL verdict"

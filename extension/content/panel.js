@@ -118,6 +118,7 @@
     }
     if (rec.state === "no_face") return "The detectors judge faces only and found none in this image, so it has no verdict.";
     const band = t ? ` (REAL below ${R.fixed(t.real_below)}, FAKE from ${R.fixed(t.fake_from)})` : "";
+    if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.unfamiliar) return `P(fake) = ${R.fixed(c.score)}, but this face is unlike the faces the detectors learned from, so a fake score is not trusted here. Treat it with care.`;
     if (rec.state === "uncertain") return `P(fake) = ${R.fixed(c.score)}: between the detectors' thresholds${band}, so they cannot tell. Treat it with care.`;
     if (rec.state === c.label?.toLowerCase()) return `P(fake) = ${R.fixed(c.score)}: ${Math.round(c.confidence)}% sure it is ${rec.state}${band}.`;
     return `P(fake) = ${R.fixed(c.score)}: ${rec.state} by your own thresholds (the service says ${R.WORD[c.verdict] || c.verdict}).`;
@@ -130,6 +131,7 @@
       h("span", {class: `pill small ${f.verdict}`}, R.LABEL[f.verdict] || f.verdict),
       ` Face ${i + 1}: P(fake) ${R.fixed(f.score)}`,
       f.too_small ? h("span", {class: "muted"}, " · too small to judge well") : null,
+      f.unfamiliar ? h("span", {class: "muted"}, " · unfamiliar to the detectors") : null,
       i === c.decisive_face && faces.length > 1 ? h("span", {class: "muted"}, " · sets the verdict") : null)));
   }
 

@@ -1,5 +1,6 @@
 // Which badge a check gets: the service's verdict, or the user's own thresholds on P(fake).
-// A moderator's decision and "no face found" are never re-judged by thresholds.
+// A moderator's decision and "no face found" are never re-judged by thresholds, and a face the
+// service marks unfamiliar (unlike the faces its detectors learned from) is never called fake.
 
 export const STATES = ["real", "fake", "uncertain", "no_face"];
 
@@ -8,7 +9,9 @@ export function badgeState(check, settings) {
       || typeof check.score !== "number" || settings.fakeAt == null || settings.realAt == null) {
     return check.verdict;
   }
-  if (check.score >= settings.fakeAt) return "fake";
+  if (check.score >= settings.fakeAt) {
+    return check.faces?.[check.decisive_face]?.unfamiliar === true ? "uncertain" : "fake";
+  }
   if (check.score < settings.realAt) return "real";
   return "uncertain";
 }

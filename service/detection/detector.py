@@ -26,6 +26,8 @@ from service.detection.faces import FaceFinder
 from service.detection.models import Ensemble, ModelsError
 
 CAM_GRID = 32  # side of the stored activation-map grid per face
+UNFAMILIAR_NOTE = ("unlike the faces the detectors learned from: a fake score here is not "
+                   "trusted (UNSURE, not FAKE)")
 THUMBNAIL_SIDE = 640
 
 
@@ -164,23 +166,27 @@ class Detector:
         self.infer_pool.shutdown(wait=True, cancel_futures=True)
 
     def run_models(self, x: np.ndarray, need: np.ndarray | None = None) -> list[np.ndarray]:
-        """The members on one batch: [(n, members) logits, (n, members, h, w) cams]. ``need``
-        ((n, members) bool, default all): which member scores which row; a logit not scored is
-        NaN and its map zeros."""
+        """The members on one batch: [(n, members) logits, (n, members, h, w) cams, (n,) the
+        familiarity gate's distances]. ``need`` ((n, members) bool, default all): which member
+        scores which row; a logit not scored is NaN and its map zeros; a distance not measured
+        (no gate, or its member did not score the row) is NaN."""
         members = self.ensemble.members
         n = len(x)
         logits = np.full((n, len(members)), np.nan, np.float32)
         cams = np.zeros((n, len(members), *self.cam_hw), np.float32)
+        gate = np.full(n, np.nan, np.float32)
         for j, m in enumerate(members):
             rows = np.arange(n) if need is None else np.flatnonzero(need[:, j])
             if not len(rows):
                 continue
-            lo, cam = m.run(x if len(rows) == n else x[rows])
+            lo, cam, dist = m.run(x if len(rows) == n else x[rows])
             logits[rows, j] = lo
             if cam.shape[1:] != self.cam_hw:
                 cam = _resize_maps(cam, *self.cam_hw)
             cams[rows, j] = cam
-        return [logits, cams]
+            if dist is not None and self.ensemble.gate and self.ensemble.gate.member == j:
+                gate[rows] = dist
+        return [logits, cams, gate]
 
     # The cascade (`cascade`): which rows of ``prep.x`` each member scores, in two rounds at most.
     # A round is (rows, need): need[i, j] says whether member j scores row rows[i] (None: all).
@@ -213,23 +219,27 @@ class Detector:
         return np.asarray(rows, np.int64), np.asarray(need, bool).reshape(-1, m)
 
     def merge(self, prep: Prepared, parts: list[tuple[np.ndarray, list[np.ndarray] | None]]
-              ) -> tuple[np.ndarray, np.ndarray]:
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each round's scores put in place: (rows, members) logits, NaN where a member did not
-        score a view, and (rows, members, h, w) maps (zeros there)."""
+        score a view, (rows, members, h, w) maps (zeros there) and (rows,) gate distances."""
         n, m = len(prep.x), len(self.ensemble.members)
         logits = np.full((n, m), np.nan, np.float32)
         cams = np.zeros((n, m, *self.cam_hw), np.float32)
+        gate = np.full(n, np.nan, np.float32)
         for rows, out in parts:
             if out is None or not len(rows):
                 continue
-            lo, cam = out
+            lo, cam, dist = out
             r, j = np.nonzero(~np.isnan(lo))
             logits[rows[r], j] = lo[r, j]
             cams[rows[r], j] = cam[r, j]
-        return logits, cams
+            measured = ~np.isnan(dist)
+            gate[rows[measured]] = dist[measured]
+        return logits, cams, gate
 
-    async def score(self, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
-        """Score a prepared image's faces through the batcher: (logits, cams) for `summarize`."""
+    async def score(self, prep: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score a prepared image's faces through the batcher: (logits, cams, gate distances)
+        for `summarize`."""
         rows, need = self.first_round(prep)
         parts = [(rows, await self.batcher.submit(prep.x[rows], need))]
         rows, need = self.second_round(prep, parts[0][1][0])
@@ -237,7 +247,7 @@ class Detector:
             parts.append((rows, await self.batcher.submit(prep.x[rows], need)))
         return self.merge(prep, parts)
 
-    def score_many(self, preps: list[Prepared]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def score_many(self, preps: list[Prepared]) -> list[tuple]:
         """`score` for several prepared images at once, on the calling thread, each round one
         model run over all of them (the benchmarks' raw figures and the seed-style server)."""
         none = (np.zeros(0, np.int64), None)
@@ -246,7 +256,7 @@ class Detector:
         seconds = [self.second_round(p, o[0]) if p.face_found else none
                    for p, o in zip(preps, out1)]
         out2 = self._run_split(preps, seconds)
-        return [self.merge(p, [(a[0], o1), (b[0], o2)]) if p.face_found else (None, None)
+        return [self.merge(p, [(a[0], o1), (b[0], o2)]) if p.face_found else (None, None, None)
                 for p, a, o1, b, o2 in zip(preps, firsts, out1, seconds, out2)]
 
     def _run_split(self, preps: list[Prepared], rounds: list[tuple[np.ndarray, np.ndarray | None]]
@@ -276,10 +286,10 @@ class Detector:
                 on_decoded)
         if not prep.face_found:
             return self.summarize(prep, None, None)
-        logits, cams = await self.score(prep)
-        return self.summarize(prep, logits, cams)
+        return self.summarize(prep, *await self.score(prep))
 
-    def summarize(self, prep: Prepared, logits: np.ndarray | None, cams: np.ndarray | None):
+    def summarize(self, prep: Prepared, logits: np.ndarray | None, cams: np.ndarray | None,
+                  gate: np.ndarray | None = None):
         ens = self.ensemble
         k = self.views_per_face
         members = [m.name for m in ens.members]
@@ -307,13 +317,22 @@ class Detector:
                 "score": round(p, 4), **verdict_for(p, ens.threshold, ens.band),
                 "too_small": prep.too_small[i], "models": per_model, "views": len(views),
             }
+            if ens.gate is not None:
+                dist = np.nan if gate is None else float(gate[i * k + ens.gate.view])
+                face["unfamiliar"] = None if np.isnan(dist) else dist > ens.gate.limit
             if prep.too_small[i]:
                 face["verdict"] = "uncertain"
                 face["note"] = (f"face smaller than {self.spec.min_face} px: too small to judge")
+            elif face.get("unfamiliar") and face["verdict"] == "fake":
+                face["verdict"] = "uncertain"
+                face["note"] = UNFAMILIAR_NOTE
             faces.append(face)
         judged = [i for i, f in enumerate(faces) if not f["too_small"]]
         pool = judged or list(range(len(faces)))
-        decisive = max(pool, key=lambda i: faces[i]["score"]) if faces else None
+        # as fake as its most fake face: a face called FAKE outranks a higher score held back
+        # by the familiarity gate
+        decisive = max(pool, key=lambda i: (faces[i]["verdict"] == "fake", faces[i]["score"])
+                       ) if faces else None
         if decisive is None:
             top = verdict_for(None, ens.threshold, ens.band)
             score = None
@@ -321,6 +340,8 @@ class Detector:
             score = faces[decisive]["score"]
             top = verdict_for(score, ens.threshold, ens.band)
             if not judged:
+                top["verdict"] = "uncertain"
+            elif faces[decisive].get("note") == UNFAMILIAR_NOTE:
                 top["verdict"] = "uncertain"
         result = {
             **top,
@@ -344,6 +365,8 @@ class Detector:
             result["note"] = "no face found: not judged"
         elif not judged:
             result["note"] = "every face is too small to judge"
+        elif faces[decisive].get("note") == UNFAMILIAR_NOTE:
+            result["note"] = UNFAMILIAR_NOTE
         if not ens.trained:
             result["warning"] = "the detectors are untrained: this verdict means nothing"
         side = CAM_GRID

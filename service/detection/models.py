@@ -39,14 +39,44 @@ class Member:
     input_name: str
     logit_name: str
     cam_name: str
+    gate_name: str | None = None  # the familiarity gate's output, on the member that has it
 
     @property
     def trained(self) -> bool:
         return bool(self.card.get("trained")) and bool(self.card.get("metrics"))
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logit, cam = self.session.run([self.logit_name, self.cam_name], {self.input_name: x})
-        return np.asarray(logit, np.float32).reshape(len(x)), np.asarray(cam, np.float32)
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(logits, maps, the gate's distances or None) of a batch."""
+        names = [self.logit_name, self.cam_name] + ([self.gate_name] if self.gate_name else [])
+        out = self.session.run(names, {self.input_name: x})
+        gate = np.asarray(out[2], np.float32).reshape(len(x)) if self.gate_name else None
+        return np.asarray(out[0], np.float32).reshape(len(x)), np.asarray(out[1], np.float32), gate
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The familiarity gate (`model_export.gate`): a face whose distance on member ``member``'s
+    view ``view`` exceeds ``limit`` is unfamiliar, and is not called FAKE."""
+
+    member: int  # index into the ensemble's members
+    view: int  # index into the spec's crops
+    limit: float
+
+    @classmethod
+    def from_card(cls, card: dict | None, members: list[Member], cascade: Cascade | None
+                  ) -> Gate | None:
+        if not card:
+            return None
+        names = [m.name for m in members]
+        if card["member"] not in names:
+            raise ModelsError(f"gate: {card['member']!r} is not a member of the ensemble")
+        j = names.index(card["member"])
+        if members[j].gate_name != card["output"]:
+            raise ModelsError(f"gate: {card['member']}'s card has no output {card['output']!r}")
+        view = int(card["view"])
+        if cascade is not None and (view != cascade.first_view or not cascade.first_mask[j]):
+            raise ModelsError("gate: its member must score the cascade's first view")
+        return cls(j, view, float(card["limit"]))
 
 
 @dataclass
@@ -58,6 +88,7 @@ class Ensemble:
     weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bias: float = 0.0
     cascade: Cascade | None = None
+    gate: Gate | None = None
 
     @property
     def trained(self) -> bool:
@@ -86,6 +117,8 @@ class Ensemble:
             "combine": self.card.get("combine"),
             "cascade": ({k: v for k, v in self.card["cascade"].items() if k != "metrics"}
                         if self.cascade else None),
+            "gate": ({k: v for k, v in self.card["gate"].items() if k != "metrics"}
+                     if self.gate else None),
             "members": [
                 {
                     "name": m.name,
@@ -157,10 +190,14 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
             path = models_dir / mcard["files"]["cpu"]
         digest.update(path.read_bytes())
         outputs = mcard.get("outputs", {})
+        missing = set(outputs.values()) - {o.name for o in session.get_outputs()}
+        if missing:
+            raise ModelsError(f"{path.name} lacks the outputs {sorted(missing)} its card names")
         members.append(Member(
             name=name, card=mcard, spec=InputSpec.from_card(mcard), session=session, path=path,
             input_name=mcard.get("input_name", "image"),
             logit_name=outputs.get("logit", "logit"), cam_name=outputs.get("cam", "cam"),
+            gate_name=outputs.get("unfamiliarity"),
         ))
     combine = card.get("combine", "mean_logit")
     if isinstance(combine, dict):
@@ -175,4 +212,5 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
                    version=digest.hexdigest()[:16], weights=weights, bias=bias)
     ens.cascade = Cascade.from_card(card.get("cascade"), [m.name for m in members],
                                     ens.threshold, ens.band)
+    ens.gate = Gate.from_card(card.get("gate"), members, ens.cascade)
     return ens

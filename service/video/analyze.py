@@ -99,8 +99,7 @@ async def score_frames(frames: Iterator, detector: Detector, executor: Executor,
             index, t, prep, small, fp = got
             faces, grids, thumb = [], None, None
             if prep.face_found:
-                logits, cams = await detector.score(prep)
-                summary, grids, thumb = detector.summarize(prep, logits, cams)
+                summary, grids, thumb = detector.summarize(prep, *await detector.score(prep))
                 faces = summary["faces"]
             out.append(Frame(index, t, prep.width, prep.height, faces, grids, thumb, small, fp))
             await on_frame(len(out))
@@ -130,7 +129,8 @@ def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) 
         judged = [e for e in tr.entries if not e["too_small"]]
         verdict = combine.combine_track(
             [e["score"] for e in judged], threshold=ens.threshold, band=ens.band,
-            trim=rules.trim, min_frames=rules.min_frames, max_disagreement=rules.max_disagreement)
+            trim=rules.trim, min_frames=rules.min_frames, max_disagreement=rules.max_disagreement,
+            unfamiliar=[e.get("unfamiliar") for e in judged])
         pick = max(judged or tr.entries, key=lambda e: e["score"])
         frame = by_index[pick["frame_index"]]
         track_out.append({
@@ -145,6 +145,8 @@ def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) 
             "timeline": [_public_entry(e) for e in tr.entries],
         })
         face = {k: pick[k] for k in ("box", "region", "quad", "models", "too_small")}
+        if "unfamiliar" in pick:
+            face["unfamiliar"] = pick["unfamiliar"]
         face.update(score=verdict["score"], verdict=verdict["verdict"], label=verdict["label"],
                     confidence=verdict["confidence"], track=tr.id, t=pick["t"],
                     frame_index=pick["frame_index"], frame_score=pick["score"])

@@ -9,7 +9,9 @@ verdict. A track is ``uncertain`` when
 
 * it is **too short**: fewer than ``min_frames`` frames with a face large enough to judge, or
 * it is **inconsistent**: more than ``max_disagreement`` of its judged frames fall on the other
-  side of the threshold from the track's own score.
+  side of the threshold from the track's own score, or
+* it would be FAKE but most of its judged frames show a face the familiarity gate marks
+  unfamiliar (`model_export.gate`): as for an image, that score is not trusted.
 
 A video is as fake as its most fake track: tracks are ranked fake, then uncertain, then real,
 and by score within each; the first sets the video's verdict and score. No face in any frame is
@@ -44,8 +46,10 @@ def trimmed_mean(values: list[float], trim: float) -> float:
 
 
 def combine_track(scores: list[float], *, threshold: float, band: tuple[float, float],
-                  trim: float, min_frames: int, max_disagreement: float) -> dict:
-    """The track's score and verdict from its judged frames' scores (P(fake) each)."""
+                  trim: float, min_frames: int, max_disagreement: float,
+                  unfamiliar: list[bool | None] = ()) -> dict:
+    """The track's score and verdict from its judged frames' scores (P(fake) each) and, with
+    the familiarity gate, whether each of those frames' face is unfamiliar."""
     if not scores:
         return {"score": None, "verdict": "uncertain", "label": None, "confidence": None,
                 "too_short": True, "consistent": None, "disagreement": None,
@@ -65,6 +69,10 @@ def combine_track(scores: list[float], *, threshold: float, band: tuple[float, f
         out["verdict"] = "uncertain"
         out["note"] = (f"inconsistent: {disagreement:.0%} of its frames disagree with the"
                        " track's score")
+    elif out["verdict"] == "fake" and sum(bool(u) for u in unfamiliar) * 2 > len(scores):
+        out["verdict"] = "uncertain"
+        out["note"] = ("most of its frames show a face unlike those the detectors learned from:"
+                       " a fake score here is not trusted")
     return out
 
 
