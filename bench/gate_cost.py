@@ -4,8 +4,9 @@
 
 The shipped INT8 file (with the gate's output) and the same file without it
 (`model_export.gate.strip`), one intra-op thread each as the service runs them, take turns (the
-first alternating) on the same batch of inputs (random normal: a convolutional network's cost does not depend on the
-pixel values); each round's process CPU per row is recorded, the comparison is per round.
+first alternating) on the same batch of inputs (random normal: a convolutional network's cost
+does not depend on the pixel values); each round's process CPU per row is recorded, the
+comparison is per round.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def _measure(detector: Detector, images, seconds_per_batch, repeats, rounds, bat
     if not any(p.face_found for p in preps):
         raise SystemExit("no face found in any benchmark image")
     # first run allocates; it also tells how many rows (views) each image's faces cost
-    rows_of = [0 if lo is None else int((~np.isnan(lo[:, 0])).sum()) for lo, _ in run(preps)]
+    rows_of = [0 if lo is None else int((~np.isnan(lo[:, 0])).sum()) for lo, *_ in run(preps)]
     # Per image, one at a time: what a lone request costs without a server.
     prep_ms, infer_ms, single_ms, prep_cpu_ms, infer_cpu_ms = [], [], [], [], []
     for im, p in zip(images, preps):

@@ -97,16 +97,30 @@ def _classifier(graph: onnx.GraphProto) -> onnx.NodeProto:
     return conv
 
 
+def _set_channels(graph: onnx.GraphProto, name: str, channels: int) -> None:
+    """The recorded shape of tensor ``name`` (if any) with ``channels`` channels."""
+    for vi in graph.value_info:
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name == name and len(dims) > 1 and dims[1].HasField("dim_value"):
+            dims[1].dim_value = channels
+
+
 def strip(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model without a gate attached earlier."""
+    """The model without a gate attached earlier: exactly the graph it was attached to."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph
     meta = {p.key: p.value for p in m.metadata_props}
-    if META in meta:  # the classifier's own weights back
+    if META in meta:  # the classifier's own inputs and weights back, where they were
+        was = json.loads(meta[META])
         conv = _classifier(g)
+        inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        k = int(was["channels"])
+        for name, at, key in was["initializers"]:  # in the order of their places
+            g.initializer.insert(at, numpy_helper.from_array(inits[PREFIX + key][:k], name))
         del conv.input[:]
-        conv.input.extend(json.loads(meta[META]))
+        conv.input.extend(was["inputs"])
+        _set_channels(g, conv.output[0], k)
         keep_meta = [p for p in m.metadata_props if p.key != META]
         del m.metadata_props[:]
         m.metadata_props.extend(keep_meta)
@@ -132,13 +146,23 @@ def attach(model: onnx.ModelProto, gate: dict | None) -> onnx.ModelProto:
     m = strip(model)
     g = m.graph
     conv = _classifier(g)
-    inits = {t.name: t for t in g.initializer}
-    w = numpy_helper.to_array(inits[conv.input[1]])
+    names = [t.name for t in g.initializer]
+    if len(conv.input) < 3 or sum(n in (conv.input[1], conv.input[2]) for n in names) != 2:
+        raise ValueError("the classifier's weight and bias must be initializers")
+    w = numpy_helper.to_array(g.initializer[names.index(conv.input[1])])
+    b = numpy_helper.to_array(g.initializer[names.index(conv.input[2])])
     c = w.shape[1]
-    b = (numpy_helper.to_array(inits[conv.input[2]]) if len(conv.input) > 2 and conv.input[2]
-         else np.zeros(w.shape[0], w.dtype))
-    m.metadata_props.append(onnx.StringStringEntryProto(key=META,
-                                                        value=json.dumps(list(conv.input))))
+    # the classifier's own weights move into the extended ones (an initializer left unused
+    # is warned about at every session start); `strip` puts them back where they were
+    was = {"inputs": list(conv.input), "channels": int(w.shape[0]),
+           "initializers": sorted([(n, names.index(n), key) for n, key in
+                                   zip(conv.input[1:3], ("classifier_w", "classifier_b"))],
+                                  key=lambda e: e[1])}
+    m.metadata_props.append(onnx.StringStringEntryProto(key=META, value=json.dumps(was)))
+    keep = [t for t in g.initializer if t.name not in conv.input[1:3]]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    _set_channels(g, conv.output[0], w.shape[0] + c)
     g.initializer.extend([
         numpy_helper.from_array(np.concatenate([w, np.eye(c, dtype=w.dtype).reshape(c, c, 1, 1)]),
                                 PREFIX + "classifier_w"),
