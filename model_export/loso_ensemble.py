@@ -146,12 +146,41 @@ def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
     return out
 
 
+def grids(cache: Cache, names: list[str], held_out: str, out_dir, n: int = 24) -> list:
+    """Two pictures of the held-out source's real faces (aligned, as scored): the ``n`` the
+    ensemble of the runs without it scores most fake, and the ``n`` it scores most real."""
+    import cv2
+
+    idx = faces(cache, held_out)
+    lo = {m: member_logits(cache, m, held_out) for m in names}
+    z = {k: np.stack([lo[m][k] for m in names], 1) for k in ("val", "own")}
+    f, _ = combine(z["val"], cache.labels[idx["val"]])
+    reals = cache.labels[idx["own"]] == 0
+    rows, scores = idx["own"][reals], f(z["own"])[reals]
+    order = np.argsort(-scores)
+    written = []
+    for tag, pick in (("most_fake", order[:n]), ("most_real", order[::-1][:n])):
+        tiles = [np.asarray(cache.serve[rows[i]]) for i in pick]
+        tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 8)
+        path = out_dir / f"{held_out}_reals_{tag}.png"
+        cv2.imwrite(str(path), np.vstack([np.hstack(tiles[r:r + 8])
+                                          for r in range(0, len(tiles), 8)]))
+        written.append(path)
+    return written
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--members", nargs="+", default=["resnet", "mobilenet"])
     ap.add_argument("--sources", nargs="*", default=SOURCES)
+    ap.add_argument("--grid", metavar="SOURCE",
+                    help="only write pictures of SOURCE's real faces that the runs without it "
+                    "score most fake and most real (into runs/loso_ensemble)")
     a = ap.parse_args(argv)
     cache = Cache(common.SPEC)
+    if a.grid:
+        print(*grids(cache, a.members, a.grid, OUT), sep="\n")
+        return
     t0 = time.time()
     runs = {n: json.loads((loso_dir(n) / "summary.json").read_text())["method"]
             for n in a.members}
