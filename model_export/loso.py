@@ -51,6 +51,18 @@ def score(name: str, run: Path, held_out: str) -> dict:
     va = cache.index("val", exclude_source=held_out)
     te = cache.index("test", exclude_source=held_out)
     own = np.concatenate([cache.index(s, only_source=held_out) for s in ("train", "val", "test")])
+    args = json.loads((run / "args.json").read_text()) if (run / "args.json").exists() else {}
+    if args.get("mask_mouth"):  # a run trained without the mouth is scored without it too
+        from model_export.augment import mask_mouth
+
+        class Masked:
+            def __init__(self, arr):
+                self.arr = arr
+
+            def __getitem__(self, idx):
+                return mask_mouth(np.asarray(self.arr[idx]))
+
+        cache.serve = Masked(cache.serve)
     lv = predict_views(model, cache.serve[va], spec)
     t, band = choose_threshold(cache.labels[va], preprocess.sigmoid(lv), cache.sources[va])
     out = {"threshold": t, "uncertain_band": band}

@@ -47,8 +47,10 @@ def group_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
 class Batches:
     """Reproducible augmented batches for one epoch (seed = base seed + epoch)."""
 
-    def __init__(self, faces, labels, sources, spec, sbi: float, seed: int, partner=None):
+    def __init__(self, faces, labels, sources, spec, sbi: float, seed: int, partner=None,
+                 mask_mouth: bool = False):
         self.faces, self.labels, self.spec, self.sbi = faces, labels, spec, sbi
+        self.mask_mouth = mask_mouth
         self.p = group_weights(labels, sources)
         # paired sampling: an item with a partner (a DFDC fake and the real frame it was made
         # from) brings its partner along, both cut and degraded identically; their draw weight
@@ -72,6 +74,7 @@ class Batches:
                 for k in (i, j):
                     r = np.random.default_rng(seed)
                     face = augment.degrade(self.faces[k], r, self.spec.face_size, self.zoom)
+                    face = augment.mask_mouth(face) if self.mask_mouth else face
                     views.append(augment.random_view(face, r, self.spec.input_size))
                     ys.append(int(self.labels[k]))
                 continue
@@ -79,6 +82,7 @@ class Batches:
             if y == 1 and self.sbi > 0 and rng.random() < self.sbi:
                 face = augment.self_blend(self.faces[rng.choice(self.reals)], rng)
             face = augment.degrade(face, rng, self.spec.face_size, self.zoom)
+            face = augment.mask_mouth(face) if self.mask_mouth else face
             views.append(augment.random_view(face, rng, self.spec.input_size))
             ys.append(y)
         x = preprocess.to_input(np.stack(views), self.spec)
@@ -154,9 +158,12 @@ def train(a) -> dict:
     print(f"train {len(tr)} val {len(va)} (excluded: {a.exclude_source})", flush=True)
     faces_tr = np.ascontiguousarray(cache.train[tr])
     faces_va = np.ascontiguousarray(cache.serve[va])
+    if a.mask_mouth:
+        faces_va = augment.mask_mouth(faces_va)
     y_va = cache.labels[va]
     partner = pair_index(cache, tr) if a.pair else None
-    batches = Batches(faces_tr, cache.labels[tr], cache.sources[tr], spec, a.sbi, a.seed, partner)
+    batches = Batches(faces_tr, cache.labels[tr], cache.sources[tr], spec, a.sbi, a.seed, partner,
+                      a.mask_mouth)
 
     model = common.build_named(a.name, a.tune_blocks) if a.width is None else None
     if model is None:
@@ -253,6 +260,9 @@ def parse(argv=None):
     ap.add_argument("--exclude-source", default=None)
     ap.add_argument("--tune-blocks", type=int, default=0,
                     help="mobilenet: also train the convolutions of the backbone's last N blocks")
+    ap.add_argument("--mask-mouth", action="store_true",
+                    help="a trial: hide the mouth region of every face (`augment.mask_mouth`); "
+                    "`loso --score` hides it too for such a run")
     ap.add_argument("--backbone-lr", type=float, default=0.1,
                     help="the tuned backbone blocks' learning rate, as a share of --lr")
     ap.add_argument(
