@@ -304,3 +304,20 @@ def test_threshold_holds_every_real_source_to_five_percent():
     ps, post = metrics.balanced_posterior(y, p)
     assert np.all(np.diff(post) >= -1e-12)  # isotonic
     assert post[ps < lo].max() <= 0.25 < post[ps >= lo].min() + 1e-12
+
+
+def test_mask_mouth_fills_only_the_mouth_box():
+    """The `--mask-mouth` trial hides the mouth region (one face or a batch), nothing else."""
+    import numpy as np
+
+    from model_export import augment
+
+    faces = np.random.default_rng(0).integers(0, 255, (2, 112, 112, 3), np.uint8)
+    for masked, face in ((augment.mask_mouth(faces), faces), (augment.mask_mouth(faces[0]), faces[0])):
+        y0, y1, x0, x1 = (round(f * 112) for f in augment.MOUTH_BOX)
+        changed = (masked != face).any(axis=-1)
+        box = np.zeros((112, 112), bool)
+        box[y0:y1, x0:x1] = True
+        assert not changed[..., ~box].any()
+        assert (masked[..., y0:y1, x0:x1, :] == masked[..., y0:y0 + 1, x0:x0 + 1, :]).all()
+        assert changed[..., box].mean() > 0.9
