@@ -53,12 +53,15 @@ def build_named(name: str, tune_blocks: int = 0) -> torch.nn.Module:
     return nets.build(a["arch"], a["width"], a["depth"] or 18)
 
 
-def arch_description(name: str) -> str:
+def arch_description(name: str, tune_blocks: int = 0) -> str:
     a = ALL_ARCHS[name]
     if a["arch"] == "mobilenet":
+        frozen = ("frozen" if not tune_blocks else
+                  f"frozen but for the convolutions of blocks {11 - tune_blocks}-10 (trained, "
+                  "batch norms frozen)")
         return ("MobileNetV2 (alpha 1.0) stem + blocks 0-10 with ImageNet weights from nsfwjs@4.4.0 "
-                "(MIT), frozen; trained head: 1x1 conv 96->128, BN, ReLU, 3x3 conv 128->128, BN, "
-                "ReLU, GAP + Linear(128, 1)")
+                f"(MIT), {frozen}; trained head: 1x1 conv 96->128, BN, ReLU, 3x3 conv 128->128, "
+                "BN, ReLU, GAP + Linear(128, 1)")
     if a["arch"] == "vgg16":
         return (
             "VGG16 (configuration D, 13 conv 3x3 layers) with batch norm, channel width"

@@ -341,6 +341,10 @@ def evaluate_member(
             "train_command": summary["command"],
         }
     )
+    tuned = summary["args"].get("tune_blocks", 0)
+    if tuned:  # the mobilenet with its last backbone blocks trained too
+        card["architecture"] = common.arch_description(name, tuned)
+        card["training"].update(tune_blocks=tuned, backbone_lr=summary["args"]["backbone_lr"])
     card["metrics"] = {"test": m_test, "val": m_val, "export": q}
     from model_export.loso import loso_dir
 

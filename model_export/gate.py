@@ -169,8 +169,7 @@ def attach(model: onnx.ModelProto, gate: dict | None) -> onnx.ModelProto:
         numpy_helper.from_array(np.concatenate([b, np.zeros(c, b.dtype)]), PREFIX + "classifier_b"),
         numpy_helper.from_array(np.array([w.shape[0]], np.int64), PREFIX + "from"),
         numpy_helper.from_array(np.array([w.shape[0] + c], np.int64), PREFIX + "to"),
-        numpy_helper.from_array(np.array([1], np.int64), PREFIX + "axis1"),
-        numpy_helper.from_array(np.array([2], np.int64), PREFIX + "axis2")])
+        numpy_helper.from_array(np.array([1], np.int64), PREFIX + "axis1")])
     del conv.input[1:]
     conv.input.extend([PREFIX + "classifier_w", PREFIX + "classifier_b"])
     nodes = [helper.make_node("Slice", [conv.output[0], PREFIX + "from", PREFIX + "to",
@@ -183,7 +182,8 @@ def attach(model: onnx.ModelProto, gate: dict | None) -> onnx.ModelProto:
         return m
     g.initializer.extend([
         numpy_helper.from_array(gate["means"].astype(np.float32), PREFIX + "means"),
-        numpy_helper.from_array(gate["whiten"].astype(np.float32), PREFIX + "whiten")])
+        numpy_helper.from_array(gate["whiten"].astype(np.float32), PREFIX + "whiten"),
+        numpy_helper.from_array(np.array([2], np.int64), PREFIX + "axis2")])
     nodes += [
         helper.make_node("Unsqueeze", [FEATURES, PREFIX + "axis1"], [PREFIX + "f"],
                          name=PREFIX + "unsqueeze"),                          # (n, 1, C)
