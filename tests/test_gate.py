@@ -163,3 +163,12 @@ def test_the_gate_keeps_every_quantized_convolution(tmp_path):
     model = onnx.load(str(MODELS / card["files"]["cpu"]))
     fused = _fused_convs(gate.strip(model), tmp_path)
     assert fused > 20 and _fused_convs(model, tmp_path) == fused
+
+
+def test_the_share_page_says_why_a_face_is_not_called_fake():
+    from service.handlers.shares import _faces_rows
+
+    rows = _faces_rows({"decisive_face": 0, "faces": [
+        {"verdict": "uncertain", "unfamiliar": True, "score": 0.93, "models": {}},
+        {"verdict": "real", "unfamiliar": False, "score": 0.1, "models": {}}]})
+    assert rows.count("unlike the faces the detectors learned from") == 1

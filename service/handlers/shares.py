@@ -95,7 +95,9 @@ def _faces_rows(check: dict) -> str:
     rows = []
     for i, f in enumerate(faces):
         verdict = f["verdict"]
-        note = " (too small to judge well)" if f.get("too_small") else ""
+        note = (" (too small to judge well)" if f.get("too_small") else
+                " (unlike the faces the detectors learned from: not called fake)"
+                if f.get("unfamiliar") else "")
         decisive = " · decided the verdict" if i == check.get("decisive_face") else ""
         models = ", ".join(f"{html.escape(k)} {_pct(v)}" for k, v in (f.get("models") or {}).items())
         rows.append(f'<tr class="face-row"><td>Face {i + 1}{decisive}</td>'
