@@ -1,6 +1,7 @@
 """The familiarity gate: a face unlike every face the detectors learned from is not called FAKE.
 
-    python -m model_export.gate          # fit on the shipped mobilenet, attach, measure (~10 min)
+    python -m model_export.gate          # fit on the shipped mobilenet, attach, measure (~1 min)
+    python -m model_export.gate --measure [--by class] [--share S]   # test figures only
 
 The detectors call real photos from collections they never saw fake more often than the ones
 they know (`docs/models.md`, leave one source out). This gate says when a face is outside what
@@ -19,7 +20,7 @@ of each source and class (centre view, no augmentation), the limit the smallest 
 most ``GATED_SHARE`` of every source's val faces unfamiliar.
 
 `model_export.loso_ensemble` applies the same rule, fitted on each leave-one-source-out run
-without the held-out source, which is the figure the share was chosen on.
+without the held-out source, at several shares: what the gate does for sources it never saw.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ member's threshold (chosen by the same rule on the same val faces); otherwise UN
 whether disagreement between members marks the faces the ensemble cannot judge. And under the
 familiarity gate (`model_export.gate`), fitted on the mobilenet run without the source as the
 shipped gate is fitted on the shipped member: FAKE only for faces within the limit, at each share
-of val faces in ``GATE_SHARES`` (the shipped share was chosen on these figures).
+of val faces in ``GATE_SHARES`` (the shipped share is one of them).
 
 The members' logits are kept in ``runs/loso_ensemble/SOURCE_NAME.npz`` (scoring is the slow
 part); ``summary.json`` beside them holds the figures.
