@@ -219,34 +219,28 @@ def centre_inputs(faces_serve: np.ndarray, spec) -> np.ndarray:
     return preprocess.to_input(np.asarray(faces_serve)[:, y0:y0 + s, x0:x0 + s], spec)
 
 
-def onnx_outputs(sess, cache: Cache, idx: np.ndarray, spec, names: list[str],
-                 chunk: int = 256) -> list[np.ndarray]:
-    """``names`` outputs of ``sess`` on the centre views of cache rows ``idx`` (read in order)."""
+def _in_row_order(cache: Cache, idx: np.ndarray, spec, run, chunk: int = 256) -> list[np.ndarray]:
+    """``run(x)`` (a list of arrays) on the centre views of cache rows ``idx``, read from the
+    memory-mapped cache in row order, handed back in the order of ``idx``."""
     order = np.argsort(idx)
-    parts = []
-    for i in range(0, len(idx), chunk):
-        rows = idx[order[i:i + chunk]]
-        parts.append(sess.run(names, {"image": centre_inputs(cache.serve[rows], spec)}))
-    out = [np.concatenate([p[k] for p in parts]) for k in range(len(names))]
+    parts = [run(centre_inputs(cache.serve[idx[order[i:i + chunk]]], spec))
+             for i in range(0, len(idx), chunk)]
     back = np.empty_like(order)
     back[order] = np.arange(len(idx))
-    return [o[back] for o in out]
+    return [np.concatenate([p[k] for p in parts])[back] for k in range(len(parts[0]))]
 
 
-def torch_features(model, cache: Cache, idx: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
+def onnx_outputs(sess, cache: Cache, idx: np.ndarray, spec, names: list[str]) -> list[np.ndarray]:
+    """``names`` outputs of ``sess`` on the centre views of cache rows ``idx``."""
+    return _in_row_order(cache, idx, spec, lambda x: sess.run(names, {"image": x}))
+
+
+def torch_features(model, cache: Cache, idx: np.ndarray, spec) -> np.ndarray:
     """The pooled head features of a PyTorch mobilenet run (centre view), as the ONNX output."""
     model.eval()
-    order = np.argsort(idx)
-    parts = []
     with torch.no_grad():
-        for i in range(0, len(idx), chunk):
-            x = torch.from_numpy(centre_inputs(cache.serve[idx[order[i:i + chunk]]], spec))
-            f = model.neck(model.backbone(x * model.in_scale + model.in_shift))
-            parts.append(f.mean(dim=(2, 3)).numpy())
-    out = np.concatenate(parts)
-    back = np.empty_like(order)
-    back[order] = np.arange(len(idx))
-    return out[back]
+        return _in_row_order(cache, idx, spec, lambda x: [
+            model.head_map(torch.from_numpy(x)).mean(dim=(2, 3)).numpy()])[0]
 
 
 def fit_sample(cache: Cache, exclude_source: str | None = None, per_group: int = PER_GROUP,

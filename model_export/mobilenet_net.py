@@ -60,7 +60,8 @@ class MobileNetDetector(GapHead, nn.Module):
         self.backbone.eval()  # frozen: batch-norm statistics stay the ImageNet ones
         return self
 
-    def forward(self, x):
+    def head_map(self, x):
+        """The map the classifier reads (N, hidden, h, w)."""
         x = x * self.in_scale + self.in_shift  # ImageNet-normalised -> the backbone's range
         if self.training:
             b = self.backbone
@@ -70,4 +71,7 @@ class MobileNetDetector(GapHead, nn.Module):
             f = b.blocks[k:](f)
         else:
             f = self.backbone(x)
-        return self.head(self.neck(f), self.classifier)
+        return self.neck(f)
+
+    def forward(self, x):
+        return self.head(self.head_map(x), self.classifier)
