@@ -1,1 +1,2 @@
-"""PDQ perceptual hashes (Meta's, via ``pdqhash``) and a near-duplicate index over them."""
+"""PDQ perceptual hashes (Meta's algorithm, in NumPy: `service.pdq.algorithm`) and a
+near-duplicate index over them."""

@@ -15,8 +15,8 @@ cover the same content, which is how `service.pdq.faces` lines up their faces.
 Cost: the borders are found line by line from each edge, stopping at the first line that is not
 uniform; the image is shrunk once (area filter) to at most ``HASH_SIDE`` pixels, and each frame
 of that copy is then shrunk to PDQ's own 64x64 working size before hashing (the windows from a
-128-px copy), so PDQ's costly Jarosz filter runs on 4,096 pixels instead of the frame's. Hashes
-are 64 hexadecimal characters (256 bits), as in ThreatExchange hash lists.
+128-px copy), and PDQ's own steps run on all of them at once (`service.pdq.algorithm`).
+Hashes are 64 hexadecimal characters (256 bits), as in ThreatExchange hash lists.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import pdqhash
 
 from service.detection.preprocess import shrink
+from service.pdq import algorithm
 
 #: hashes of lower PDQ quality (flat or tiny images) are kept but never matched
 DEFAULT_MIN_QUALITY = 50
@@ -82,13 +82,12 @@ class Fingerprint:
                    tuple(trim) if trim else None)
 
 
-def _pdq(bgr: np.ndarray) -> tuple[str, int]:
+def pdq_input(bgr: np.ndarray) -> np.ndarray:
+    """A frame as PDQ hashes it here: shrunk (area filter) to at most 64 pixels a side."""
     h, w = bgr.shape[:2]
     if h > PDQ_SIDE or w > PDQ_SIDE:
         bgr = cv2.resize(bgr, (min(w, PDQ_SIDE), min(h, PDQ_SIDE)), interpolation=cv2.INTER_AREA)
-    rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    bits, quality = pdqhash.compute(rgb)
-    return np.packbits(bits.astype(np.uint8)).tobytes().hex(), int(quality)
+    return bgr
 
 
 def _uniform_run(lines: np.ndarray, ref: np.ndarray) -> int:
@@ -165,16 +164,21 @@ def fingerprint(image: np.ndarray, *, with_windows: bool = True) -> Fingerprint:
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     small = shrink(image, HASH_SIDE)
-    full, quality = _pdq(small)
-    fp = Fingerprint(full, quality)
+    frames = [pdq_input(small)]
+    trim = None
     box = trim_box(image)  # at full size: a shrunk copy blends a border into its neighbour
     if box is not None:
         y0, y1, x0, x1 = box
         h, w = image.shape[:2]
-        fp.trim = (x0 / w, y0 / h, x1 / w, y1 / h)
-        fp.trimmed = _pdq(cut(small, fp.trim))[0]
+        trim = (x0 / w, y0 / h, x1 / w, y1 / h)
+        frames.append(pdq_input(cut(small, trim)))
     if with_windows:  # from a 128-px copy: each window is then shrunk by less than 2
-        fp.windows = [_pdq(win)[0] for win in windows(shrink(small, 2 * PDQ_SIDE))]
+        frames += [pdq_input(win) for win in windows(shrink(small, 2 * PDQ_SIDE))]
+    (full, quality), *rest = algorithm.compute(frames)
+    fp = Fingerprint(full, quality, trim=trim)
+    if trim is not None:
+        fp.trimmed = rest.pop(0)[0]
+    fp.windows = [h for h, _ in rest]
     return fp
 
 
