@@ -146,7 +146,8 @@ def markdown(run: dict) -> str:
             "",
             f"Raw ONNX Runtime img/s by batch size (images): {by_batch}. Per image: "
             f"{raw['faces_per_image']:.2f} faces scored ({100 * raw['face_found_share']:.0f} % with a "
-            f"face found), {raw['rows_per_image']:.1f} rows x {len(raw['members'])} detectors. "
+            f"face found), {raw['rows_per_image']:.1f} views scored by some of the "
+            f"{len(raw['members'])} detectors (the view cascade). "
             f"Prepare (decode, faces, views, thumbnail) median {raw['prepare_ms']['median']:.1f} ms, "
             f"mean {raw['prepare_ms']['mean']:.1f} ms (median by source: {by_src}); single-image "
             f"inference median {raw['infer_single_ms']['median']:.1f} ms.",

@@ -51,6 +51,7 @@ SCHEMAS: dict[str, dict] = {
     "Health": obj(("status", "version", "trained", "providers", "models", "batching"),
                   status=STR, version=STR, trained=BOOL,
                   providers={"type": "array", "items": STR}, models=OBJECT, batching=OBJECT,
+                  event_loop={"type": "string", "enum": ["asyncio", "uvloop"]},
                   video=obj(("sample_rate", "sample_seconds", "max_frames", "max_side", "max_pixels"),
                             sample_rate=NUMBER, sample_seconds=NUMBER, max_frames=INT,
                             max_side=INT, max_pixels=INT)),

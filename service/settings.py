@@ -45,6 +45,9 @@ class Settings:
     #: image's work across cores cost about 7 % more prepare CPU (`python -m
     #: bench.opencv_threads`, docs/performance.md).
     opencv_threads: int = 1
+    #: the event loop `python -m service` runs on: "auto" (uvloop where it is installed, as the
+    #: default install does on Linux and macOS; asyncio's own elsewhere), "uvloop" or "asyncio"
+    event_loop: str = "auto"
     # Fetching images by URL.
     fetch_timeout_s: float = 10.0
     fetch_max_redirects: int = 3
@@ -122,6 +125,8 @@ class Settings:
                 ("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("REALCHECK_DATABASE_URL must start with sqlite:///, postgresql://"
                              " or postgres://")
+        if self.event_loop not in ("auto", "uvloop", "asyncio"):
+            raise ValueError("REALCHECK_EVENT_LOOP must be auto, uvloop or asyncio")
         if self.jwks_url and not self.issuer:
             raise ValueError("REALCHECK_JWKS_URL needs REALCHECK_ISSUER (the tokens' iss)")
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from aiohttp import web
 
 from bench import load
@@ -87,3 +89,23 @@ def test_the_seed_style_server_may_get_the_pool_again():
     factory = UniqueImages(pool, "/predict", cycle=True)
     bodies = [factory()[2] for _ in range(2 * len(pool))]
     assert bodies[:len(pool)] == bodies[len(pool):]
+
+
+def test_the_raw_figures_run_every_image_with_a_face():
+    """The CPU-bound ceiling's inference figure covers each image's model work: every image
+    with a face counts its views, whichever members scored them (the view cascade's first
+    stage leaves the first member out), and the batched trials run whole passes."""
+    from bench.raw import measure_raw
+    from service.settings import Settings
+
+    require_shared_data()
+    images = image_pool(3)  # 24 pictures: most stop after the cascade's first round
+    raw = measure_raw(images, Settings.from_env({}), seconds_per_batch=0.01, repeats=1,
+                      rounds=1, batch_sizes=(1, 3))
+    faced = round(raw["face_found_share"] * len(images))
+    assert faced >= len(images) - 2
+    # at least the centre view of each image with a face
+    assert sum(rows > 0 for rows in raw["rows_by_image"]) == faced
+    for trial in raw["batched"]:  # whole passes: each trial's rows are the set's
+        assert trial["rows_per_batch"] / trial["batch_images"] == pytest.approx(
+            raw["rows_per_image"], abs=0.01)

@@ -74,12 +74,22 @@ def test_cli_refuses_bad_use(tmp_path):
     assert no_issuer.returncode == 2 and "REALCHECK_ISSUER" in no_issuer.stderr
 
 
+def test_the_event_loop_setting(tmp_path):
+    """REALCHECK_EVENT_LOOP=asyncio runs on asyncio's own loop; an unknown loop is refused."""
+    with live_service(tmp_path / "plain", REALCHECK_EVENT_LOOP="asyncio") as url:
+        health = json.load(urllib.request.urlopen(url + "/health", timeout=10))
+        assert health["event_loop"] == "asyncio"
+    bad = cli(REALCHECK_DATA_DIR=tmp_path, REALCHECK_EVENT_LOOP="tokio")
+    assert bad.returncode == 2 and "REALCHECK_EVENT_LOOP" in bad.stderr
+
+
 def test_the_service_process_serves_checks(tmp_path, face_bytes):
     """`python -m service` on a free port, with a token from the CLI on the same data folder."""
     data_dir = tmp_path / "live"
     with live_service(data_dir, REALCHECK_RATE_LIMIT_PER_MINUTE=0) as url:
         health = json.load(urllib.request.urlopen(url + "/health", timeout=10))
         assert health["status"] == "ok"
+        assert health["event_loop"] == "uvloop"  # installed with the service, used by default
         port = int(url.rsplit(":", 1)[1])
         token = make_token(data_dir, "alice", "user", port=port)
         boundary = uuid.uuid4().hex

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from service import __version__
@@ -29,6 +31,7 @@ async def health(request: web.Request) -> web.Response:
         "models": models,
         "thresholds": limits.thresholds(detector.ensemble),
         "video": video_sampling(request.app[SETTINGS]),
+        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         "batching": {
             "max_batch": detector.batcher.max_batch,
             "max_wait_ms": detector.batcher.max_wait * 1000.0,
