@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model_export import augment, common, metrics
+from model_export import augment, balance, common, metrics
 from model_export.data import TRAIN_ZOOM, Cache
 from service.detection import preprocess
 
@@ -164,6 +164,13 @@ def train(a) -> dict:
     partner = pair_index(cache, tr) if a.pair else None
     batches = Batches(faces_tr, cache.labels[tr], cache.sources[tr], spec, a.sbi, a.seed, partner,
                       a.mask_mouth)
+    if a.balance_groups:
+        group = balance.groups(balance.patches(cache.serve[tr], a.balance_region),
+                               a.balance_groups, a.seed)
+        before = balance.fake_share_by_group(batches.p, cache.labels[tr], group)
+        batches.p = balance.balanced(batches.p, cache.labels[tr], group)
+        print(f"fake share of draws by {a.balance_region} group, before:",
+              {g: round(v, 3) for g, v in before.items()}, flush=True)
 
     model = common.build_named(a.name, a.tune_blocks) if a.width is None else None
     if model is None:
@@ -263,6 +270,11 @@ def parse(argv=None):
     ap.add_argument("--mask-mouth", action="store_true",
                     help="a trial: hide the mouth region of every face (`augment.mask_mouth`); "
                     "`loso --score` hides it too for such a run")
+    ap.add_argument("--balance-groups", type=int, default=0, metavar="K",
+                    help="group the training faces by the look of their lower face (K groups) "
+                    "and draw every group with the same share of fakes (`balance`)")
+    ap.add_argument("--balance-region", default="lower", choices=list(balance.REGIONS),
+                    help="the part of the face --balance-groups groups by")
     ap.add_argument("--backbone-lr", type=float, default=0.1,
                     help="the tuned backbone blocks' learning rate, as a share of --lr")
     ap.add_argument(

@@ -321,3 +321,37 @@ def test_mask_mouth_fills_only_the_mouth_box():
         assert not changed[..., ~box].any()
         assert (masked[..., y0:y1, x0:x1, :] == masked[..., y0:y0 + 1, x0:x0 + 1, :]).all()
         assert changed[..., box].mean() > 0.9
+
+
+def test_balanced_draws_give_every_group_the_same_share_of_fakes():
+    """`balance.balanced`: each group's fake share becomes the overall one, each group keeps its
+    weight; the grouping is deterministic and follows the lower face's look, not its colour."""
+    from model_export import balance
+
+    rng = np.random.default_rng(0)
+    n = 600
+    labels = rng.integers(0, 2, n)
+    group = np.where(labels == 1, rng.integers(0, 3, n), rng.integers(1, 4, n))  # 0 fake-heavy
+    p = rng.uniform(0.5, 1.5, n)
+    p /= p.sum()
+    out = balance.balanced(p, labels, group)
+    assert out.sum() == pytest.approx(1.0)
+    overall = p[labels == 1].sum()
+    for g, share in balance.fake_share_by_group(out, labels, group).items():
+        if 0 < (labels[group == g] == 1).mean() < 1:
+            assert share == pytest.approx(overall)
+        assert out[group == g].sum() == pytest.approx(p[group == g].sum())
+    assert balance.fake_share_by_group(p, labels, group)[0] == pytest.approx(1.0)
+
+    # faces with an open bright mouth and faces with a closed one fall in different groups,
+    # whatever the skin's brightness
+    faces = np.full((40, 112, 112, 3), 0, np.uint8)
+    for i in range(40):
+        faces[i] = 60 + 4 * i  # skin from dark to light
+        if i % 2:
+            faces[i, 88:100, 35:77] = 250  # teeth
+    patches = balance.patches(faces)
+    group = balance.groups(patches, 2)
+    assert np.array_equal(group, balance.groups(patches, 2))
+    assert len(set(group[1::2])) == 1 and len(set(group[::2])) == 1
+    assert group[0] != group[1]
