@@ -34,10 +34,11 @@ from model_export.train import predict_views
 from service.detection import preprocess
 
 
-def loso_dir(name: str) -> Path:
+def loso_dir(name: str, balance_groups: int = 0) -> Path:
     """Where the runs of ``name`` live: ``runs/loso`` for the resnet (the detectors' proxy),
-    ``runs/loso_<name>`` for others."""
-    return common.RUNS_DIR / ("loso" if name == "resnet" else f"loso_{name}")
+    ``runs/loso_<name>`` for others; ``..._balance<K>`` for runs with ``--balance-groups K``."""
+    base = "loso" if name == "resnet" else f"loso_{name}"
+    return common.RUNS_DIR / (base + (f"_balance{balance_groups}" if balance_groups else ""))
 
 
 def score(name: str, run: Path, held_out: str) -> dict:
@@ -169,6 +170,8 @@ def main(argv=None):
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--val-limit", type=int, default=1200)
     ap.add_argument("--sources", nargs="*", default=SOURCES)
+    ap.add_argument("--balance-groups", type=int, default=0, metavar="K",
+                    help="train with `train --balance-groups K` (runs in runs/loso_NAME_balanceK)")
     a = ap.parse_args(argv)
     if a.compare:
         compare_runs(a.name, a.compare, a.held_out)
@@ -181,7 +184,7 @@ def main(argv=None):
     if a.sweep_val_rate:
         print(a.sweep_val_rate, sweep_val_rate(a.name, a.sweep_val_rate))
         return
-    root = loso_dir(a.name)
+    root = loso_dir(a.name, a.balance_groups)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pending = list(a.sources)
@@ -212,6 +215,7 @@ def main(argv=None):
             ]
             cmd += ["--pair"] if a.pair else []
             cmd += ["--val-limit", str(a.val_limit)]
+            cmd += ["--balance-groups", str(a.balance_groups)] if a.balance_groups else []
             if (run / "summary.json").exists():
                 continue
             log = open(root / f"{s}.log", "a")
@@ -222,9 +226,10 @@ def main(argv=None):
                 if p.returncode:
                     raise SystemExit(f"LOSO run for {s} failed: see {root / s}.log")
         time.sleep(2)
+    balanced = f", lower-face groups balanced: {a.balance_groups}" if a.balance_groups else ""
     out = {
         "method": f"{a.name} trained {a.epochs} x {a.epoch_samples} draws without the source "
-        f"(sbi {a.sbi}, pairing {a.pair}; far shorter than the shipped run: a lower bound), "
+        f"(sbi {a.sbi}, pairing {a.pair}{balanced}; far shorter than the shipped run: a lower bound), "
         f"best of the epochs on {a.val_limit} val faces of the other sources, FP32 with the "
         "service's 3 views, scored on all that source's judged faces (every split)",
         "command": "python -m model_export.loso " + " ".join(argv if argv else sys.argv[1:]),
