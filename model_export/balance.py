@@ -59,12 +59,15 @@ def assign(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return d.argmin(1)
 
 
-def groups(patches: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """Each row's group: k-means on the first `COMPONENTS` principal components."""
-    mean = patches.mean(0)
-    _, _, vt = np.linalg.svd(patches - mean, full_matrices=False)
+def groups(patches: np.ndarray, k: int, seed: int = 0, fit: np.ndarray | None = None
+           ) -> np.ndarray:
+    """Each row's group: k-means on the first `COMPONENTS` principal components, both fitted on
+    the rows ``fit`` selects (default: all)."""
+    fitted = patches if fit is None else patches[fit]
+    mean = fitted.mean(0)
+    _, _, vt = np.linalg.svd(fitted - mean, full_matrices=False)
     x = (patches - mean) @ vt[:COMPONENTS].T
-    return assign(x, kmeans(x, k, seed))
+    return assign(x, kmeans(x if fit is None else x[fit], k, seed))
 
 
 def balanced(p: np.ndarray, labels: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -106,12 +109,8 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     cache = Cache(common.SPEC)
     rows = np.flatnonzero(cache.found & (cache.face_side >= cache.meta["spec"]["min_face"]))
-    x = patches(cache.serve[rows], a.region)
-    train = cache.splits[rows] == "train"
-    mean = x[train].mean(0)
-    _, _, vt = np.linalg.svd(x[train] - mean, full_matrices=False)
-    z = (x - mean) @ vt[:COMPONENTS].T
-    group = assign(z, kmeans(z[train], a.groups, a.seed))
+    group = groups(patches(cache.serve[rows], a.region), a.groups, a.seed,
+                   fit=cache.splits[rows] == "train")
     labels, sources = cache.labels[rows], cache.sources[rows]
     table = {}
     for s in sorted(set(sources)):
