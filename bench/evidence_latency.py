@@ -55,7 +55,9 @@ async def lone_checks(n: int, hash_ms: float) -> dict[str, list[float]]:
             for k, im in enumerate(warm):
                 await checks.check(unique(im.data, 10**6 + k), None)
             for k, im in enumerate(rest[:n]):
-                way["now"] = WAYS[(k + k // 8) % len(WAYS)]
+                # the pool interleaves its 8 sources: picture k is source k % 8; each block
+                # of 8 shifts the ways by one, so every source meets every way in turn
+                way["now"] = WAYS[(k % 8 + k // 8) % len(WAYS)]
                 checks.evidence = None if way["now"] == WAYS[2] else step
                 started = time.perf_counter()
                 await checks.check(unique(im.data, k), None)
