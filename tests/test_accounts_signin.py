@@ -112,6 +112,26 @@ async def test_registering_answers_alike_whether_or_not_the_address_has_an_accou
     assert (await login(client, email="bob@example.com", password="bob's password!")).status == 200
 
 
+async def test_the_attempt_notice_waits_a_sliding_hour_not_a_clock_hour(client):
+    """A notice queued a minute ago in the previous clock hour (another dedupe key) still
+    counts: a second attempt now queues nothing."""
+    import time
+
+    ann = await (await register(client)).json()
+    await ask_to_register(client, email="ann@example.com", password="another password!")
+    db = client.app[DB]
+    await db.execute("UPDATE outbox SET created_at = ?, dedupe_key = 'register-attempt:earlier'"
+                     " WHERE kind = 'register_attempt'", (time.time() - 60,))
+    await ask_to_register(client, email="ann@example.com", password="yet another one!")
+    assert len(await outbox(client, "register_attempt")) == 1
+    # an hour later, a new attempt is told again
+    await db.execute("UPDATE outbox SET created_at = ? WHERE kind = 'register_attempt'",
+                     (time.time() - 3601,))
+    await ask_to_register(client, email="ann@example.com", password="a third one!")
+    notices = await outbox(client, "register_attempt")
+    assert len(notices) == 2 and all(n["user_id"] == ann["user"]["id"] for n in notices)
+
+
 async def test_a_confirmation_needs_its_code_and_the_password_chosen_with_it(client):
     # A stranger starts a registration of Vic's address with their own password; Vic registers
     # too. The stranger's link, opened by Vic with Vic's password, confirms nothing.

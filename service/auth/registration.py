@@ -50,6 +50,12 @@ async def request(tx: Connection, email: str, password_hash: str, base_url: str)
     await tx.execute("DELETE FROM registrations WHERE expires_at <= ?", (at,))
     owner = await accounts.by_email(tx, email)
     if owner is not None:
+        # at most one notice an hour: a sliding hour (the key's clock-hour bucket alone let two
+        # attempts seconds apart, on either side of the hour, both notify)
+        if await tx.fetchval("SELECT COUNT(*) FROM outbox WHERE kind = 'register_attempt'"
+                             " AND user_id = ? AND created_at > ?",
+                             (owner["id"], at - NOTICE_EVERY_S)):
+            return None
         subject, body = compose.registration_attempt(base_url)
         await enqueue(tx, kind="register_attempt", recipient=email, subject=subject, body=body,
                       dedupe_key=f"register-attempt:{owner['id']}:{int(at // NOTICE_EVERY_S)}",
