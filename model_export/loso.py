@@ -41,38 +41,54 @@ def loso_dir(name: str, balance_groups: int = 0) -> Path:
     return common.RUNS_DIR / (base + (f"_balance{balance_groups}" if balance_groups else ""))
 
 
-def score(name: str, run: Path, held_out: str) -> dict:
-    from model_export.evaluate import choose_threshold
+def faces(cache: Cache, held_out: str) -> dict[str, np.ndarray]:
+    """The cache rows a run without ``held_out`` is scored on: val of the other sources (for its
+    threshold), every judged face of the held-out source, the test reals of the other sources."""
+    te = cache.index("test", exclude_source=held_out)
+    return {"val": cache.index("val", exclude_source=held_out),
+            "own": np.concatenate([cache.index(s, only_source=held_out)
+                                   for s in ("train", "val", "test")]),
+            "test_reals": te[cache.labels[te] == 0]}
 
+
+def run_logits(cache: Cache, name: str, run: Path, held_out: str) -> dict[str, np.ndarray]:
+    """The run's logit (mean over the service's views) of each face in `faces`, kept in
+    ``RUN/logits.npz`` (scoring is the slow part; `loso_ensemble` reads the same file)."""
+    path = run / "logits.npz"
+    if path.exists() and path.stat().st_mtime >= (run / "best.pt").stat().st_mtime:
+        return dict(np.load(path))
     torch.set_num_threads(1)
     spec = preprocess.InputSpec.from_card(common.SPEC)
-    cache = Cache(common.SPEC)
     model = common.build_named(name)
     model.load_state_dict(torch.load(run / "best.pt", weights_only=False)["model"])
-    va = cache.index("val", exclude_source=held_out)
-    te = cache.index("test", exclude_source=held_out)
-    own = np.concatenate([cache.index(s, only_source=held_out) for s in ("train", "val", "test")])
+    serve = cache.serve
     args = json.loads((run / "args.json").read_text()) if (run / "args.json").exists() else {}
     if args.get("mask_mouth"):  # a run trained without the mouth is scored without it too
         from model_export.augment import mask_mouth
 
         class Masked:
-            def __init__(self, arr):
-                self.arr = arr
-
             def __getitem__(self, idx):
-                return mask_mouth(np.asarray(self.arr[idx]))
+                return mask_mouth(np.asarray(cache.serve[idx]))
 
-        cache.serve = Masked(cache.serve)
-    lv = predict_views(model, cache.serve[va], spec)
-    t, band = choose_threshold(cache.labels[va], preprocess.sigmoid(lv), cache.sources[va])
+        serve = Masked()
+    out = {k: predict_views(model, serve[idx], spec) for k, idx in faces(cache, held_out).items()}
+    np.savez(path, **out)
+    return out
+
+
+def score(name: str, run: Path, held_out: str) -> dict:
+    from model_export.evaluate import choose_threshold
+
+    cache = Cache(common.SPEC)
+    idx = faces(cache, held_out)
+    lo = run_logits(cache, name, run, held_out)
+    va = idx["val"]
+    t, band = choose_threshold(cache.labels[va], preprocess.sigmoid(lo["val"]), cache.sources[va])
     out = {"threshold": t, "uncertain_band": band}
-    lo = predict_views(model, cache.serve[own], spec)
-    y_own = cache.labels[own]
-    te_reals = te[cache.labels[te] == 0]
-    lr = predict_views(model, cache.serve[te_reals], spec) if (y_own == 1).any() else None
-    p = preprocess.sigmoid(lo)
-    out.update(held_out_figures(y_own, lo, lr, p >= t, (p >= band[0]) & (p < t)))
+    y_own = cache.labels[idx["own"]]
+    p = preprocess.sigmoid(lo["own"])
+    out.update(held_out_figures(y_own, lo["own"], lo["test_reals"], p >= t,
+                                (p >= band[0]) & (p < t)))
     summ = json.loads((run / "summary.json").read_text())
     out.update({"best_epoch": summ["best_epoch"], "epochs_run": summ["epoch"],
                 "train_seconds": round(summ["seconds"], 1)})

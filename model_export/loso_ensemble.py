@@ -1,6 +1,7 @@
 """Leave-one-source-out for an ensemble: the members' runs trained without the same source.
 
     python -m model_export.loso_ensemble [--members resnet mobilenet] [--sources ...]
+                                         [--balance-groups K]
 
 `model_export.loso` trains each recipe without one source and reports each member alone. The
 service answers with a combination of its members, so this module combines the runs of the
@@ -21,7 +22,9 @@ shipped gate is fitted on the shipped member: FAKE only for faces within the lim
 of val faces in ``GATE_SHARES`` (the shipped share is one of them).
 
 The members' logits are kept in ``runs/loso_ensemble/SOURCE_NAME.npz`` (scoring is the slow
-part); ``summary.json`` beside them holds the figures.
+part); ``summary.json`` beside them holds the figures. With ``--balance-groups K`` the mobilenet
+member is its runs with balanced draws (`loso --balance-groups K`), the resnet's are unchanged,
+and everything goes to ``runs/loso_ensemble_balanceK``.
 """
 
 from __future__ import annotations
@@ -36,57 +39,51 @@ import torch
 
 from model_export import common, gate, metrics
 from model_export.data import SOURCES, Cache
-from model_export.loso import held_out_figures, loso_dir
-from model_export.train import predict_views
+from model_export.loso import faces, held_out_figures, loso_dir, run_logits
 from service.detection import preprocess
 
 OUT = common.RUNS_DIR / "loso_ensemble"
+BALANCED = ("mobilenet",)  # the recipes with balanced-draw LOSO runs
 GATE_SHARES = (0.05, 0.10, 0.15, 0.20)
 
 
-def faces(cache: Cache, held_out: str) -> dict[str, np.ndarray]:
-    """The cache rows scored: val of the other sources, every judged face of the held-out
-    source, the test reals of the other sources."""
-    te = cache.index("test", exclude_source=held_out)
-    return {"val": cache.index("val", exclude_source=held_out),
-            "own": np.concatenate([cache.index(s, only_source=held_out)
-                                   for s in ("train", "val", "test")]),
-            "test_reals": te[cache.labels[te] == 0]}
+class Runs:
+    """Where each member's runs are read and the ensemble's logits and figures written."""
+
+    def __init__(self, balance_groups: int = 0):
+        self.balance = balance_groups
+        self.out = OUT.with_name(OUT.name + (f"_balance{balance_groups}" if balance_groups else ""))
+
+    def dir(self, name: str):
+        return loso_dir(name, self.balance if name in BALANCED else 0)
 
 
-def member_logits(cache: Cache, name: str, held_out: str) -> dict[str, np.ndarray]:
-    path = OUT / f"{held_out}_{name}.npz"
+def member_logits(cache: Cache, name: str, held_out: str, runs: Runs) -> dict[str, np.ndarray]:
+    """The member's logits from its run without ``held_out`` (``loso.run_logits``; the files of
+    earlier ensemble runs, ``runs/loso_ensemble/SOURCE_NAME.npz``, are read when there)."""
+    path = runs.out / f"{held_out}_{name}.npz"
     if path.exists():
         return dict(np.load(path))
-    torch.set_num_threads(1)
-    spec = preprocess.InputSpec.from_card(common.SPEC)
-    model = common.build_named(name)
-    model.load_state_dict(torch.load(loso_dir(name) / held_out / "best.pt",
-                                     weights_only=False)["model"])
-    out = {k: predict_views(model, cache.serve[idx], spec)
-           for k, idx in faces(cache, held_out).items()}
-    OUT.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **out)
-    return out
+    return run_logits(cache, name, runs.dir(name) / held_out, held_out)
 
 
-def gate_distances(cache: Cache, held_out: str) -> dict[str, np.ndarray]:
+def gate_distances(cache: Cache, held_out: str, runs: Runs) -> dict[str, np.ndarray]:
     """The familiarity gate of the mobilenet run without ``held_out``: its fitted distances of
     the val faces of the other sources and of the held-out faces (cached like the logits)."""
-    path = OUT / f"{held_out}_{gate.MEMBER}_gate.npz"
+    path = runs.out / f"{held_out}_{gate.MEMBER}_gate.npz"
     if path.exists():
         return dict(np.load(path))
     torch.set_num_threads(1)
     spec = preprocess.InputSpec.from_card(common.SPEC)
     model = common.build_named(gate.MEMBER)
-    model.load_state_dict(torch.load(loso_dir(gate.MEMBER) / held_out / "best.pt",
+    model.load_state_dict(torch.load(runs.dir(gate.MEMBER) / held_out / "best.pt",
                                      weights_only=False)["model"])
     tr = gate.fit_sample(cache, exclude_source=held_out)
     g = gate.fit(gate.torch_features(model, cache, tr, spec), gate.groups_of(cache, tr))
     idx = faces(cache, held_out)
     out = {k: gate.distance(gate.torch_features(model, cache, idx[k], spec), g)
            for k in ("val", "own")}
-    OUT.mkdir(parents=True, exist_ok=True)
+    runs.out.mkdir(parents=True, exist_ok=True)
     np.savez(path, **out)
     return out
 
@@ -105,11 +102,11 @@ def combine(z_val: np.ndarray, y_val: np.ndarray):
     return (fit, "logistic_val_fit") if better else (mean, "mean_logit")
 
 
-def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
+def source_figures(cache: Cache, names: list[str], held_out: str, runs: Runs) -> dict:
     from model_export.evaluate import choose_threshold
 
     idx = faces(cache, held_out)
-    lo = {n: member_logits(cache, n, held_out) for n in names}
+    lo = {n: member_logits(cache, n, held_out, runs) for n in names}
     y_val, s_val, y_own = cache.labels[idx["val"]], cache.sources[idx["val"]], cache.labels[idx["own"]]
     z = {k: np.stack([lo[n][k] for n in names], 1) for k in idx}
     f, rule = combine(z["val"], y_val)
@@ -120,7 +117,7 @@ def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
     unsure = (p_own >= band[0]) & (p_own < t)
     out = {**held_out_figures(y_own, c["own"], c["test_reals"], fake, unsure),
            "combination": rule, "threshold": t, "uncertain_band": band,
-           "epochs_run": "/".join(str(json.loads((loso_dir(n) / held_out / "summary.json")
+           "epochs_run": "/".join(str(json.loads((runs.dir(n) / held_out / "summary.json")
                                                  .read_text())["epoch"]) for n in names)}
     # members agree: FAKE needs every member at or above its own threshold too
     agree = np.ones_like(fake)
@@ -135,7 +132,7 @@ def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
         y_own, c["own"], c["test_reals"], fake & agree, unsure | (fake & ~agree))
     out["members"] = members
     if gate.MEMBER in names:
-        d = gate_distances(cache, held_out)
+        d = gate_distances(cache, held_out, runs)
         out["gate"] = {}
         for share in GATE_SHARES:
             far = d["own"] > gate.limit_for(d["val"], s_val, share)
@@ -146,13 +143,13 @@ def source_figures(cache: Cache, names: list[str], held_out: str) -> dict:
     return out
 
 
-def grids(cache: Cache, names: list[str], held_out: str, out_dir, n: int = 24) -> list:
+def grids(cache: Cache, names: list[str], held_out: str, runs: Runs, n: int = 24) -> list:
     """Two pictures of the held-out source's real faces (aligned, as scored): the ``n`` the
     ensemble of the runs without it scores most fake, and the ``n`` it scores most real."""
     import cv2
 
     idx = faces(cache, held_out)
-    lo = {m: member_logits(cache, m, held_out) for m in names}
+    lo = {m: member_logits(cache, m, held_out, runs) for m in names}
     z = {k: np.stack([lo[m][k] for m in names], 1) for k in ("val", "own")}
     f, _ = combine(z["val"], cache.labels[idx["val"]])
     reals = cache.labels[idx["own"]] == 0
@@ -162,7 +159,7 @@ def grids(cache: Cache, names: list[str], held_out: str, out_dir, n: int = 24) -
     for tag, pick in (("most_fake", order[:n]), ("most_real", order[::-1][:n])):
         tiles = [np.asarray(cache.serve[rows[i]]) for i in pick]
         tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 8)
-        path = out_dir / f"{held_out}_reals_{tag}.png"
+        path = runs.out / f"{held_out}_reals_{tag}.png"
         cv2.imwrite(str(path), np.vstack([np.hstack(tiles[r:r + 8])
                                           for r in range(0, len(tiles), 8)]))
         written.append(path)
@@ -176,30 +173,33 @@ def main(argv=None):
     ap.add_argument("--grid", metavar="SOURCE",
                     help="only write pictures of SOURCE's real faces that the runs without it "
                     "score most fake and most real (into runs/loso_ensemble)")
+    ap.add_argument("--balance-groups", type=int, default=0, metavar="K",
+                    help="the mobilenet's runs with balanced draws (`loso --balance-groups K`)")
     a = ap.parse_args(argv)
     cache = Cache(common.SPEC)
+    runs = Runs(a.balance_groups)
     if a.grid:
-        print(*grids(cache, a.members, a.grid, OUT), sep="\n")
+        print(*grids(cache, a.members, a.grid, runs), sep="\n")
         return
     t0 = time.time()
-    runs = {n: json.loads((loso_dir(n) / "summary.json").read_text())["method"]
-            for n in a.members}
+    methods = {n: json.loads((runs.dir(n) / "summary.json").read_text())["method"]
+               for n in a.members}
     out = {"method": f"{'+'.join(a.members)} ensemble of the leave-one-source-out runs "
            "(each member's run without the same source, as `loso` trained them), combined by "
            "evaluate's rule, threshold and band by the shipping rule on the val faces of the "
            "other sources; vgg16 has no such runs",
-           "member_runs": runs,
+           "member_runs": methods,
            "command": ("python -m model_export.loso_ensemble "
            + " ".join(argv if argv else sys.argv[1:])).strip(), "sources": {}}
     for s in a.sources:
-        out["sources"][s] = source_figures(cache, a.members, s)
+        out["sources"][s] = source_figures(cache, a.members, s, runs)
         print(s, json.dumps({k: v for k, v in out["sources"][s].items() if k != "members"}),
               flush=True)
     # the sources in the order of `data.SOURCES`, whatever order they were scored in
     out["sources"] = {s: out["sources"][s] for s in SOURCES if s in out["sources"]}
     out["seconds"] = round(time.time() - t0, 1)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "summary.json").write_text(json.dumps(metrics.rounded(out, 4), indent=2))
+    runs.out.mkdir(parents=True, exist_ok=True)
+    (runs.out / "summary.json").write_text(json.dumps(metrics.rounded(out, 4), indent=2))
 
 
 if __name__ == "__main__":
