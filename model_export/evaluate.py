@@ -345,28 +345,40 @@ def evaluate_member(
     if tuned:  # the mobilenet with its last backbone blocks trained too
         card["architecture"] = common.arch_description(name, tuned)
         card["training"].update(tune_blocks=tuned, backbone_lr=summary["args"]["backbone_lr"])
+    groups = summary["args"].get("balance_groups", 0)
+    if groups:  # draws balanced over lower-face groups (`model_export.balance`)
+        card["training"].update(balance_groups=groups,
+                                balance_region=summary["args"]["balance_region"])
     card["metrics"] = {"test": m_test, "val": m_val, "export": q}
-    from model_export.loso import loso_dir
-
-    loso = loso_dir("mobilenet" if name == "mobilenet" else "resnet") / "summary.json"
+    loso = loso_runs(card) / "summary.json"
     if loso.exists():
         card["metrics"]["leave_one_source_out"] = json.loads(loso.read_text())
     ab = common.RUNS_DIR / "ab_summary.json"
     if ab.exists():
         card["metrics"]["self_blended_ab"] = json.loads(ab.read_text())
     card = metrics.rounded(card, 4)
-    np.savez(
-        common.RUNS_DIR / f"scores_{name}.npz",
-        val=lv,
-        test=lt,
-        test_fp32=lt32,
-        val_views=lv_views,
-        test_views=lt_views,
-        **({"robust": rob["logits"], "robust_orig": rob["orig"], "robust_views": rob["views"],
-            "robust_orig_views": rob["orig_views"]} if rob else {}),
-    )
-    _ship(name, stage, card, out, y_te, lt, s_te, m_test, force)
+    if _ship(name, stage, card, out, y_te, lt, s_te, m_test, force):
+        np.savez(
+            common.RUNS_DIR / f"scores_{name}.npz",
+            val=lv,
+            test=lt,
+            test_fp32=lt32,
+            val_views=lv_views,
+            test_views=lt_views,
+            **({"robust": rob["logits"], "robust_orig": rob["orig"], "robust_views": rob["views"],
+                "robust_orig_views": rob["orig_views"]} if rob else {}),
+        )
     return card
+
+
+def loso_runs(card: dict) -> Path:
+    """The leave-one-source-out runs that stand for a member: the resnet recipe's for the two
+    from-scratch members, the mobilenet's own (with balanced draws when it was so trained)."""
+    from model_export.loso import loso_dir
+
+    if card["name"] != "mobilenet":
+        return loso_dir("resnet")
+    return loso_dir("mobilenet", card.get("training", {}).get("balance_groups", 0))
 
 
 def _plots(name, out, y, logit, sources, conf, title):
@@ -384,13 +396,15 @@ def _ship(name, stage, card, out, y_te, lt, s_te, m_test, force):
     new = card["metrics"]["val"]["auc"]
     if old is not None and new <= old and not force:
         print(f"{name}: val AUC {new} not better than shipped {old}: models/ left unchanged")
-        return
+        shutil.rmtree(stage, ignore_errors=True)
+        return False
     for f in (f"{name}.fp32.onnx", f"{name}.int8.onnx"):
         shutil.copyfile(stage / f, out / f)
     common.write_json(out / f"{name}.card.json", card)
     _plots(name, out, y_te, lt, s_te, m_test["confusion"], name)
     shutil.rmtree(stage, ignore_errors=True)
     print(f"{name}: shipped (val AUC {new}, test AUC {card['metrics']['test']['auc']})")
+    return True
 
 
 def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
@@ -531,23 +545,34 @@ def sweep_val_rate(out: Path, rates=(0.025, 0.02, 0.015, 0.01, 0.005)) -> None:
               f"{(pt[y_te == 1] >= t).mean():.4f}")
 
 
+def shipped_balance_groups(out: Path = common.MODELS_DIR) -> int:
+    """``K`` when the shipped mobilenet was trained with balanced draws (`train --balance-groups
+    K`), else 0: which leave-one-source-out runs stand for it."""
+    card = out / "mobilenet.card.json"
+    if not card.exists():
+        return 0
+    return json.loads(card.read_text()).get("training", {}).get("balance_groups", 0)
+
+
 def attach_loso(out: Path) -> None:
     """Copy the leave-one-source-out summaries into the shipped cards (when LOSO finished after
     the members were evaluated): resnet's runs for the two from-scratch members, the mobilenet's
     own for it, and their combination (`loso_ensemble`) for the ensemble."""
-    from model_export.loso import loso_dir
-
     for name in common.ALL_ARCHS:
         card_path = out / f"{name}.card.json"
-        summary = loso_dir("mobilenet" if name == "mobilenet" else "resnet") / "summary.json"
-        if card_path.exists() and summary.exists():
-            card = json.loads(card_path.read_text())
+        if not card_path.exists():
+            continue
+        card = json.loads(card_path.read_text())
+        summary = loso_runs(card) / "summary.json"
+        if summary.exists():
             card["metrics"]["leave_one_source_out"] = metrics.rounded(
                 json.loads(summary.read_text()), 4)
             common.write_json(card_path, card)
             print(f"{name}: leave-one-source-out figures attached")
     # the ensemble's: its members' runs combined (`model_export.loso_ensemble`)
-    summary = common.RUNS_DIR / "loso_ensemble" / "summary.json"
+    from model_export.loso_ensemble import Runs
+
+    summary = Runs(shipped_balance_groups(out)).out / "summary.json"
     if (out / "ensemble.json").exists() and summary.exists():
         ens = json.loads((out / "ensemble.json").read_text())
         ens["metrics"]["leave_one_source_out"] = metrics.rounded(

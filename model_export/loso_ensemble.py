@@ -23,8 +23,9 @@ of val faces in ``GATE_SHARES`` (the shipped share is one of them).
 
 The members' logits are kept in ``runs/loso_ensemble/SOURCE_NAME.npz`` (scoring is the slow
 part); ``summary.json`` beside them holds the figures. With ``--balance-groups K`` the mobilenet
-member is its runs with balanced draws (`loso --balance-groups K`), the resnet's are unchanged,
-and everything goes to ``runs/loso_ensemble_balanceK``.
+member is its runs with balanced draws (`loso --balance-groups K`; by default as the shipped
+mobilenet was trained), the resnet's are unchanged, and everything goes to
+``runs/loso_ensemble_balanceK``.
 """
 
 from __future__ import annotations
@@ -173,9 +174,14 @@ def main(argv=None):
     ap.add_argument("--grid", metavar="SOURCE",
                     help="only write pictures of SOURCE's real faces that the runs without it "
                     "score most fake and most real (into runs/loso_ensemble)")
-    ap.add_argument("--balance-groups", type=int, default=0, metavar="K",
-                    help="the mobilenet's runs with balanced draws (`loso --balance-groups K`)")
+    ap.add_argument("--balance-groups", type=int, default=None, metavar="K",
+                    help="the mobilenet's runs with balanced draws (`loso --balance-groups K`; "
+                    "default: as the shipped mobilenet was trained)")
     a = ap.parse_args(argv)
+    if a.balance_groups is None:
+        from model_export.evaluate import shipped_balance_groups
+
+        a.balance_groups = shipped_balance_groups()
     cache = Cache(common.SPEC)
     runs = Runs(a.balance_groups)
     if a.grid:
