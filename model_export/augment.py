@@ -97,6 +97,36 @@ def degrade(face: np.ndarray, rng: np.random.Generator, face_size: int, zoom: fl
     return img
 
 
+def grade(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The photographic finishing that sets a professional portrait apart from a snapshot, drawn
+    at random for faces of both classes alike, so that none of it tells the classes apart: white
+    balance (warm or cool), a tone curve, retouched skin (edge-preserving smoothing) or crisp
+    detail (unsharp masking), and a shallow depth of field (the surroundings of the face
+    blurred)."""
+    f = face.astype(np.float32)
+    if rng.random() < 0.6:  # white balance: warm (more red, less blue) or cool; BGR order
+        warm = rng.uniform(-0.12, 0.12)
+        f = f * np.array([1 - warm, 1 + rng.uniform(-0.03, 0.03), 1 + warm], np.float32)
+    if rng.random() < 0.5:
+        f = 255.0 * (np.clip(f, 0, 255) / 255.0) ** rng.uniform(0.75, 1.3)
+    img = np.clip(f, 0, 255).astype(np.uint8)
+    r = rng.random()
+    if r < 0.3:
+        img = cv2.bilateralFilter(img, 7, rng.uniform(15, 50), rng.uniform(3, 7))
+    elif r < 0.55:
+        amount = rng.uniform(0.3, 1.0)
+        blur = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.5))
+        img = cv2.addWeighted(img, 1 + amount, blur, -amount, 0)
+    if rng.random() < 0.3:
+        s = img.shape[0]
+        mask = np.zeros((s, s), np.float32)
+        cv2.ellipse(mask, (s // 2, int(s * 0.52)), (int(s * 0.36), int(s * 0.46)), 0, 0, 360, 1.0, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), s * 0.04)[..., None]
+        far = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.5, 5.0))
+        img = np.clip(img * mask + far * (1 - mask), 0, 255).astype(np.uint8)
+    return img
+
+
 def random_view(face: np.ndarray, rng: np.random.Generator, input_size: int) -> np.ndarray:
     s = face.shape[0]
     x0, y0 = rng.integers(0, s - input_size + 1, size=2)
