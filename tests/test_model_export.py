@@ -182,6 +182,38 @@ def test_augment_and_self_blend_shapes():
     assert augment.random_view(d, rng, 96).shape == (96, 96, 3)
 
 
+def test_grade_finishes_faces_reproducibly_and_is_off_by_default():
+    from model_export.data import TRAIN_ZOOM
+    from model_export.train import Batches
+
+    face = synthetic_face(160)
+    graded = [augment.grade(face, np.random.default_rng(s)) for s in range(8)]
+    assert all(g.shape == face.shape and g.dtype == np.uint8 for g in graded)
+    assert sum(np.abs(g.astype(int) - face).mean() > 1 for g in graded) >= 6
+    again = augment.grade(face, np.random.default_rng(3))
+    assert np.array_equal(again, graded[3])
+    # warm finishes raise red against blue somewhere among the draws, cool ones lower it
+    ratio = [g[..., 2].mean() / max(g[..., 0].mean(), 1) for g in graded]
+    base = face[..., 2].mean() / max(face[..., 0].mean(), 1)
+    assert min(ratio) < base < max(ratio)
+    # --grade 0 draws exactly the batches the recipes drew before the option existed: no
+    # random number is taken for it
+    spec = preprocess.InputSpec.from_card(common.SPEC)
+    faces = np.stack([synthetic_face(160), synthetic_face(160)[::-1]])
+    labels, sources = np.array([0, 1]), np.array(["a", "b"])
+    off = Batches(faces, labels, sources, spec, 0.0, 0, grade=0.0)._make(
+        [0, 1, 0], np.random.default_rng(5))[0]
+    rng = np.random.default_rng(5)
+    plain = []
+    for i in (0, 1, 0):
+        f = augment.degrade(faces[i], rng, spec.face_size, TRAIN_ZOOM)
+        plain.append(augment.random_view(f, rng, spec.input_size))
+    assert np.array_equal(off.numpy(), preprocess.to_input(np.stack(plain), spec))
+    on = Batches(faces, labels, sources, spec, 0.0, 0, grade=1.0)._make(
+        [0, 1, 0], np.random.default_rng(5))[0]
+    assert not np.array_equal(on.numpy(), off.numpy())
+
+
 # --- the shipped models ------------------------------------------------------------------------
 
 NEEDED = {
