@@ -57,6 +57,8 @@ def targets(ens: dict, cards: dict, finder: dict | None) -> str:
         fakes = {s: v["fakes_auc_vs_seen_test_reals"] for s, v in src.items()
                  if "fakes_auc_vs_seen_test_reals" in v}
         runs = f"{who} runs of {src[next(iter(src))]['epochs_run']} epochs"
+        described = loso["method"] + json.dumps(loso.get("member_runs", {}))
+        runs += ", the mobilenet's with balanced draws" if "groups balanced" in described else ""
         w = max(reals, key=reals.get)
         rows.append((f"leave-one-real-source-out ({runs}): at most 5 % of its faces called fake",
                      f"worst {w} {_pc(reals[w])}", all(v <= 0.05 for v in reals.values())))

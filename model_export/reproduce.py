@@ -36,19 +36,22 @@ SBI, PAIR = 0.3, True
 # The shipped runs as they ran: (stop_after_epoch, schedule_epochs) segments, replayed with
 # --resume. vgg16 and resnet were started with a 12-epoch cosine schedule and cut to 8 epochs once
 # the shared CPU turned out slower than planned (the rest of the schedule was recomputed for 8
-# epochs); the mobilenet (head only) was started with 6 epochs and cut to 4. In the next session
-# all three were continued with a longer schedule (a warm restart: the learning rate rises again
-# and decays to the new end); best.pt is the best val epoch over all segments.
+# epochs). In the next session both were continued with a longer schedule (a warm restart: the
+# learning rate rises again and decays to the new end); best.pt is the best val epoch over all
+# segments. The mobilenet (head only) was retrained on 2026-11-30 in one run of 16 epochs with
+# draws balanced over 8 lower-face groups (`model_export.balance`; ``extra``: more arguments).
 PLAN = {
     "vgg16": {"segments": [(1, 12), (8, 8), (14, 14)], "epoch_samples": 8192, "patience": 6},
     "resnet": {"segments": [(2, 12), (8, 8), (16, 16)], "epoch_samples": 8192, "patience": 6},
-    "mobilenet": {"segments": [(1, 6), (4, 4), (16, 16)], "epoch_samples": 8192, "patience": 6},
+    "mobilenet": {"segments": [(16, 16)], "epoch_samples": 8192, "patience": 6,
+                  "extra": ["--balance-groups", "8"]},
 }
 ENSEMBLE = ["vgg16", "resnet", "mobilenet"]
 # leave-one-source-out runs as they ran (2026-11-30): the resnet's 4 x 8,192, the mobilenet's
-# 6 x 8,192 (the first session's 2 x 4,096 runs are kept in runs/loso_*_2ep_backup)
+# 6 x 8,192 with the shipped run's balanced draws (the first session's 2 x 4,096 runs are kept in
+# runs/loso_*_2ep_backup, the mobilenet's without balanced draws in runs/loso_mobilenet)
 LOSO = {"resnet": {"epochs": 4, "epoch_samples": 8192},
-        "mobilenet": {"epochs": 6, "epoch_samples": 8192}}
+        "mobilenet": {"epochs": 6, "epoch_samples": 8192, "extra": ["--balance-groups", "8"]}}
 
 
 def _train_cmd(name, out, epochs, samples, sbi, patience, pair):
@@ -83,7 +86,7 @@ def _train_members(sbi: float, pair: bool) -> None:
             for stop, epochs in p["segments"]:
                 cmd = _train_cmd(
                     name, RUNS / name, epochs, p["epoch_samples"], sbi, p["patience"], pair
-                )
+                ) + p.get("extra", [])
                 print(" ".join(cmd + ["--stop-epoch", str(stop)]), flush=True)
                 subprocess.run(
                     cmd + ["--stop-epoch", str(stop)], stdout=log, stderr=log, check=True
@@ -119,7 +122,7 @@ def main(argv=None):
             subprocess.run(py + ["model_export.loso", "--name", name, "--epochs",
                                  str(run["epochs"]), "--epoch-samples", str(run["epoch_samples"]),
                                  "--sbi", str(SBI), "--parallel", "2"]
-                           + (["--pair"] if PAIR else []), check=True)
+                           + (["--pair"] if PAIR else []) + run.get("extra", []), check=True)
     for n in PLAN:
         subprocess.run(py + ["model_export.evaluate", "--name", n] + (["--force"] if a.force else []),
                        check=True)
