@@ -144,6 +144,39 @@ def source_figures(cache: Cache, names: list[str], held_out: str, runs: Runs) ->
     return out
 
 
+def sweep_val_rate(cache: Cache, names: list[str], runs: Runs,
+                   rates=(0.025, 0.02, 0.015, 0.01)) -> dict:
+    """Each held-out source's reals called fake and fakes caught (without / with the gate at
+    its shipped share) if the threshold rule allowed each val rate instead of `VAL_FPR`: how
+    strict the rule must be for sources the detectors never saw."""
+    out = {}
+    for rate in rates:
+        out[rate] = {}
+        for s in SOURCES:
+            idx = faces(cache, s)
+            lo = {n: member_logits(cache, n, s, runs) for n in names}
+            y_val, s_val = cache.labels[idx["val"]], cache.sources[idx["val"]]
+            y_own = cache.labels[idx["own"]]
+            z = {k: np.stack([lo[n][k] for n in names], 1) for k in ("val", "own")}
+            f, _ = combine(z["val"], y_val)
+            t, _ = metrics.threshold_per_real_source(
+                y_val, preprocess.sigmoid(f(z["val"])), s_val, rate)
+            fake = preprocess.sigmoid(f(z["own"])) >= t
+            row = {}
+            if gate.MEMBER in names:
+                d = gate_distances(cache, s, runs)
+                gated = fake & ~(d["own"] > gate.limit_for(d["val"], s_val, gate.GATED_SHARE))
+            else:
+                gated = fake
+            for label, key in ((0, "reals_called_fake"), (1, "fakes_caught")):
+                if (y_own == label).any():
+                    row[key] = [float(fake[y_own == label].mean()),
+                                float(gated[y_own == label].mean())]
+            out[rate][s] = row
+        print(rate, json.dumps(metrics.rounded(out[rate], 4)), flush=True)
+    return out
+
+
 def grids(cache: Cache, names: list[str], held_out: str, runs: Runs, n: int = 24) -> list:
     """Two pictures of the held-out source's real faces (aligned, as scored): the ``n`` the
     ensemble of the runs without it scores most fake, and the ``n`` it scores most real."""
@@ -174,6 +207,9 @@ def main(argv=None):
     ap.add_argument("--grid", metavar="SOURCE",
                     help="only write pictures of SOURCE's real faces that the runs without it "
                     "score most fake and most real (into runs/loso_ensemble)")
+    ap.add_argument("--sweep-val-rate", action="store_true",
+                    help="only print each held-out source's figures under stricter threshold "
+                    "rules (reals called fake and fakes caught, without / with the gate)")
     ap.add_argument("--balance-groups", type=int, default=None, metavar="K",
                     help="the mobilenet's runs with balanced draws (`loso --balance-groups K`; "
                     "default: as the shipped mobilenet was trained)")
@@ -186,6 +222,9 @@ def main(argv=None):
     runs = Runs(a.balance_groups)
     if a.grid:
         print(*grids(cache, a.members, a.grid, runs), sep="\n")
+        return
+    if a.sweep_val_rate:
+        sweep_val_rate(cache, a.members, runs)
         return
     t0 = time.time()
     methods = {n: json.loads((runs.dir(n) / "summary.json").read_text())["method"]
