@@ -8,10 +8,12 @@ INT8 QDQ calibrated on training-face views; every figure below is measured with 
 (what the service runs on the CPU) unless named ``fp32``:
 
 * per-face logit = mean of the views' logits (`preprocess.combine_view_logits`), P(fake) = sigmoid;
-* threshold: the smallest P(fake) at which at most 2.5 % of the ``val`` reals of *every* real
-  source are called fake (half the 5 % target: a margin for real photos from sources the
-  detectors never saw, which the leave-one-source-out runs show fare worse than val), rounded
-  up so that the shipped number keeps the rule; uncertain band: from the lowest P(fake) where
+* threshold: the smallest P(fake) at which at most 2 % of the ``val`` reals of *every* real
+  source are called fake (well under the 5 % target: a margin for real photos from sources the
+  detectors never saw, which the leave-one-source-out runs show fare worse than val; 2 % is the
+  loosest rule at which the leave-one-source-out ensemble, with the gate, calls at most 5 % of
+  every held-out real source fake: `loso_ensemble --sweep-val-rate`), rounded up so that the
+  shipped number keeps the rule; uncertain band: from the lowest P(fake) where
   the class-balanced P(fake | score) on ``val`` (isotonic fit) passes ``BAND_POSTERIOR`` up to
   the threshold: below it the answer is REAL, inside it the detectors cannot tell;
 * ``test``: accuracy/precision/recall/F1/FPR/confusion at the threshold and ROC AUC, overall and
@@ -47,8 +49,9 @@ from model_export.data import Cache
 from service.detection import preprocess
 
 # TARGET_FPR is the issue's bound on any real source; the threshold is chosen at VAL_FPR on val,
-# half of it, because unseen real sources are called fake more often than val's (LOSO figures)
-TARGET_FPR, VAL_FPR, BAND_POSTERIOR = 0.05, 0.025, 0.25
+# well under it, because unseen real sources are called fake more often than val's (LOSO figures:
+# 2.5 % left 5.5 % of the held-out Unsplash portraits called fake with the gate, 2 % 4.8 %)
+TARGET_FPR, VAL_FPR, BAND_POSTERIOR = 0.05, 0.02, 0.25
 
 
 def views_of(faces: np.ndarray, spec) -> np.ndarray:
@@ -74,7 +77,7 @@ def score_onnx(sess, faces: np.ndarray, spec, chunk: int = 256) -> np.ndarray:
 
 THRESHOLD_RULE = (
     f"threshold: smallest P(fake) with <= {VAL_FPR:.1%} of the val reals of every real source at "
-    f"or above it (half the {TARGET_FPR:.0%} target: a margin for unseen real sources), rounded "
+    f"or above it (under the {TARGET_FPR:.0%} target: a margin for unseen real sources), rounded "
     f"up to 4 decimals; uncertain band: [lowest P(fake) where the class-balanced P(fake | score) on val "
     f"exceeds {BAND_POSTERIOR}, threshold)"
 )
