@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,14 +50,31 @@ GATE_SHARES = (0.05, 0.10, 0.15, 0.20)
 
 
 class Runs:
-    """Where each member's runs are read and the ensemble's logits and figures written."""
+    """Where each member's runs are read and the ensemble's logits and figures written.
 
-    def __init__(self, balance_groups: int = 0):
+    ``override``: member name -> one run of it (trained without the one source scored), e.g. a
+    seed trial; the figures then go to ``runs/loso_ensemble_trials/<that run's folder name>``."""
+
+    def __init__(self, balance_groups: int = 0, override: dict[str, Path] | None = None):
         self.balance = balance_groups
+        self.override = dict(override or {})
         self.out = OUT.with_name(OUT.name + (f"_balance{balance_groups}" if balance_groups else ""))
+        if self.override:
+            self.out = OUT.with_name(OUT.name + "_trials") / "+".join(
+                sorted(Path(p).name for p in self.override.values()))
 
     def dir(self, name: str):
         return loso_dir(name, self.balance if name in BALANCED else 0)
+
+    def run(self, name: str, held_out: str) -> Path:
+        """The run of ``name`` trained without ``held_out``."""
+        return Path(self.override[name]) if name in self.override else self.dir(name) / held_out
+
+    def method(self, name: str) -> str:
+        if name in self.override:
+            return "one run: " + json.loads((self.run(name, "") / "summary.json").read_text())[
+                "command"]
+        return json.loads((self.dir(name) / "summary.json").read_text())["method"]
 
 
 def member_logits(cache: Cache, name: str, held_out: str, runs: Runs) -> dict[str, np.ndarray]:
@@ -65,7 +83,7 @@ def member_logits(cache: Cache, name: str, held_out: str, runs: Runs) -> dict[st
     path = runs.out / f"{held_out}_{name}.npz"
     if path.exists():
         return dict(np.load(path))
-    return run_logits(cache, name, runs.dir(name) / held_out, held_out)
+    return run_logits(cache, name, runs.run(name, held_out), held_out)
 
 
 def gate_distances(cache: Cache, held_out: str, runs: Runs) -> dict[str, np.ndarray]:
@@ -77,7 +95,7 @@ def gate_distances(cache: Cache, held_out: str, runs: Runs) -> dict[str, np.ndar
     torch.set_num_threads(1)
     spec = preprocess.InputSpec.from_card(common.SPEC)
     model = common.build_named(gate.MEMBER)
-    model.load_state_dict(torch.load(runs.dir(gate.MEMBER) / held_out / "best.pt",
+    model.load_state_dict(torch.load(runs.run(gate.MEMBER, held_out) / "best.pt",
                                      weights_only=False)["model"])
     tr = gate.fit_sample(cache, exclude_source=held_out)
     g = gate.fit(gate.torch_features(model, cache, tr, spec), gate.groups_of(cache, tr))
@@ -118,7 +136,7 @@ def source_figures(cache: Cache, names: list[str], held_out: str, runs: Runs) ->
     unsure = (p_own >= band[0]) & (p_own < t)
     out = {**held_out_figures(y_own, c["own"], c["test_reals"], fake, unsure),
            "combination": rule, "threshold": t, "uncertain_band": band,
-           "epochs_run": "/".join(str(json.loads((runs.dir(n) / held_out / "summary.json")
+           "epochs_run": "/".join(str(json.loads((runs.run(n, held_out) / "summary.json")
                                                  .read_text())["epoch"]) for n in names)}
     # members agree: FAKE needs every member at or above its own threshold too
     agree = np.ones_like(fake)
@@ -207,6 +225,9 @@ def main(argv=None):
     ap.add_argument("--grid", metavar="SOURCE",
                     help="only write pictures of SOURCE's real faces that the runs without it "
                     "score most fake and most real (into runs/loso_ensemble)")
+    ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
+                    help="use this run of member NAME (e.g. a seed trial, trained without the one "
+                    "source in --sources); into runs/loso_ensemble_trials/")
     ap.add_argument("--sweep-val-rate", action="store_true",
                     help="only print each held-out source's figures under stricter threshold "
                     "rules (reals called fake and fakes caught, without / with the gate)")
@@ -219,7 +240,11 @@ def main(argv=None):
 
         a.balance_groups = shipped_balance_groups()
     cache = Cache(common.SPEC)
-    runs = Runs(a.balance_groups)
+    override = dict(kv.split("=", 1) for kv in a.run)
+    if override and len(a.sources) != 1:
+        ap.error("--run needs exactly one source in --sources (the one that run was trained "
+                 "without)")
+    runs = Runs(a.balance_groups, {k: Path(v) for k, v in override.items()})
     if a.grid:
         print(*grids(cache, a.members, a.grid, runs), sep="\n")
         return
@@ -227,8 +252,7 @@ def main(argv=None):
         sweep_val_rate(cache, a.members, runs)
         return
     t0 = time.time()
-    methods = {n: json.loads((runs.dir(n) / "summary.json").read_text())["method"]
-               for n in a.members}
+    methods = {n: runs.method(n) for n in a.members}
     out = {"method": f"{'+'.join(a.members)} ensemble of the leave-one-source-out runs "
            "(each member's run without the same source, as `loso` trained them), combined by "
            "evaluate's rule, threshold and band by the shipping rule on the val faces of the "
