@@ -53,7 +53,7 @@ class Runs:
     """Where each member's runs are read and the ensemble's logits and figures written.
 
     ``override``: member name -> one run of it (trained without the one source scored), e.g. a
-    seed trial; the figures then go to ``runs/loso_ensemble_trials/<that run's folder name>``."""
+    seed trial; the figures then go to ``runs/loso_ensemble_trials/<its folder>-<the run's>``."""
 
     def __init__(self, balance_groups: int = 0, override: dict[str, Path] | None = None):
         self.balance = balance_groups
@@ -61,7 +61,7 @@ class Runs:
         self.out = OUT.with_name(OUT.name + (f"_balance{balance_groups}" if balance_groups else ""))
         if self.override:
             self.out = OUT.with_name(OUT.name + "_trials") / "+".join(
-                sorted(Path(p).name for p in self.override.values()))
+                sorted(f"{Path(p).parent.name}-{Path(p).name}" for p in self.override.values()))
 
     def dir(self, name: str):
         return loso_dir(name, self.balance if name in BALANCED else 0)
