@@ -56,7 +56,7 @@ def targets(ens: dict, cards: dict, finder: dict | None) -> str:
         reals = {s: v["reals_called_fake"] for s, v in src.items() if "reals_called_fake" in v}
         fakes = {s: v["fakes_auc_vs_seen_test_reals"] for s, v in src.items()
                  if "fakes_auc_vs_seen_test_reals" in v}
-        runs = f"{who} runs of {src[next(iter(src))]['epochs_run']} epochs"
+        runs = f"{who} runs of {src[next(iter(src))]['epochs_run']} epochs, one seed"
         described = loso["method"] + json.dumps(loso.get("member_runs", {}))
         runs += ", the mobilenet's with balanced draws" if "groups balanced" in described else ""
         w = max(reals, key=reals.get)
