@@ -162,7 +162,7 @@ def source_figures(cache: Cache, names: list[str], held_out: str, runs: Runs) ->
     return out
 
 
-def sweep_val_rate(cache: Cache, names: list[str], runs: Runs,
+def sweep_val_rate(cache: Cache, names: list[str], runs: Runs, sources: list[str],
                    rates=(0.025, 0.02, 0.015, 0.01)) -> dict:
     """Each held-out source's reals called fake and fakes caught (without / with the gate at
     its shipped share) if the threshold rule allowed each val rate instead of `VAL_FPR`: how
@@ -170,7 +170,7 @@ def sweep_val_rate(cache: Cache, names: list[str], runs: Runs,
     out = {}
     for rate in rates:
         out[rate] = {}
-        for s in SOURCES:
+        for s in sources:
             idx = faces(cache, s)
             lo = {n: member_logits(cache, n, s, runs) for n in names}
             y_val, s_val = cache.labels[idx["val"]], cache.sources[idx["val"]]
@@ -249,7 +249,7 @@ def main(argv=None):
         print(*grids(cache, a.members, a.grid, runs), sep="\n")
         return
     if a.sweep_val_rate:
-        sweep_val_rate(cache, a.members, runs)
+        sweep_val_rate(cache, a.members, runs, a.sources)
         return
     t0 = time.time()
     methods = {n: runs.method(n) for n in a.members}
