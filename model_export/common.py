@@ -43,14 +43,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_named(name: str, tune_blocks: int = 0) -> torch.nn.Module:
-    """The named detector, untrained; ``tune_blocks``: the mobilenet's trainable backbone blocks."""
+def build_named(name: str, tune_blocks: int = 0, width: float | None = None) -> torch.nn.Module:
+    """The named detector, untrained; ``tune_blocks``: the mobilenet's trainable backbone blocks;
+    ``width``: another channel width than the shipped one (`train --width`)."""
     a = ALL_ARCHS[name]
     if a["arch"] == "mobilenet":
         from model_export.mobilenet_net import MobileNetDetector
 
         return MobileNetDetector(tune_blocks=tune_blocks)
-    return nets.build(a["arch"], a["width"], a["depth"] or 18)
+    return nets.build(a["arch"], width or a["width"], a["depth"] or 18)
 
 
 def arch_description(name: str, tune_blocks: int = 0) -> str:

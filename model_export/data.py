@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from service.detection import faces, preprocess
 
 ROOT = Path(__file__).resolve().parent
-CACHE_DIR = ROOT / "cache"
+CACHE_DIR = Path(os.environ.get("REALCHECK_CACHE_DIR", ROOT / "cache"))  # elsewhere: gpu_pack
 DEFAULT_DATA = (ROOT.parent.parent / "shared" / "data").resolve()
 TRAIN_SIDE = 160
 TRAIN_ZOOM = 1.25

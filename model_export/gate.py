@@ -235,12 +235,12 @@ def onnx_outputs(sess, cache: Cache, idx: np.ndarray, spec, names: list[str]) ->
     return _in_row_order(cache, idx, spec, lambda x: sess.run(names, {"image": x}))
 
 
-def torch_features(model, cache: Cache, idx: np.ndarray, spec) -> np.ndarray:
+def torch_features(model, cache: Cache, idx: np.ndarray, spec, device: str = "cpu") -> np.ndarray:
     """The pooled head features of a PyTorch mobilenet run (centre view), as the ONNX output."""
     model.eval()
     with torch.no_grad():
         return _in_row_order(cache, idx, spec, lambda x: [
-            model.head_map(torch.from_numpy(x)).mean(dim=(2, 3)).numpy()])[0]
+            model.head_map(torch.from_numpy(x).to(device)).mean(dim=(2, 3)).cpu().numpy()])[0]
 
 
 def fit_sample(cache: Cache, exclude_source: str | None = None, per_group: int = PER_GROUP,

@@ -54,15 +54,15 @@ def faces(cache: Cache, held_out: str) -> dict[str, np.ndarray]:
 def run_logits(cache: Cache, name: str, run: Path, held_out: str) -> dict[str, np.ndarray]:
     """The run's logit (mean over the service's views) of each face in `faces`, kept in
     ``RUN/logits.npz`` (scoring is the slow part; `loso_ensemble` reads the same file)."""
-    path = run / "logits.npz"
-    if path.exists() and path.stat().st_mtime >= (run / "best.pt").stat().st_mtime:
-        return dict(np.load(path))
+    path, best = run / "logits.npz", run / "best.pt"
+    if path.exists() and (not best.exists() or path.stat().st_mtime >= best.stat().st_mtime):
+        return dict(np.load(path))  # no best.pt: a run scored where it trained (`gpu_batch`)
     torch.set_num_threads(1)
     spec = preprocess.InputSpec.from_card(common.SPEC)
-    model = common.build_named(name)
-    model.load_state_dict(torch.load(run / "best.pt", weights_only=False)["model"])
-    serve = cache.serve
     args = json.loads((run / "args.json").read_text()) if (run / "args.json").exists() else {}
+    model = common.build_named(name, width=args.get("width"))
+    model.load_state_dict(torch.load(best, weights_only=False)["model"])
+    serve = cache.serve
     if args.get("mask_mouth"):  # a run trained without the mouth is scored without it too
         from model_export.augment import mask_mouth
 

@@ -111,7 +111,8 @@ class Batches:
 
 
 @torch.no_grad()
-def predict_views(model, faces_serve: np.ndarray, spec, crops=None, batch: int = 128) -> np.ndarray:
+def predict_views(model, faces_serve: np.ndarray, spec, crops=None, batch: int = 128,
+                  device: str = "cpu") -> np.ndarray:
     """Per-face logit: mean over the spec's views (or ``crops``), as the service combines them."""
     model.eval()
     crops = spec.crops if crops is None else crops
@@ -122,7 +123,7 @@ def predict_views(model, faces_serve: np.ndarray, spec, crops=None, batch: int =
         f = np.asarray(faces_serve[i : i + batch])
         for j, (x0, y0) in enumerate(origins):
             x = preprocess.to_input(f[:, y0 : y0 + s, x0 : x0 + s], spec)
-            out[i : i + len(f), j] = model(torch.from_numpy(x))[0].numpy()
+            out[i : i + len(f), j] = model(torch.from_numpy(x).to(device))[0].float().cpu().numpy()
     return out.mean(axis=1)
 
 
@@ -177,12 +178,7 @@ def train(a) -> dict:
         print(f"fake share of draws by {a.balance_region} group, before:",
               {g: round(v, 3) for g, v in before.items()}, flush=True)
 
-    model = common.build_named(a.name, a.tune_blocks) if a.width is None else None
-    if model is None:
-        from model_export import nets
-
-        arch = common.ARCHS[a.name]
-        model = nets.build(arch["arch"], a.width, arch["depth"] or 18)
+    model = common.build_named(a.name, a.tune_blocks, a.width).to(a.device)
     tuned = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
     groups = [{"params": rest}] + ([{"params": tuned, "lr": a.lr * a.backbone_lr}] if tuned else [])
@@ -193,7 +189,7 @@ def train(a) -> dict:
     )
     state = {"epoch": 0, "best_auc": -1.0, "best_epoch": -1, "history": [], "seconds": 0.0}
     if a.resume and (out / "last.pt").exists():
-        ck = torch.load(out / "last.pt", weights_only=False)
+        ck = torch.load(out / "last.pt", weights_only=False, map_location=a.device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
@@ -212,6 +208,7 @@ def train(a) -> dict:
         model.train()
         tot, n = 0.0, 0
         for xb, yb in batches.epoch(ep, a.epoch_samples, a.batch):
+            xb, yb = xb.to(a.device, non_blocking=True), yb.to(a.device, non_blocking=True)
             logit, _ = model(xb)
             loss = F.binary_cross_entropy_with_logits(logit, yb)
             opt.zero_grad(set_to_none=True)
@@ -221,7 +218,7 @@ def train(a) -> dict:
             tot += float(loss.detach()) * len(yb)
             n += len(yb)
         t_train = time.time() - t0
-        lv = predict_views(model, faces_va, spec, crops=[(0.5, 0.5)])
+        lv = predict_views(model, faces_va, spec, crops=[(0.5, 0.5)], device=a.device)
         auc = metrics.roc_auc(y_va, lv)
         per = metrics.per_source_auc(y_va, lv, cache.sources[va])
         state["epoch"] = ep + 1
@@ -239,9 +236,9 @@ def train(a) -> dict:
         print(json.dumps(rec), flush=True)
         if auc > state["best_auc"]:
             state["best_auc"], state["best_epoch"] = auc, ep + 1
-            torch.save(
-                {"model": model.state_dict(), "epoch": ep + 1, "val_auc": auc}, out / "best.pt"
-            )
+            weights = {k: v.cpu() for k, v in model.state_dict().items()}
+            torch.save({"model": weights, "epoch": ep + 1, "val_auc": auc}, out / "best.tmp")
+            (out / "best.tmp").replace(out / "best.pt")  # whole, even if the run is stopped
         save_last()
         if ep + 1 - state["best_epoch"] >= a.patience:
             print(f"early stop: no val improvement for {a.patience} epochs", flush=True)
@@ -292,6 +289,7 @@ def parse(argv=None):
     ap.add_argument("--val-limit", type=int, default=None, help="validate on a subset")
     ap.add_argument("--patience", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device to train on (cuda: `gpu_batch`)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
     return ap.parse_args(argv)
