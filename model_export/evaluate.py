@@ -582,6 +582,15 @@ def attach_loso(out: Path) -> None:
             json.loads(summary.read_text()), 4)
         common.write_json(out / "ensemble.json", ens)
         print("ensemble: leave-one-source-out figures attached")
+    # and the same over every seed and resnet length trained (`model_export.loso_seeds`)
+    from model_export.loso_seeds import OUT as SEEDS
+
+    if (out / "ensemble.json").exists() and (SEEDS / "summary.json").exists():
+        ens = json.loads((out / "ensemble.json").read_text())
+        ens["metrics"]["leave_one_source_out_seeds"] = json.loads(
+            (SEEDS / "summary.json").read_text())
+        common.write_json(out / "ensemble.json", ens)
+        print("ensemble: leave-one-source-out figures over seeds attached")
 
 
 def main(argv=None):

@@ -175,7 +175,7 @@ def run(a) -> None:
 
 def import_dir(src: Path) -> None:
     """The device's files in ``src`` -> runs under `GPU_RUNS` (see the module docstring)."""
-    from model_export import gate, loso, loso_ensemble
+    from model_export import loso, loso_ensemble
 
     logits = dict(np.load(src / "logits.npz"))
     distances = dict(np.load(src / "gate.npz")) if (src / "gate.npz").exists() else {}
@@ -197,10 +197,8 @@ def import_dir(src: Path) -> None:
         idx = loso.faces(cache, held_out) if held_out else {}
         if held_out and _key(run) in logits:
             np.savez(out / "logits.npz", **{k: logits[_key(run)][i] for k, i in idx.items()})
-        if held_out and _key(run) in distances:  # where `loso_ensemble --run mobilenet=RUN` looks
-            trial = loso_ensemble.Runs(override={gate.MEMBER: out}).out
-            trial.mkdir(parents=True, exist_ok=True)
-            np.savez(trial / f"{held_out}_{gate.MEMBER}_gate.npz",
+        if held_out and _key(run) in distances:
+            np.savez(out / loso_ensemble.GATE_FILE,
                      **{k: distances[_key(run)][idx[k]] for k in ("val", "own")})
         print(run, "weights" if pieces else "", "logits" if _key(run) in logits else "",
               "gate" if _key(run) in distances else "")

@@ -47,6 +47,7 @@ from service.detection import preprocess
 OUT = common.RUNS_DIR / "loso_ensemble"
 BALANCED = ("mobilenet",)  # the recipes with balanced-draw LOSO runs
 GATE_SHARES = (0.05, 0.10, 0.15, 0.20)
+GATE_FILE = "gate_distances.npz"  # in a mobilenet run's folder: its gate's distances
 
 
 class Runs:
@@ -90,20 +91,22 @@ def gate_distances(cache: Cache, held_out: str, runs: Runs) -> dict[str, np.ndar
     """The familiarity gate of the mobilenet run without ``held_out``: its fitted distances of
     the val faces of the other sources and of the held-out faces (cached like the logits)."""
     path = runs.out / f"{held_out}_{gate.MEMBER}_gate.npz"
+    run = runs.run(gate.MEMBER, held_out)
+    kept, best = run / GATE_FILE, run / "best.pt"  # kept: also a run scored where it trained
     if path.exists():
         return dict(np.load(path))
+    if kept.exists() and (not best.exists() or kept.stat().st_mtime >= best.stat().st_mtime):
+        return dict(np.load(kept))
     torch.set_num_threads(1)
     spec = preprocess.InputSpec.from_card(common.SPEC)
     model = common.build_named(gate.MEMBER)
-    model.load_state_dict(torch.load(runs.run(gate.MEMBER, held_out) / "best.pt",
-                                     weights_only=False)["model"])
+    model.load_state_dict(torch.load(best, weights_only=False)["model"])
     tr = gate.fit_sample(cache, exclude_source=held_out)
     g = gate.fit(gate.torch_features(model, cache, tr, spec), gate.groups_of(cache, tr))
     idx = faces(cache, held_out)
     out = {k: gate.distance(gate.torch_features(model, cache, idx[k], spec), g)
            for k in ("val", "own")}
-    runs.out.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **out)
+    np.savez(kept, **out)  # with the run: every combination of it reads the same
     return out
 
 
