@@ -54,8 +54,8 @@ def build_named(name: str, tune_blocks: int = 0, width: float | None = None) -> 
     return nets.build(a["arch"], width or a["width"], a["depth"] or 18)
 
 
-def arch_description(name: str, tune_blocks: int = 0) -> str:
-    a = ALL_ARCHS[name]
+def arch_description(name: str, tune_blocks: int = 0, width: float | None = None) -> str:
+    a = {**ALL_ARCHS[name], **({"width": width} if width else {})}
     if a["arch"] == "mobilenet":
         frozen = ("frozen" if not tune_blocks else
                   f"frozen but for the convolutions of blocks {11 - tune_blocks}-10 (trained, "
@@ -66,21 +66,23 @@ def arch_description(name: str, tune_blocks: int = 0) -> str:
     if a["arch"] == "vgg16":
         return (
             "VGG16 (configuration D, 13 conv 3x3 layers) with batch norm, channel width"
-            f" x{a['width']}"
-            " (16-32-64-128-128), fifth max-pool replaced by identity, GAP + Linear(128, 1) head"
+            f" x{a['width']} ({'-'.join(str(nets._w(c, a['width'])) for c in (64, 128, 256, 512, 512))}),"
+            f" fifth max-pool replaced by identity, GAP + Linear({nets._w(512, a['width'])}, 1) head"
         )
     return (
-        f"ResNet-{a['depth']} (BasicBlock 2-2-2-2), channel width x{a['width']} (32-64-128-256),"
-        " GAP + Linear(256, 1) head"
+        f"ResNet-{a['depth']} (BasicBlock 2-2-2-2), channel width x{a['width']}"
+        f" ({'-'.join(str(nets._w(c, a['width'])) for c in (64, 128, 256, 512))}),"
+        f" GAP + Linear({nets._w(512, a['width'])}, 1) head"
     )
 
 
-def base_card(name: str, model: torch.nn.Module, trained: bool, command: str) -> dict:
-    a = ALL_ARCHS[name]
+def base_card(name: str, model: torch.nn.Module, trained: bool, command: str,
+              width: float | None = None) -> dict:
+    a = {**ALL_ARCHS[name], **({"width": width} if width else {})}
     return {
         "name": name,
         "arch": a["arch"],
-        "architecture": arch_description(name),
+        "architecture": arch_description(name, width=width),
         "width": a["width"],
         **({"depth": a["depth"]} if a["depth"] else {}),
         "trained": trained,

@@ -151,8 +151,11 @@ def calibration_inputs(cache: Cache, spec, n_faces: int = 192, seed: int = 0) ->
     return preprocess.to_input(v.reshape(-1, *v.shape[2:]), spec)
 
 
-def load_checkpoint(name: str, run: Path, width: float | None = None) -> torch.nn.Module:
-    model = common.build_named(name)
+def load_checkpoint(name: str, run: Path) -> torch.nn.Module:
+    """The run's best epoch, at the width it trained with (`train --width`)."""
+    args = Path(run) / "args.json"
+    width = json.loads(args.read_text()).get("width") if args.exists() else None
+    model = common.build_named(name, width=width)
     ck = torch.load(Path(run) / "best.pt", weights_only=False)
     model.load_state_dict(ck["model"])
     return model.eval()
@@ -236,12 +239,23 @@ def member_threshold_metrics(cache: Cache, val, test, lt32, rob):
     return t, band, m_test, m_val, float(((p8 >= t) == (p32 >= t)).mean())
 
 
+def scores_path(name: str, out: Path, write: bool = False) -> Path:
+    """Where a member's saved scores live: ``runs/scores_NAME.npz`` for the shipped ``models/``,
+    beside the files for any other ``--out`` (a trial never overwrites the shipped scores; one
+    that re-evaluated only some members reads the others' shipped scores)."""
+    shipped = common.RUNS_DIR / f"scores_{name}.npz"
+    if Path(out).resolve() == common.MODELS_DIR.resolve():
+        return shipped
+    own = Path(out) / f"scores_{name}.npz"
+    return own if write or own.exists() else shipped
+
+
 def rethreshold_member(name: str, out: Path) -> None:
     """Re-apply the threshold rule to a shipped member from its saved scores
     (``runs/scores_NAME.npz``, written with the shipped files), without re-exporting it."""
     cache = Cache(common.SPEC)
     va, te = cache.index("val"), cache.index("test")
-    sc = np.load(common.RUNS_DIR / f"scores_{name}.npz")
+    sc = np.load(scores_path(name, out))
     card_path = out / f"{name}.card.json"
     card = json.loads(card_path.read_text())
     auc = round(metrics.roc_auc(cache.labels[va], sc["val"]), 4)
@@ -267,7 +281,7 @@ def add_view_scores(name: str, out: Path) -> None:
     """Save each view's logit beside a shipped member's saved scores (``runs/scores_NAME.npz``,
     keys ``*_views``), from its INT8 file; the ensemble's view cascade is chosen from them.
     Refused if their means are not the saved scores (another model's)."""
-    path = common.RUNS_DIR / f"scores_{name}.npz"
+    path = scores_path(name, out)
     sc = dict(np.load(path))
     if "val_views" in sc:
         return
@@ -284,7 +298,7 @@ def add_view_scores(name: str, out: Path) -> None:
         saved = sc[key.removesuffix("_views")]
         if not np.allclose(preprocess.combine_view_logits(v), saved, atol=1e-5):
             raise SystemExit(f"{name}: {out} holds another model than runs/scores_{name}.npz")
-    np.savez(path, **sc, **views)
+    np.savez(scores_path(name, out, write=True), **sc, **views)
     print(f"{name}: per-view scores saved")
 
 
@@ -325,7 +339,8 @@ def evaluate_member(
         "int8_vs_fp32_test_decision_agreement": agree,
         "fp32_test_auc": metrics.roc_auc(y_te, lt32),
     }
-    card = common.base_card(name, model, trained=True, command="")
+    card = common.base_card(name, model, trained=True, command="",
+                            width=summary.get("args", {}).get("width"))
     card.update(
         {
             "threshold": t,
@@ -362,7 +377,7 @@ def evaluate_member(
     card = metrics.rounded(card, 4)
     if _ship(name, stage, card, out, y_te, lt, s_te, m_test, force):
         np.savez(
-            common.RUNS_DIR / f"scores_{name}.npz",
+            scores_path(name, out, write=True),
             val=lv,
             test=lt,
             test_fp32=lt32,
@@ -420,7 +435,7 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
         cache.sources[te],
     )
     names = members or list(common.ARCHS)
-    sc = {n: np.load(common.RUNS_DIR / f"scores_{n}.npz") for n in names}
+    sc = {n: np.load(scores_path(n, out)) for n in names}
     cards = {n: json.loads((out / f"{n}.card.json").read_text()) for n in names}
     has_rob = "robust" in sc[names[0]].files
 
@@ -520,7 +535,7 @@ def evaluate_ensemble(out: Path, members: list[str] | None = None) -> dict:
     ens = metrics.rounded(ens, 4)
     common.write_json(out / "ensemble.json", ens)
     _plots("ensemble", out, y_te, lt, s_te, m_test["confusion"], f"ensemble ({best})")
-    np.savez(common.RUNS_DIR / "scores_ensemble.npz", val=lv, test=lt)
+    np.savez(scores_path("ensemble", out, write=True), val=lv, test=lt)
     print(
         f"ensemble: {best}, val AUC {ens['metrics']['val']['auc']}, test AUC "
         f"{ens['metrics']['test']['auc']}"
@@ -536,7 +551,7 @@ def sweep_val_rate(out: Path, rates=(0.025, 0.02, 0.015, 0.01, 0.005)) -> None:
     cache = Cache(common.SPEC)
     va, te = cache.index("val"), cache.index("test")
     y_va, y_te, s_va, s_te = cache.labels[va], cache.labels[te], cache.sources[va], cache.sources[te]
-    sc = {n: np.load(common.RUNS_DIR / f"scores_{n}.npz") for n in names}
+    sc = {n: np.load(scores_path(n, out)) for n in names}
     w = np.array([comb["weights"][n] for n in names])
     pv = preprocess.sigmoid(np.stack([sc[n]["val"] for n in names], 1) @ w + comb["bias"])
     pt = preprocess.sigmoid(np.stack([sc[n]["test"] for n in names], 1) @ w + comb["bias"])

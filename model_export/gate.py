@@ -287,6 +287,8 @@ def main(argv=None):
     ap.add_argument("--measure", action="store_true",
                     help="print the test figures only: write no file")
     a = ap.parse_args(argv)
+    from model_export.evaluate import scores_path
+
     spec = preprocess.InputSpec.from_card(common.SPEC)
     cache = Cache(common.SPEC)
     card_path = a.models / f"{MEMBER}.card.json"
@@ -301,7 +303,7 @@ def main(argv=None):
     limit = float(np.ceil(limit_for(distance(f_va, gate), cache.sources[va], a.share) * 100) / 100)
     if a.measure:
         y_te, s_te = cache.labels[te], cache.sources[te]
-        lt = np.load(common.RUNS_DIR / "scores_ensemble.npz")["test"]
+        lt = np.load(scores_path("ensemble", a.models))["test"]
         f_te, = onnx_outputs(probe, cache, te, spec, [FEATURES])
         ens = json.loads((a.models / "ensemble.json").read_text())
         print(json.dumps(metrics.rounded(gated_figures(
@@ -325,7 +327,7 @@ def main(argv=None):
     ens_path = a.models / "ensemble.json"
     ens = json.loads(ens_path.read_text())
     y_te, s_te = cache.labels[te], cache.sources[te]
-    lt = np.load(common.RUNS_DIR / "scores_ensemble.npz")["test"]  # the served logits
+    lt = np.load(scores_path("ensemble", a.models))["test"]  # the served logits
     test = gated_figures(y_te, preprocess.sigmoid(lt), s_te, ens["threshold"], d_te > limit)
     card.setdefault("outputs", {})[OUTPUT] = OUTPUT
     common.write_json(card_path, card)

@@ -16,10 +16,13 @@ its fakes' AUC against the seen test reals and against its own reals, and the sh
 Beside the combination, the same faces under ``members_agree``: FAKE
 only where the combined score reaches the threshold *and* every member's own score reaches that
 member's threshold (chosen by the same rule on the same val faces); otherwise UNSURE. It asks
-whether disagreement between members marks the faces the ensemble cannot judge. And under the
+whether disagreement between members marks the faces the ensemble cannot judge. Under
+``agreement``, the shipped rule (`model_export.agree`): FAKE only where the mobilenet run also
+reaches its own threshold (chosen by the rule on the same val faces). And under the
 familiarity gate (`model_export.gate`), fitted on the mobilenet run without the source as the
 shipped gate is fitted on the shipped member: FAKE only for faces within the limit, at each share
-of val faces in ``GATE_SHARES`` (the shipped share is one of them).
+of val faces in ``GATE_SHARES`` (the shipped share is one of them); ``served``: the gate at its
+shipped share and the agreement rule together, as the service answers.
 
 The members' logits are kept in ``runs/loso_ensemble/SOURCE_NAME.npz`` (scoring is the slow
 part); ``summary.json`` beside them holds the figures. With ``--balance-groups K`` the mobilenet
@@ -39,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model_export import agree as agree_mod
 from model_export import common, gate, metrics
 from model_export.data import SOURCES, Cache
 from model_export.loso import faces, held_out_figures, loso_dir, run_logits
@@ -153,6 +157,12 @@ def source_figures(cache: Cache, names: list[str], held_out: str, runs: Runs) ->
     out["members_agree"] = held_out_figures(
         y_own, c["own"], c["test_reals"], fake & agree, unsure | (fake & ~agree))
     out["members"] = members
+    if agree_mod.MEMBER in names:  # the agreement rule (`agree`): its member confirms FAKE
+        j = names.index(agree_mod.MEMBER)
+        tm, _ = choose_threshold(y_val, preprocess.sigmoid(z["val"][:, j]), s_val)
+        confirmed = preprocess.sigmoid(z["own"][:, j]) >= tm
+        out["agreement"] = held_out_figures(y_own, c["own"], c["test_reals"], fake & confirmed,
+                                            unsure | (fake & ~confirmed))
     if gate.MEMBER in names:
         d = gate_distances(cache, held_out, runs)
         out["gate"] = {}
@@ -162,6 +172,11 @@ def source_figures(cache: Cache, names: list[str], held_out: str, runs: Runs) ->
                 **held_out_figures(y_own, c["own"], c["test_reals"], fake & ~far,
                                    unsure | (fake & far)),
                 "unfamiliar": float(far.mean())}
+        if "agreement" in out:  # both, the gate at its shipped share: what the service says
+            far = d["own"] > gate.limit_for(d["val"], s_val, gate.GATED_SHARE)
+            kept = fake & ~far & confirmed
+            out["served"] = held_out_figures(y_own, c["own"], c["test_reals"], kept,
+                                             unsure | (fake & ~kept))
     return out
 
 

@@ -10,8 +10,9 @@ shipped one. So this module combines, the same way, *every* run of the mobilenet
 exists for a source (`MOBILENET_RUNS`: seed 0, the CPU seed trials, the GPU runs of
 `gpu_batch --plan seeds`) with each resnet run that exists for it (`RESNET_RUNS`: the short
 recipe, and where trained, 16 epochs at the shipped width with balanced draws). Per source and
-resnet recipe: each seed's held-out reals called fake (plain, and with the familiarity gate at
-its shipped share), its fakes' AUC and share caught, and the mean and worst over the seeds.
+resnet recipe: each seed's held-out reals called fake (plain; with the familiarity gate at its
+shipped share; and served: the gate and the agreement rule of `agree` together), its fakes' AUC
+and share caught (plain and served), and the mean and worst over the seeds.
 
 The GPU runs trained and were scored on the crops `gpu_pack` carries (JPEG, quality 90); seed 0
 ran on both machines, which shows what that changes.
@@ -45,7 +46,8 @@ def summarise(rows: list[dict]) -> dict:
     """Mean and worst over seeds of each figure the rows have (worst: the most reals called fake,
     the lowest AUC)."""
     out = {"seeds": len(rows)}
-    for key in (*KEYS, "reals_called_fake_gated"):
+    for key in (*KEYS, "reals_called_fake_gated", "reals_called_fake_served",
+                "fakes_caught_served"):
         vals = [r[key] for r in rows if key in r]
         if vals:
             worst = max(vals) if key.startswith("reals") else min(vals)
@@ -75,6 +77,9 @@ def source_rows(cache: Cache, source: str) -> dict[str, list[dict]]:
                    **{k: f[k] for k in KEYS if k in f}}
             if "reals_called_fake" in f.get("gate", {}).get(share, {}):
                 row["reals_called_fake_gated"] = f["gate"][share]["reals_called_fake"]
+            for k in ("reals_called_fake", "fakes_caught"):  # the gate and the agreement rule
+                if k in f.get("served", {}):
+                    row[f"{k}_served"] = f["served"][k]
             rows.append(row)
             print(source, recipe, json.dumps(metrics.rounded(row, 4)), flush=True)
         out[recipe] = {"resnet_run": str(resnets[0].relative_to(common.RUNS_DIR)),

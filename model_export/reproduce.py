@@ -129,8 +129,11 @@ def main(argv=None):
     subprocess.run(py + ["model_export.evaluate", "--attach-loso"], check=True)
     subprocess.run(py + ["model_export.evaluate", "--ensemble", "--members", *ENSEMBLE], check=True)
     subprocess.run(py + ["model_export.gate"], check=True)
-    if not a.skip_loso:  # the ensemble's leave-one-source-out figures, the gate's among them
+    subprocess.run(py + ["model_export.agree"], check=True)
+    if not a.skip_loso:  # the ensemble's leave-one-source-out figures, the gate's among them,
+        # and over every seed and resnet length trained (the GPU runs: `gpu_batch`, when lent)
         subprocess.run(py + ["model_export.loso_ensemble"], check=True)
+        subprocess.run(py + ["model_export.loso_seeds"], check=True)
         subprocess.run(py + ["model_export.evaluate", "--attach-loso"], check=True)
     subprocess.run(py + ["model_export.facefinder_eval"], check=True)
     subprocess.run(py + ["model_export.report"], check=True)

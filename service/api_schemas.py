@@ -64,7 +64,10 @@ SCHEMAS: dict[str, dict] = {
                 too_small=BOOL, views=INT,
                 # the familiarity gate: unlike the faces the detectors learned from (never
                 # FAKE); null: not measured
-                unfamiliar=null(BOOL), note=null(STR)),
+                unfamiliar=null(BOOL),
+                # the agreement rule: whether the detector that holds best on unseen photos
+                # finds the face fake on its own (FAKE needs it); null: not measured
+                confirmed=null(BOOL), note=null(STR)),
     "Check": obj(("id", "sha256", "verdict", "cached", "created_at", "heatmap_url"),
                  id=STR, sha256=STR, verdict=VERDICT, score=null(NUMBER), label=null(STR),
                  confidence=null(NUMBER), face_found=BOOL,

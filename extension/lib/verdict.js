@@ -1,6 +1,7 @@
 // Which badge a check gets: the service's verdict, or the user's own thresholds on P(fake).
 // A moderator's decision and "no face found" are never re-judged by thresholds, and a face the
-// service marks unfamiliar (unlike the faces its detectors learned from) is never called fake.
+// service marks unfamiliar (unlike the faces its detectors learned from) or unconfirmed (the
+// detector that holds best on unseen photos does not find it fake) is never called fake.
 
 export const STATES = ["real", "fake", "uncertain", "no_face"];
 
@@ -10,7 +11,8 @@ export function badgeState(check, settings) {
     return check.verdict;
   }
   if (check.score >= settings.fakeAt) {
-    return check.faces?.[check.decisive_face]?.unfamiliar === true ? "uncertain" : "fake";
+    const face = check.faces?.[check.decisive_face];
+    return face?.unfamiliar === true || face?.confirmed === false ? "uncertain" : "fake";
   }
   if (check.score < settings.realAt) return "real";
   return "uncertain";

@@ -28,6 +28,9 @@ from service.detection.models import Ensemble, ModelsError
 CAM_GRID = 32  # side of the stored activation-map grid per face
 UNFAMILIAR_NOTE = ("unlike the faces the detectors learned from: a fake score here is not "
                    "trusted (UNSURE, not FAKE)")
+UNCONFIRMED_NOTE = ("the detector that holds best on unseen photos does not find it fake on its "
+                    "own: a fake score here is not trusted (UNSURE, not FAKE)")
+HELD_BACK = (UNFAMILIAR_NOTE, UNCONFIRMED_NOTE)  # FAKE scores answered UNSURE, and why
 THUMBNAIL_SIDE = 640
 
 
@@ -323,17 +326,24 @@ class Detector:
             if ens.gate is not None:
                 dist = np.nan if gate is None else float(gate[i * k + ens.gate.view])
                 face["unfamiliar"] = None if np.isnan(dist) else dist > ens.gate.limit
+            if ens.agreement is not None:
+                own = member_logit[ens.agreement.member]
+                face["confirmed"] = (None if np.isnan(own) else
+                                     bool(pp.sigmoid(own) >= ens.agreement.threshold))
             if prep.too_small[i]:
                 face["verdict"] = "uncertain"
                 face["note"] = (f"face smaller than {self.spec.min_face} px: too small to judge")
             elif face.get("unfamiliar") and face["verdict"] == "fake":
                 face["verdict"] = "uncertain"
                 face["note"] = UNFAMILIAR_NOTE
+            elif face.get("confirmed") is False and face["verdict"] == "fake":
+                face["verdict"] = "uncertain"
+                face["note"] = UNCONFIRMED_NOTE
             faces.append(face)
         judged = [i for i, f in enumerate(faces) if not f["too_small"]]
         pool = judged or list(range(len(faces)))
         # as fake as its most fake face: a face called FAKE outranks a higher score held back
-        # by the familiarity gate
+        # (by the familiarity gate or the agreement rule)
         decisive = max(pool, key=lambda i: (faces[i]["verdict"] == "fake", faces[i]["score"])
                        ) if faces else None
         if decisive is None:
@@ -344,7 +354,7 @@ class Detector:
             top = verdict_for(score, ens.threshold, ens.band)
             if not judged:
                 top["verdict"] = "uncertain"
-            elif faces[decisive].get("note") == UNFAMILIAR_NOTE:
+            elif faces[decisive].get("note") in HELD_BACK:
                 top["verdict"] = "uncertain"
         result = {
             **top,
@@ -368,8 +378,8 @@ class Detector:
             result["note"] = "no face found: not judged"
         elif not judged:
             result["note"] = "every face is too small to judge"
-        elif faces[decisive].get("note") == UNFAMILIAR_NOTE:
-            result["note"] = UNFAMILIAR_NOTE
+        elif faces[decisive].get("note") in HELD_BACK:
+            result["note"] = faces[decisive]["note"]
         if not ens.trained:
             result["warning"] = "the detectors are untrained: this verdict means nothing"
         side = CAM_GRID

@@ -79,6 +79,30 @@ class Gate:
         return cls(j, view, float(card["limit"]))
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """The agreement rule (`model_export.agree`): a face is called FAKE only when member
+    ``member`` on its own also scores it at or above ``threshold`` (its own card's threshold);
+    otherwise a FAKE score is answered UNSURE. The member is the one whose figures hold best on
+    sources it never saw."""
+
+    member: int  # index into the ensemble's members
+    name: str
+    threshold: float  # P(fake)
+
+    @classmethod
+    def from_card(cls, card: dict | None, members: list[Member]) -> Agreement | None:
+        if not card:
+            return None
+        names = [m.name for m in members]
+        if card["member"] not in names:
+            raise ModelsError(f"agreement: {card['member']!r} is not a member of the ensemble")
+        t = float(card["threshold"])
+        if not 0.0 < t < 1.0:
+            raise ModelsError(f"agreement: threshold {t} is not a probability")
+        return cls(names.index(card["member"]), card["member"], t)
+
+
 @dataclass
 class Ensemble:
     members: list[Member]
@@ -89,6 +113,7 @@ class Ensemble:
     bias: float = 0.0
     cascade: Cascade | None = None
     gate: Gate | None = None
+    agreement: Agreement | None = None
 
     @property
     def trained(self) -> bool:
@@ -119,6 +144,8 @@ class Ensemble:
                         if self.cascade else None),
             "gate": ({k: v for k, v in self.card["gate"].items() if k != "metrics"}
                      if self.gate else None),
+            "agreement": ({k: v for k, v in self.card["agreement"].items() if k != "metrics"}
+                          if self.agreement else None),
             "members": [
                 {
                     "name": m.name,
@@ -213,4 +240,7 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
     ens.cascade = Cascade.from_card(card.get("cascade"), [m.name for m in members],
                                     ens.threshold, ens.band)
     ens.gate = Gate.from_card(card.get("gate"), members, ens.cascade)
+    ens.agreement = Agreement.from_card(card.get("agreement"), members)
+    if ens.agreement and ens.cascade and not ens.cascade.first_mask[ens.agreement.member]:
+        raise ModelsError("agreement: its member must be in the cascade's first stage")
     return ens

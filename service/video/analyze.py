@@ -130,7 +130,8 @@ def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) 
         verdict = combine.combine_track(
             [e["score"] for e in judged], threshold=ens.threshold, band=ens.band,
             trim=rules.trim, min_frames=rules.min_frames, max_disagreement=rules.max_disagreement,
-            unfamiliar=[e.get("unfamiliar") for e in judged])
+            unfamiliar=[e.get("unfamiliar") for e in judged],
+            confirmed=[e.get("confirmed") for e in judged])
         pick = max(judged or tr.entries, key=lambda e: e["score"])
         frame = by_index[pick["frame_index"]]
         track_out.append({
@@ -145,8 +146,9 @@ def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) 
             "timeline": [_public_entry(e) for e in tr.entries],
         })
         face = {k: pick[k] for k in ("box", "region", "quad", "models", "too_small")}
-        if "unfamiliar" in pick:
-            face["unfamiliar"] = pick["unfamiliar"]
+        for key in ("unfamiliar", "confirmed"):
+            if key in pick:
+                face[key] = pick[key]
         face.update(score=verdict["score"], verdict=verdict["verdict"], label=verdict["label"],
                     confidence=verdict["confidence"], track=tr.id, t=pick["t"],
                     frame_index=pick["frame_index"], frame_score=pick["score"])

@@ -47,9 +47,11 @@ def trimmed_mean(values: list[float], trim: float) -> float:
 
 def combine_track(scores: list[float], *, threshold: float, band: tuple[float, float],
                   trim: float, min_frames: int, max_disagreement: float,
-                  unfamiliar: list[bool | None] = ()) -> dict:
+                  unfamiliar: list[bool | None] = (), confirmed: list[bool | None] = ()
+                  ) -> dict:
     """The track's score and verdict from its judged frames' scores (P(fake) each) and, with
-    the familiarity gate, whether each of those frames' face is unfamiliar."""
+    the familiarity gate, whether each of those frames' face is unfamiliar; with the agreement
+    rule, whether its member confirmed each frame's face as fake."""
     if not scores:
         return {"score": None, "verdict": "uncertain", "label": None, "confidence": None,
                 "too_short": True, "consistent": None, "disagreement": None,
@@ -73,6 +75,10 @@ def combine_track(scores: list[float], *, threshold: float, band: tuple[float, f
         out["verdict"] = "uncertain"
         out["note"] = ("most of its frames show a face unlike those the detectors learned from:"
                        " a fake score here is not trusted")
+    elif out["verdict"] == "fake" and sum(c is False for c in confirmed) * 2 > len(scores):
+        out["verdict"] = "uncertain"
+        out["note"] = ("in most of its frames the detector that holds best on unseen photos does"
+                       " not find the face fake on its own: a fake score here is not trusted")
     return out
 
 
