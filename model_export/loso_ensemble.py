@@ -34,6 +34,7 @@ mobilenet was trained), the resnet's are unchanged, and everything goes to
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -65,15 +66,23 @@ class Runs:
         self.override = dict(override or {})
         self.out = OUT.with_name(OUT.name + (f"_balance{balance_groups}" if balance_groups else ""))
         if self.override:
-            self.out = OUT.with_name(OUT.name + "_trials") / "+".join(
-                sorted(f"{Path(p).parent.name}-{Path(p).name}" for p in self.override.values()))
+            name = "+".join(sorted(f"{Path(p).parent.name}-{Path(p).name}"
+                                   for v in self.override.values() for p in str(v).split("+")))
+            if len(name) > 200:  # many runs: a name the file system takes
+                name = name[:150] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+            self.out = OUT.with_name(OUT.name + "_trials") / name
 
     def dir(self, name: str):
         return loso_dir(name, self.balance if name in BALANCED else 0)
 
     def run(self, name: str, held_out: str) -> Path:
-        """The run of ``name`` trained without ``held_out``."""
-        return Path(self.override[name]) if name in self.override else self.dir(name) / held_out
+        """The run of ``name`` trained without ``held_out`` (of several given: the first)."""
+        return self.runs(name, held_out)[0]
+
+    def runs(self, name: str, held_out: str) -> list[Path]:
+        if name not in self.override:
+            return [self.dir(name) / held_out]
+        return [Path(p) for p in str(self.override[name]).split("+")]
 
     def method(self, name: str) -> str:
         if name in self.override:
@@ -84,11 +93,13 @@ class Runs:
 
 def member_logits(cache: Cache, name: str, held_out: str, runs: Runs) -> dict[str, np.ndarray]:
     """The member's logits from its run without ``held_out`` (``loso.run_logits``; the files of
-    earlier ensemble runs, ``runs/loso_ensemble/SOURCE_NAME.npz``, are read when there)."""
+    earlier ensemble runs, ``runs/loso_ensemble/SOURCE_NAME.npz``, are read when there). A member
+    given several runs (``--run NAME=DIR+DIR...``) is their mean logit: one head per seed."""
     path = runs.out / f"{held_out}_{name}.npz"
     if path.exists():
         return dict(np.load(path))
-    return run_logits(cache, name, runs.run(name, held_out), held_out)
+    each = [run_logits(cache, name, r, held_out) for r in runs.runs(name, held_out)]
+    return {k: np.mean([e[k] for e in each], axis=0) for k in each[0]}
 
 
 def gate_distances(cache: Cache, held_out: str, runs: Runs) -> dict[str, np.ndarray]:
@@ -245,7 +256,8 @@ def main(argv=None):
                     "score most fake and most real (into runs/loso_ensemble)")
     ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
                     help="use this run of member NAME (e.g. a seed trial, trained without the one "
-                    "source in --sources); into runs/loso_ensemble_trials/")
+                    "source in --sources); DIR+DIR...: the mean logit of several (the gate: the "
+                    "first's); into runs/loso_ensemble_trials/")
     ap.add_argument("--sweep-val-rate", action="store_true",
                     help="only print each held-out source's figures under stricter threshold "
                     "rules (reals called fake and fakes caught, without / with the gate)")
@@ -262,7 +274,7 @@ def main(argv=None):
     if override and len(a.sources) != 1:
         ap.error("--run needs exactly one source in --sources (the one that run was trained "
                  "without)")
-    runs = Runs(a.balance_groups, {k: Path(v) for k, v in override.items()})
+    runs = Runs(a.balance_groups, override)
     if a.grid:
         print(*grids(cache, a.members, a.grid, runs), sep="\n")
         return

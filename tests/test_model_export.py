@@ -170,6 +170,27 @@ def test_loso_ensemble_combines_as_evaluate_and_counts_verdicts():
     assert fig["fakes_auc_vs_own_reals"] == pytest.approx(7 / 8)  # 2.0 ranks below 3.0
 
 
+def test_loso_ensemble_averages_the_runs_given_for_a_member(tmp_path):
+    """``--run NAME=A+B``: the member's logits are the mean of its runs' (each run's kept
+    ``logits.npz``, as `gpu_batch import` writes them), the gate and the summary the first's."""
+    from model_export.loso_ensemble import Runs, member_logits
+
+    runs = []
+    for k in range(3):
+        d = tmp_path / f"s{k}" / "snapshots"
+        d.mkdir(parents=True)
+        np.savez(d / "logits.npz", val=np.full(4, float(k)), own=np.arange(3.0) * k,
+                 test_reals=np.zeros(2))
+        runs.append(d)
+    r = Runs(0, {"mobilenet": "+".join(str(d) for d in runs)})
+    assert r.run("mobilenet", "snapshots") == runs[0]
+    assert r.runs("mobilenet", "snapshots") == runs
+    lo = member_logits(None, "mobilenet", "snapshots", r)
+    assert np.allclose(lo["val"], 1.0) and np.allclose(lo["own"], [0.0, 1.0, 2.0])
+    many = Runs(0, {"mobilenet": "+".join(str(runs[0]) for _ in range(12))})
+    assert len(many.out.name) <= 200
+
+
 def test_augment_and_self_blend_shapes():
     rng = np.random.default_rng(0)
     face = synthetic_face(160)
