@@ -9,7 +9,10 @@ on either side of a target, and a short run can judge unseen photos differently 
 shipped one. So this module combines, the same way, *every* run of the mobilenet's recipe that
 exists for a source (`MOBILENET_RUNS`: seed 0, the CPU seed trials, the GPU runs of
 `gpu_batch --plan seeds`) with each resnet run that exists for it (`RESNET_RUNS`: the short
-recipe, and where trained, 16 epochs at the shipped width with balanced draws). Per source and
+recipe; where trained, 16 epochs at the shipped width with balanced draws on the GPU, and the
+shipped recipe itself on the CPU: `train --name resnet --out
+model_export/runs/loso_resnet_16ep/SOURCE --epochs 16 --epoch-samples 8192 --sbi 0.3 --pair
+--patience 6 --val-limit 1200 --exclude-source SOURCE`, about 30 min on one core). Per source and
 resnet recipe: each seed's held-out reals called fake (plain; with the familiarity gate at its
 shipped share; and served: the gate and the agreement rule of `agree` together), its fakes' AUC
 and share caught (plain and served), and the mean and worst over the seeds.
@@ -34,7 +37,8 @@ OUT = common.RUNS_DIR / "loso_seeds"
 MOBILENET_RUNS = ["loso_mobilenet_balance8/{s}", "trial_balance/{s}-k8-s*",
                   "gpu/loso_mobilenet_b8_s*/{s}"]
 RESNET_RUNS = {"4 epochs (the LOSO recipe)": "loso/{s}",
-               "16 epochs (the shipped length), balanced draws": "gpu/loso_resnet_b8_16ep/{s}"}
+               "16 epochs (the shipped length), balanced draws": "gpu/loso_resnet_b8_16ep/{s}",
+               "16 epochs, the shipped recipe": "loso_resnet_16ep/{s}"}
 KEYS = ("reals_called_fake", "fakes_auc_vs_seen_test_reals", "fakes_caught")
 
 
