@@ -49,10 +49,17 @@ def served_member_logit(ens: dict, names: list[str], sc: dict, split: str) -> np
         return full
     c = Cascade.from_card(ens["cascade"], names, ens["threshold"], tuple(ens["uncertain_band"]))
     first = np.stack([views[n][..., c.first_view] for n in names], -1)
-    w = np.array([ens["combine"]["weights"][n] for n in names])
-    all_views = np.stack([sc[n][split] for n in names], -1) @ w + ens["combine"]["bias"]
-    _, more = c.served_logit(first, all_views)
+    _, more = c.served_logit(first, combined(ens, names, sc, split))
     return np.where(more, full, first[..., j])
+
+
+def combined(ens: dict, names: list[str], sc: dict, key: str) -> np.ndarray:
+    """The ensemble's every-view logit from its members' saved scores ``sc[name][key]``."""
+    z = np.stack([sc[n][key] for n in names], -1)
+    comb = ens["combine"]
+    if not isinstance(comb, dict):  # "mean_logit"
+        return z.mean(-1)
+    return z @ np.array([comb["weights"][n] for n in names]) + comb.get("bias", 0.0)
 
 
 def figures(y, p, sources, t, confirmed, unfamiliar=None) -> dict:
@@ -124,8 +131,7 @@ def main(argv=None):
 
         r = np.load(robust_mod.robust_path(common.SPEC))
         real = (cache.labels[r["index"]] == 0)[:, None] & r["found"]
-        w = np.array([ens["combine"]["weights"][n] for n in names])
-        z = np.stack([sc[n]["robust"] for n in names], -1) @ w + ens["combine"]["bias"]
+        z = combined(ens, names, sc, "robust")
         if ens.get("cascade"):
             c = Cascade.from_card(ens["cascade"], names, ens["threshold"],
                                   tuple(ens["uncertain_band"]))

@@ -133,3 +133,20 @@ def test_the_measured_figures_count_what_the_rule_holds_back():
     assert f["served"] == {"reals_called_fake": 0.0, "fakes_caught": 1 / 3}
     assert f["per_source"]["a"] == {"reals_called_fake": [0.5, 0.0]}
     assert f["faces_unconfirmed"] == pytest.approx(2 / 6)
+
+
+def test_the_member_logit_is_the_one_the_cascade_served():
+    """Far from every boundary the cascade stops at the first view, and so does the rule's
+    logit; near one, every view is scored and the rule reads the mean over views."""
+    names = ["resnet", "mobilenet"]
+    views = np.array([[3.0, 1.0, 2.0], [-0.1, 0.5, 0.3]])  # (faces, views), each member alike
+    sc = {n: {"test_views": views, "test": views.mean(-1)} for n in names}
+    ens = {"threshold": 0.5, "uncertain_band": [0.4, 0.5],
+           "combine": {"weights": {"resnet": 0.0, "mobilenet": 1.0}, "bias": 0.0},
+           "cascade": {"first_view": 0, "first_members": names, "margin_logit": 1.0,
+                       "weights": {"resnet": 0.0, "mobilenet": 1.0}, "bias": 0.0}}
+    got = agree.served_member_logit(ens, names, sc, "test")
+    assert got[0] == 3.0  # first view 3.0: far from both edges (logit 0 and -0.41)
+    assert got[1] == pytest.approx(0.7 / 3)  # first view -0.1: near, so the mean of views
+    ens.pop("cascade")
+    assert np.allclose(agree.served_member_logit(ens, names, sc, "test"), [2.0, 0.7 / 3])
