@@ -1,22 +1,24 @@
 """Full-width detectors and their leave-one-source-out runs, trained at once on a GPU machine.
 
-    python -m model_export.gpu_batch run --out DIR [--deadline 420] [--only NAME ...]   # there
-    python -m model_export.gpu_batch import DIR                                          # here
+    python -m model_export.gpu_batch run --plan full-width|seeds --out DIR [--deadline 420]
+    python -m model_export.gpu_batch import DIR          # here, with the files DIR got back
 
-``run`` (on the machine, after `gpu_pack unpack`) starts every run of `RUNS` as its own
+``run`` (on the machine, after `gpu_pack unpack`) starts every run of the plan (`PLANS`) as its own
 `train --device cuda` process (the GPU is shared; each process prepares its batches on its own
 cores), stops those still going at ``--deadline`` seconds (each keeps its best epoch so far), then
-scores every run's best epoch on every face of the cache with the service's views, on the crops
-`gpu_pack` rebuilt there. It writes to DIR: ``logits.npz`` (one array per run, one logit per
-cache row), ``summaries.json`` (each run's `train` summary), ``log.txt``, and the weights of the
+scores every run's best epoch with the service's views, on the crops `gpu_pack` rebuilt there
+(a run without a source: only the rows `loso` scores it on; a mobilenet one also gets its
+familiarity gate fitted and measured, as `loso_ensemble` does). It writes to DIR: ``logits.npz``
+(one array per run, one logit per cache row, NaN where not scored), ``gate.npz`` (the gate's
+distances), ``summaries.json`` (each run's `train` summary), ``log.txt``, and the weights of the
 runs marked ``keep`` as float16 pieces of at most 15 MiB (the device tool returns at most 8 files
 of 16 MiB, 64 MiB in all).
 
 ``import`` turns those files into runs under ``model_export/runs/gpu/``: a kept run becomes a
 ``best.pt`` that `evaluate` and `loso` read as any other; a leave-one-source-out run becomes a
-``logits.npz`` in `loso`'s layout (no weights), so ``loso --score`` and ``loso_ensemble --run``
-give its figures. Those figures rest on the rebuilt crops; a kept run is scored here again on the
-cache's own crops.
+``logits.npz`` in `loso`'s layout (no weights) and, for a mobilenet, a ``gate_distances.npz``,
+so ``loso --score``, ``loso_ensemble --run`` and `loso_seeds` give its figures. Those figures
+rest on the rebuilt crops; a kept run is scored here again on the cache's own crops.
 """
 
 from __future__ import annotations
