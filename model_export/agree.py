@@ -89,7 +89,7 @@ def figures(y, p, sources, t, confirmed, unfamiliar=None) -> dict:
     return out
 
 
-def test_unfamiliar(models: Path, cache: Cache, te: np.ndarray) -> np.ndarray | None:
+def unfamiliar_on_test(models: Path, cache: Cache, te: np.ndarray) -> np.ndarray | None:
     """The shipped gate's verdict on each test face (None without a gate)."""
     from model_export import gate
 
@@ -124,7 +124,7 @@ def main(argv=None):
     y, s = cache.labels[te], cache.sources[te]
     p = preprocess.sigmoid(np.load(scores_path("ensemble", a.models))["test"])  # served
     pm = preprocess.sigmoid(served_member_logit(ens, names, sc, "test"))
-    test = figures(y, p, s, ens["threshold"], pm >= tm, test_unfamiliar(a.models, cache, te))
+    test = figures(y, p, s, ens["threshold"], pm >= tm, unfamiliar_on_test(a.models, cache, te))
     out = {"test": test}
     if "robust_views" in sc[MEMBER]:  # the changed copies of real faces called FAKE
         from model_export import robust as robust_mod
