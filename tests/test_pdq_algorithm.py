@@ -8,7 +8,7 @@ import numpy as np
 import pdqhash
 import pytest
 
-from service.detection.preprocess import decode_image, shrink
+from service.detection.preprocess import decode_image, shrink_fast
 from service.pdq import algorithm, hashing
 from tests.support.paths import manifest, sample_images
 
@@ -20,11 +20,11 @@ def reference(bgr: np.ndarray) -> tuple[str, int]:
 
 
 def frames_of(image: np.ndarray) -> list[np.ndarray]:
-    """What `hashing.fingerprint` hashes: the whole image, a trimmed part, the nine windows."""
-    small = shrink(image, hashing.HASH_SIDE)
-    frames = [small, hashing.cut(small, (0.1, 0.05, 0.9, 0.8)),
-              *hashing.windows(shrink(small, 2 * hashing.PDQ_SIDE))]
-    return [hashing.pdq_input(f) for f in frames]
+    """What `hashing.fingerprint` hashes (the whole image, the nine windows), and a trimmed part
+    cut as it cuts one."""
+    frames, _ = hashing.frames(image)
+    small = shrink_fast(image, hashing.HASH_SIDE)
+    return [*frames, hashing.pdq_input(hashing.cut(small, (0.1, 0.05, 0.9, 0.8)))]
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +69,12 @@ def test_fingerprint_hashes_its_frames_as_the_reference_would(photos):
     """A bordered photo: the whole, trimmed and window hashes are the reference's own."""
     image = cv2.copyMakeBorder(photos[0], 40, 40, 60, 60, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     fp = hashing.fingerprint(image)
-    small = shrink(image, hashing.HASH_SIDE)
-    assert fp.trimmed is not None and fp.trim is not None
-    assert (fp.hash, fp.quality) == reference(hashing.pdq_input(small))
-    assert fp.trimmed == reference(hashing.pdq_input(hashing.cut(small, fp.trim)))[0]
-    assert fp.windows == [reference(hashing.pdq_input(w))[0]
-                          for w in hashing.windows(shrink(small, 2 * hashing.PDQ_SIDE))]
+    frames, trim = hashing.frames(image)
+    assert fp.trimmed is not None and fp.trim is not None and trim == fp.trim
+    assert len(frames) == 11 and all(max(f.shape[:2]) <= hashing.PDQ_SIDE for f in frames)
+    small = shrink_fast(image, hashing.HASH_SIDE)
+    assert np.array_equal(frames[0], hashing.pdq_input(small))
+    assert np.array_equal(frames[1], hashing.pdq_input(hashing.cut(small, fp.trim)))
+    assert (fp.hash, fp.quality) == reference(frames[0])
+    assert fp.trimmed == reference(frames[1])[0]
+    assert fp.windows == [reference(f)[0] for f in frames[2:]]

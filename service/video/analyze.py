@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.detection.detector import Detector, prepare_image
-from service.detection.preprocess import shrink
+from service.detection.preprocess import shrink_fast
 from service.pdq.hashing import HASH_SIDE, Fingerprint, fingerprint
 from service.video import combine, tracks
 from service.video.decode import small_jpeg
@@ -70,7 +70,7 @@ class _Source:
             prep = prepare_image(image, detector.spec, detector.finder)
             small = small_jpeg(image)
             try:  # on the frame shrunk as PDQ shrinks it (the same hash, a fifth of the work)
-                fp = fingerprint(shrink(image, HASH_SIDE), with_windows=False)
+                fp = fingerprint(shrink_fast(image, HASH_SIDE), with_windows=False)
             except Exception:  # a hash is evidence beside the verdict, never its blocker
                 fp = None
             return index, t, prep, small, fp
