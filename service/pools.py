@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from service.keys import POOLS, SETTINGS
+from service.threads import named_pool
 
 
 class PoolBusy(Exception):
@@ -29,7 +30,7 @@ class BoundedPool:
 
     def __init__(self, name: str, workers: int, max_waiting: int):
         self.name = name
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self.executor = named_pool(workers, name)
         self.limit = workers + max_waiting
         self.in_flight = 0
 
@@ -57,8 +58,8 @@ class Pools:
     def create(cls, password_workers: int = 2, password_waiting: int = 16) -> Pools:
         return cls(passwords=BoundedPool("scrypt", password_workers, password_waiting),
                    heatmaps=BoundedPool("heatmap", 2, 64),
-                   dns=ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns"),
-                   mail=ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp"))
+                   dns=named_pool(8, "dns"),
+                   mail=named_pool(1, "smtp"))
 
     def shutdown(self) -> None:
         self.passwords.shutdown()

@@ -17,6 +17,7 @@ import numpy as np
 from service.pdq.hashing import Fingerprint, fingerprint
 from service.provenance.credentials import CredentialReader
 from service.provenance.inspect import inspect
+from service.threads import named_pool
 
 log = logging.getLogger("service.evidence")
 
@@ -63,7 +64,7 @@ class Gathering:
 class Evidence:
     def __init__(self, reader: CredentialReader, *, workers: int = 2):
         self.reader = reader
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="evidence")
+        self.pool = named_pool(workers, "evidence")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

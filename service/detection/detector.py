@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -24,6 +23,7 @@ from service.detection import preprocess as pp
 from service.detection.batcher import MicroBatcher
 from service.detection.faces import FaceFinder
 from service.detection.models import Ensemble, ModelsError
+from service.threads import named_pool
 
 CAM_GRID = 32  # side of the stored activation-map grid per face
 UNFAMILIAR_NOTE = ("unlike the faces the detectors learned from: a fake score here is not "
@@ -157,8 +157,8 @@ class Detector:
         self.spec = specs.pop()
         self.max_image_pixels = max_image_pixels
         self.finder = finder or FaceFinder()
-        self.prepare_pool = ThreadPoolExecutor(prepare_workers, thread_name_prefix="prepare")
-        self.infer_pool = ThreadPoolExecutor(1, thread_name_prefix="infer")
+        self.prepare_pool = named_pool(prepare_workers, "prepare")
+        self.infer_pool = named_pool(1, "infer")
         self.batcher = MicroBatcher(self.run_models, self.infer_pool, max_batch, max_wait_ms)
         self.views_per_face = len(self.spec.crops)
         self.cam_hw = _cam_shape(ensemble)
