@@ -8,7 +8,8 @@ an image's hashes meet a flagged item's (`service.pdq.faces.verified_distance`, 
 copy), and of the same comparison with a hash-list entry (`service.pdq.descriptors`, the item
 as its exported row). ``--baseline FILE`` also times the ``fingerprint`` of another version of
 ``service/pdq/hashing.py`` (e.g. ``git show 28c541c:service/pdq/hashing.py > old.py``) on the
-same images. Each figure is the median over ``--repeat`` passes, in ms of CPU per image.
+same images, and how many bits its hashes lie from this version's (``bits_moved_from_baseline``).
+Each figure is the median over ``--repeat`` passes, in ms of CPU per image.
 """
 
 from __future__ import annotations
@@ -51,6 +52,18 @@ def load(path: Path):
     return module
 
 
+def bits_moved(old, decoded) -> dict:
+    """How far each image's hashes lie from the other version's (bits of 256): the whole-image
+    hash, and each of the nine windows; median and largest."""
+    whole, windows = [], []
+    for im in decoded:
+        a, b = hashing.fingerprint(im), old.fingerprint(im)
+        whole.append(hashing.distance(a.hash, b.hash))
+        windows += [hashing.distance(x, y) for x, y in zip(a.windows, b.windows)]
+    return {k: {"median": statistics.median(v), "max": max(v)}
+            for k, v in (("whole", whole), ("windows", windows))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-source", type=int, default=8)
@@ -77,6 +90,7 @@ def main() -> None:
         report["baseline_fingerprint_ms"] = cpu_ms_per_item(old.fingerprint, decoded, args.repeat)
         if hasattr(old, "trim_borders"):
             report["baseline_trim_ms"] = cpu_ms_per_item(old.trim_borders, decoded, args.repeat)
+        report["bits_moved_from_baseline"] = bits_moved(old, decoded)
     look = Looker()
     pairs = [(look(d), look(COPIES["jpeg_q50"](d))) for d in datas[:16]]
     report["face_check_on_a_hit_ms"] = cpu_ms_per_item(
