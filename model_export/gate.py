@@ -8,9 +8,13 @@ they know (`docs/models.md`, leave one source out). This gate says when a face i
 they learned: the mobilenet member's pooled head features (the 128 numbers its classifier
 weighs) of the face's centre view, and their Mahalanobis distance to the nearest mean of the
 training faces of one source and class (one covariance shared by all these groups). A face
-farther than the ``limit`` is *unfamiliar*: if the ensemble would call it FAKE, the service
-answers UNSURE instead and says why. REAL and UNSURE answers are never changed, so the gate
-can only remove false alarms (and some detections).
+farther than the ``limit`` is *unfamiliar*: whatever the ensemble's score, the service answers
+UNSURE and says why (``HOLDS``). Held back as FAKE, it removes false alarms on real photos of a
+kind the detectors never saw (and some detections); held back as REAL (since 2026-11-30), it
+keeps fakes of a kind they never saw, which they score as real, from being cleared: trained
+without the Stable Diffusion faces, the detectors rank those below the real faces, and the gate
+marks many of them unfamiliar (`loso_ensemble`'s ``served``; `served_verdicts` on the test
+split).
 
 The distance is computed inside the member's ONNX files (an extra output, ``unfamiliarity``,
 appended after the trained graph: the logit and the activation map are bit-identical), so the
@@ -44,6 +48,8 @@ OUTPUT = "unfamiliarity"
 FEATURES = "gate_features"
 PREFIX = "gate_"
 META = "gate_classifier_inputs"  # the classifier's own inputs, while the gate replaces them
+#: the verdicts an unfamiliar face never gets (the service reads them from ensemble.json)
+HOLDS = ("fake", "real")
 #: at most this share of every source's val faces is marked unfamiliar
 GATED_SHARE = 0.10
 #: training faces per source and class the means and covariance are fitted on
@@ -332,12 +338,12 @@ def main(argv=None):
     card.setdefault("outputs", {})[OUTPUT] = OUTPUT
     common.write_json(card_path, card)
     ens["gate"] = metrics.rounded({
-        "member": MEMBER, "output": OUTPUT, "view": VIEW, "limit": limit,
+        "member": MEMBER, "output": OUTPUT, "view": VIEW, "limit": limit, "holds": list(HOLDS),
         "rule": (f"a face whose {MEMBER} head features (centre view) lie farther from the training "
                  "faces than the limit (squared Mahalanobis distance to "
                  f"the nearest of {len(gate['groups'])} source-and-class means, shared "
                  f"covariance; fitted on {len(tr)} training faces of the INT8 file) is "
-                 f"unfamiliar: FAKE becomes UNSURE. Limit: the smallest that marks at most "
+                 f"unfamiliar: FAKE and REAL become UNSURE. Limit: the smallest that marks at most "
                  f"{100 * a.share:.0f} % of every source's val faces unfamiliar"),
         "share_of_val_gated": a.share,
         "metrics": {"test": test},

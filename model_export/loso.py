@@ -100,15 +100,18 @@ def held_out_figures(y_own, own, te_reals, fake, unsure) -> dict:
     their scores ``own`` and verdicts (``fake``, ``unsure``: boolean), and the seen test reals'
     scores ``te_reals`` (needed only when it has fakes)."""
     out = {}
+    real = ~fake & ~unsure
     if (y_own == 0).any():
         out["reals_called_fake"] = float(fake[y_own == 0].mean())
         out["reals_uncertain"] = float(unsure[y_own == 0].mean())
+        out["reals_called_real"] = float(real[y_own == 0].mean())
         out["reals_n"] = int((y_own == 0).sum())
     if (y_own == 1).any():
         lf = own[y_own == 1]
         out["fakes_auc_vs_seen_test_reals"] = metrics.roc_auc(
             np.r_[np.zeros(len(te_reals)), np.ones(len(lf))], np.r_[te_reals, lf])
         out["fakes_caught"] = float(fake[y_own == 1].mean())
+        out["fakes_called_real"] = float(real[y_own == 1].mean())
         out["fakes_n"] = int(len(lf))
         if (y_own == 0).any():
             out["fakes_auc_vs_own_reals"] = metrics.roc_auc(y_own, own)

@@ -22,7 +22,10 @@ reaches its own threshold (chosen by the rule on the same val faces). And under 
 familiarity gate (`model_export.gate`), fitted on the mobilenet run without the source as the
 shipped gate is fitted on the shipped member: FAKE only for faces within the limit, at each share
 of val faces in ``GATE_SHARES`` (the shipped share is one of them); ``served``: the gate at its
-shipped share and the agreement rule together, as the service answers.
+shipped share and the agreement rule together, as the service answers (an unfamiliar face is
+UNSURE whatever its score; ``served_gate_on_fake_only``: as it answered before 2026-11-30, when
+the gate held back FAKE only). Each also gives the share of the held-out reals and fakes
+answered REAL.
 
 The members' logits are kept in ``runs/loso_ensemble/SOURCE_NAME.npz`` (scoring is the slow
 part); ``summary.json`` beside them holds the figures. With ``--balance-groups K`` the mobilenet
@@ -186,8 +189,12 @@ def source_figures(cache: Cache, names: list[str], held_out: str, runs: Runs) ->
         if "agreement" in out:  # both, the gate at its shipped share: what the service says
             far = d["own"] > gate.limit_for(d["val"], s_val, gate.GATED_SHARE)
             kept = fake & ~far & confirmed
+            # the gate holds back every verdict of an unfamiliar face: REAL too
             out["served"] = held_out_figures(y_own, c["own"], c["test_reals"], kept,
-                                             unsure | (fake & ~kept))
+                                             unsure | (fake & ~kept) | far)
+            # as served before 2026-11-30: the gate held back FAKE only
+            out["served_gate_on_fake_only"] = held_out_figures(
+                y_own, c["own"], c["test_reals"], kept, unsure | (fake & ~kept))
     return out
 
 

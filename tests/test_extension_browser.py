@@ -188,6 +188,8 @@ def test_settings_queue_and_thresholds_modules(ext):
                                     faces: [{unfamiliar: false}, {unfamiliar: true}]}, t),
             familiar: badgeState({score: 0.9, verdict: 'uncertain', decisive_face: 0,
                                   faces: [{unfamiliar: false}]}, t),
+            unfamiliarLow: badgeState({score: 0.1, verdict: 'uncertain', decisive_face: 0,
+                                       faces: [{unfamiliar: true}]}, t),
         };
     }""")
     assert result["ok"]["serviceUrl"] == "http://localhost:8080"
@@ -202,6 +204,7 @@ def test_settings_queue_and_thresholds_modules(ext):
     assert result["noFace"] == "no_face"
     assert (result["unfamiliar"], result["familiar"]) == ("uncertain", "fake"), \
         "the user's thresholds never call a face the familiarity gate holds back FAKE"
+    assert result["unfamiliarLow"] == "uncertain", "nor REAL"
 
 
 def test_nothing_is_sent_while_scanning_is_off_and_the_menu_checks_one_image(ext):

@@ -1,9 +1,9 @@
 """The familiarity gate (`model_export.gate`): a face unlike every face the detectors learned
-from is never called FAKE.
+from is never called FAKE or REAL.
 
 On the shipped files: the mobilenet's ONNX files carry the gate's distance as an extra output
 without changing its logit or activation map, the distance is the fitted statistic, and the
-service turns a FAKE on an unfamiliar face into UNSURE (and changes nothing else), on real and
+service turns a FAKE or REAL on an unfamiliar face into UNSURE (and changes nothing else), on real and
 fake photographs from ``../shared/data``.
 """
 
@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import shutil
 
+import cv2
 import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
 
 from model_export import gate
-from service.detection.detector import UNFAMILIAR_NOTE, Detector, prepare
+from model_export.served_verdicts import gate_on_fake_only
+from service.detection.detector import SEVERITY, UNFAMILIAR_NOTE, Detector, prepare
 from service.detection.models import ModelsError, load_ensemble
 from tests.support.paths import REPO, require_shared_data, sample_images
 
@@ -101,34 +103,90 @@ async def _answers(models_dir, photos) -> list[dict]:
         await detector.stop()
 
 
-async def test_an_unfamiliar_face_is_never_called_fake(tmp_path, photos):
-    """Every face unfamiliar (limit below every distance): each FAKE becomes UNSURE with the
-    note, and nothing else changes; no face unfamiliar: the answers of the ensemble without a
-    gate."""
-    def limit(value):
-        return lambda card: card["gate"].update(limit=value)
+async def test_an_unfamiliar_face_is_never_called_fake_or_real(tmp_path, photos):
+    """Every face unfamiliar (limit below every distance): each FAKE and each REAL becomes UNSURE
+    with the note, the scores do not change, and the image is UNSURE; no face unfamiliar: the
+    answers of the ensemble without a gate. A card that holds back FAKE only (as before
+    2026-11-30, and any card without ``holds``) leaves REAL alone."""
+    def limit(value, holds=None):
+        def change(card):
+            card["gate"].update(limit=value)
+            if holds is None:
+                card["gate"].pop("holds", None)
+            else:
+                card["gate"]["holds"] = holds
+        return change
 
-    held = await _answers(_models_with(tmp_path / "a", limit(-1.0)), photos)
-    open_ = await _answers(_models_with(tmp_path / "b", limit(1e12)), photos)
+    card = json.loads((MODELS / "ensemble.json").read_text())
+    assert gate.HOLDS == ("fake", "real") and card["gate"]["holds"] == ["fake", "real"]
+    held = await _answers(_models_with(tmp_path / "a", limit(-1.0, list(gate.HOLDS))), photos)
+    fake_only = await _answers(_models_with(tmp_path / "d", limit(-1.0)), photos)
+    open_ = await _answers(_models_with(tmp_path / "b", limit(1e12, list(gate.HOLDS))), photos)
     bare = await _answers(_models_with(tmp_path / "c", lambda card: card.pop("gate")), photos)
-    fakes = 0
-    for h, o, b in zip(held, open_, bare):
+    fakes = reals = 0
+    for h, f1, o, b in zip(held, fake_only, open_, bare):
         assert [f["score"] for f in h["faces"]] == [f["score"] for f in b["faces"]]
         assert [f["verdict"] for f in o["faces"]] == [f["verdict"] for f in b["faces"]]
         assert all(f["unfamiliar"] is False for f in o["faces"])
         assert "unfamiliar" not in json.dumps(b["faces"])
         assert o["verdict"] == b["verdict"]
-        for fh, fb in zip(h["faces"], b["faces"]):
-            assert fh["unfamiliar"] is True
+        for fh, f1h, fb in zip(h["faces"], f1["faces"], b["faces"]):
+            assert fh["unfamiliar"] is True and f1h["unfamiliar"] is True
+            assert fh["verdict"] == "uncertain"
             if fb["verdict"] == "fake":
                 fakes += 1
-                assert fh["verdict"] == "uncertain" and fh["note"] == UNFAMILIAR_NOTE
+                assert fh["note"] == UNFAMILIAR_NOTE
+                assert f1h["verdict"] == "uncertain" and f1h["note"] == UNFAMILIAR_NOTE
+            elif fb["verdict"] == "real":
+                reals += 1
+                assert fh["note"] == UNFAMILIAR_NOTE
+                assert f1h["verdict"] == "real" and "note" not in f1h
             else:
-                assert fh["verdict"] == fb["verdict"]
-        assert h["verdict"] != "fake"
-        if b["verdict"] == "fake":
-            assert h["verdict"] == "uncertain" and h["note"] == UNFAMILIAR_NOTE
-    assert fakes >= 3, "the sample holds faces the ensemble calls FAKE"
+                assert f1h["verdict"] == fb["verdict"]
+        if b["face_found"]:
+            assert h["verdict"] == "uncertain"
+        if b["verdict"] in ("fake", "real"):
+            assert h["note"] == UNFAMILIAR_NOTE
+        assert f1["verdict"] == ("uncertain" if b["verdict"] == "fake" else b["verdict"])
+        # served_verdicts' figure "before": the answer of a gate on FAKE only, from the served one
+        assert gate_on_fake_only(h, card["threshold"], tuple(card["uncertain_band"])) == \
+            f1["verdict"]
+    assert fakes >= 3 and reals >= 3, "the sample holds faces the ensemble calls FAKE and REAL"
+
+
+def test_an_image_is_unsure_when_any_judged_face_is_held_back(photos):
+    """An image is REAL only if every face it judges is: one face held back by the gate makes
+    it UNSURE even when the other faces score more fake but stay under the band."""
+    assert SEVERITY == {"fake": 2, "uncertain": 1, "real": 0}
+    ens = load_ensemble(MODELS, "cpu", 1)
+    detector = Detector(ens, max_batch=16, max_wait_ms=2, max_image_pixels=40_000_000)
+    k = detector.views_per_face
+    found = None
+    for data in photos:  # a real photo whose mirrored pair gives two faces called REAL
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        pair = cv2.imencode(".png", np.hstack([img, cv2.flip(img, 1)]))[1].tobytes()
+        prep = prepare(pair, detector.spec, detector.max_image_pixels, detector.finder)
+        if len(prep.boxes) != 2:
+            continue
+        logits, cams, dist = detector.score_many([prep])[0]
+        dist = np.where(np.isnan(dist), np.nan, 0.0)  # every face familiar
+        plain = detector.summarize(prep, logits, cams, dist)[0]
+        if [f["verdict"] for f in plain["faces"]] == ["real", "real"]:
+            found = prep, logits, cams, dist, plain
+            break
+    detector.prepare_pool.shutdown()
+    assert found is not None, "no sample photo gives two faces called REAL"
+    prep, logits, cams, dist, plain = found
+    assert plain["verdict"] == "real"
+    lower = min(range(2), key=lambda i: plain["faces"][i]["score"])
+    far = dist.copy()
+    far[lower * k + ens.gate.view] = ens.gate.limit + 1.0  # only the less fake face unfamiliar
+    out = detector.summarize(prep, logits, cams, far)[0]
+    assert out["faces"][lower]["verdict"] == "uncertain"
+    assert out["faces"][1 - lower]["verdict"] == "real"
+    assert out["verdict"] == "uncertain" and out["decisive_face"] == lower
+    assert out["note"] == UNFAMILIAR_NOTE
+    detector.infer_pool.shutdown()
 
 
 def test_a_gate_the_files_cannot_serve_is_refused(tmp_path):
@@ -137,6 +195,10 @@ def test_a_gate_the_files_cannot_serve_is_refused(tmp_path):
                       "cpu", 1)
     with pytest.raises(ModelsError, match="first view"):
         load_ensemble(_models_with(tmp_path / "b", lambda c: c["gate"].update(view=1)), "cpu", 1)
+    for holds in ([], ["uncertain"], ["fake", "maybe"]):
+        with pytest.raises(ModelsError, match="holds"):
+            load_ensemble(_models_with(tmp_path / f"h{len(holds)}{holds[-1:]}",
+                                       lambda c, h=holds: c["gate"].update(holds=h)), "cpu", 1)
     other = _models_with(tmp_path / "c", lambda c: None)
     card = json.loads((other / "mobilenet.card.json").read_text())
     (other / card["files"]["cpu"]).write_bytes(

@@ -93,4 +93,12 @@ def test_a_fake_track_of_mostly_unfamiliar_faces_is_uncertain():
     kept = combine.combine_track(scores, **RULE, unfamiliar=[True, False, False, None])
     assert kept["verdict"] == "fake" and kept["note"] is None
     real = combine.combine_track([0.1, 0.12, 0.2], **RULE, unfamiliar=[True, True, True])
-    assert real["verdict"] == "real", "the gate never changes a REAL verdict"
+    assert real["verdict"] == "real", "a gate that holds back FAKE only leaves REAL alone"
+    both = ("fake", "real")
+    held_real = combine.combine_track([0.1, 0.12, 0.2], **RULE, unfamiliar=[True, True, True],
+                                      gate_holds=both)
+    assert held_real["verdict"] == "uncertain" and held_real["label"] == "REAL"
+    assert "not trusted" in held_real["note"]
+    kept_real = combine.combine_track([0.1, 0.12, 0.2], **RULE, unfamiliar=[True, False, False],
+                                      gate_holds=both)
+    assert kept_real["verdict"] == "real" and kept_real["note"] is None

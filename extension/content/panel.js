@@ -118,7 +118,7 @@
     }
     if (rec.state === "no_face") return "The detectors judge faces only and found none in this image, so it has no verdict.";
     const band = t ? ` (REAL below ${R.fixed(t.real_below)}, FAKE from ${R.fixed(t.fake_from)})` : "";
-    if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.unfamiliar) return `P(fake) = ${R.fixed(c.score)}, but this face is unlike the faces the detectors learned from, so a fake score is not trusted here. Treat it with care.`;
+    if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.unfamiliar) return `P(fake) = ${R.fixed(c.score)}, but this face is unlike the faces the detectors learned from, so they cannot judge it: neither a fake nor a real score is trusted here. Treat it with care.`;
     if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.confirmed === false && c.faces[c.decisive_face].note) return `P(fake) = ${R.fixed(c.score)}, but the detector that holds best on photos it never saw does not find this face fake on its own, so a fake score is not trusted here. Treat it with care.`;
     if (rec.state === "uncertain") return `P(fake) = ${R.fixed(c.score)}: between the detectors' thresholds${band}, so they cannot tell. Treat it with care.`;
     if (rec.state === c.label?.toLowerCase()) return `P(fake) = ${R.fixed(c.score)}: ${Math.round(c.confidence)}% sure it is ${rec.state}${band}.`;

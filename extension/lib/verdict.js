@@ -1,7 +1,8 @@
 // Which badge a check gets: the service's verdict, or the user's own thresholds on P(fake).
 // A moderator's decision and "no face found" are never re-judged by thresholds, and a face the
-// service marks unfamiliar (unlike the faces its detectors learned from) or unconfirmed (the
-// detector that holds best on unseen photos does not find it fake) is never called fake.
+// service marks unfamiliar (unlike the faces its detectors learned from) is never called fake
+// or real, and one marked unconfirmed (the detector that holds best on unseen photos does not
+// find it fake) is never called fake.
 
 export const STATES = ["real", "fake", "uncertain", "no_face"];
 
@@ -10,10 +11,9 @@ export function badgeState(check, settings) {
       || typeof check.score !== "number" || settings.fakeAt == null || settings.realAt == null) {
     return check.verdict;
   }
-  if (check.score >= settings.fakeAt) {
-    const face = check.faces?.[check.decisive_face];
-    return face?.unfamiliar === true || face?.confirmed === false ? "uncertain" : "fake";
-  }
+  const face = check.faces?.[check.decisive_face];
+  if (face?.unfamiliar === true) return "uncertain";
+  if (check.score >= settings.fakeAt) return face?.confirmed === false ? "uncertain" : "fake";
   if (check.score < settings.realAt) return "real";
   return "uncertain";
 }

@@ -26,11 +26,13 @@ from service.detection.models import Ensemble, ModelsError
 from service.threads import named_pool
 
 CAM_GRID = 32  # side of the stored activation-map grid per face
-UNFAMILIAR_NOTE = ("unlike the faces the detectors learned from: a fake score here is not "
-                   "trusted (UNSURE, not FAKE)")
+UNFAMILIAR_NOTE = ("unlike the faces the detectors learned from: their score is not trusted "
+                   "here (UNSURE)")
 UNCONFIRMED_NOTE = ("the detector that holds best on unseen photos does not find it fake on its "
                     "own: a fake score here is not trusted (UNSURE, not FAKE)")
-HELD_BACK = (UNFAMILIAR_NOTE, UNCONFIRMED_NOTE)  # FAKE scores answered UNSURE, and why
+HELD_BACK = (UNFAMILIAR_NOTE, UNCONFIRMED_NOTE)  # verdicts answered UNSURE, and why
+#: how a verdict ranks when an image's decisive face (or a video's track) is chosen, then by score
+SEVERITY = {"fake": 2, "uncertain": 1, "real": 0}
 THUMBNAIL_SIDE = 640
 
 
@@ -333,7 +335,7 @@ class Detector:
             if prep.too_small[i]:
                 face["verdict"] = "uncertain"
                 face["note"] = (f"face smaller than {self.spec.min_face} px: too small to judge")
-            elif face.get("unfamiliar") and face["verdict"] == "fake":
+            elif face.get("unfamiliar") and face["verdict"] in ens.gate.holds:
                 face["verdict"] = "uncertain"
                 face["note"] = UNFAMILIAR_NOTE
             elif face.get("confirmed") is False and face["verdict"] == "fake":
@@ -343,8 +345,9 @@ class Detector:
         judged = [i for i, f in enumerate(faces) if not f["too_small"]]
         pool = judged or list(range(len(faces)))
         # as fake as its most fake face: a face called FAKE outranks a higher score held back
-        # (by the familiarity gate or the agreement rule)
-        decisive = max(pool, key=lambda i: (faces[i]["verdict"] == "fake", faces[i]["score"])
+        # (by the familiarity gate or the agreement rule), and a face held back (UNSURE)
+        # outranks one called REAL, whatever their scores
+        decisive = max(pool, key=lambda i: (SEVERITY[faces[i]["verdict"]], faces[i]["score"])
                        ) if faces else None
         if decisive is None:
             top = verdict_for(None, ens.threshold, ens.band)

@@ -56,11 +56,13 @@ class Member:
 @dataclass(frozen=True)
 class Gate:
     """The familiarity gate (`model_export.gate`): a face whose distance on member ``member``'s
-    view ``view`` exceeds ``limit`` is unfamiliar, and is not called FAKE."""
+    view ``view`` exceeds ``limit`` is unfamiliar, and none of the verdicts in ``holds`` is
+    given to it (UNSURE instead). Cards before 2026-11-30 have no ``holds``: FAKE only."""
 
     member: int  # index into the ensemble's members
     view: int  # index into the spec's crops
     limit: float
+    holds: tuple[str, ...] = ("fake",)
 
     @classmethod
     def from_card(cls, card: dict | None, members: list[Member], cascade: Cascade | None
@@ -76,7 +78,10 @@ class Gate:
         view = int(card["view"])
         if cascade is not None and (view != cascade.first_view or not cascade.first_mask[j]):
             raise ModelsError("gate: its member must score the cascade's first view")
-        return cls(j, view, float(card["limit"]))
+        holds = tuple(card.get("holds", ("fake",)))
+        if not holds or not set(holds) <= {"fake", "real"}:
+            raise ModelsError(f"gate: holds must name 'fake' and/or 'real', not {holds!r}")
+        return cls(j, view, float(card["limit"]), holds)
 
 
 @dataclass(frozen=True)

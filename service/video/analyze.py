@@ -131,7 +131,8 @@ def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) 
             [e["score"] for e in judged], threshold=ens.threshold, band=ens.band,
             trim=rules.trim, min_frames=rules.min_frames, max_disagreement=rules.max_disagreement,
             unfamiliar=[e.get("unfamiliar") for e in judged],
-            confirmed=[e.get("confirmed") for e in judged])
+            confirmed=[e.get("confirmed") for e in judged],
+            gate_holds=ens.gate.holds if ens.gate else ())
         pick = max(judged or tr.entries, key=lambda e: e["score"])
         frame = by_index[pick["frame_index"]]
         track_out.append({

@@ -10,8 +10,9 @@ verdict. A track is ``uncertain`` when
 * it is **too short**: fewer than ``min_frames`` frames with a face large enough to judge, or
 * it is **inconsistent**: more than ``max_disagreement`` of its judged frames fall on the other
   side of the threshold from the track's own score, or
-* it would be FAKE but most of its judged frames show a face the familiarity gate marks
-  unfamiliar (`model_export.gate`): as for an image, that score is not trusted.
+* it would be FAKE (or REAL, with the shipped gate, which holds back both) but most of its
+  judged frames show a face the familiarity gate marks unfamiliar (`model_export.gate`): as for
+  an image, that score is not trusted.
 
 A video is as fake as its most fake track: tracks are ranked fake, then uncertain, then real,
 and by score within each; the first sets the video's verdict and score. No face in any frame is
@@ -22,9 +23,8 @@ from __future__ import annotations
 
 import math
 
-from service.detection.detector import verdict_for
+from service.detection.detector import SEVERITY, verdict_for
 
-SEVERITY = {"fake": 2, "uncertain": 1, "real": 0}
 #: scores are stored to 4 decimals: logits are bounded to what that can express
 _P_MIN = 1e-4
 
@@ -47,11 +47,12 @@ def trimmed_mean(values: list[float], trim: float) -> float:
 
 def combine_track(scores: list[float], *, threshold: float, band: tuple[float, float],
                   trim: float, min_frames: int, max_disagreement: float,
-                  unfamiliar: list[bool | None] = (), confirmed: list[bool | None] = ()
-                  ) -> dict:
+                  unfamiliar: list[bool | None] = (), confirmed: list[bool | None] = (),
+                  gate_holds: tuple[str, ...] = ("fake",)) -> dict:
     """The track's score and verdict from its judged frames' scores (P(fake) each) and, with
-    the familiarity gate, whether each of those frames' face is unfamiliar; with the agreement
-    rule, whether its member confirmed each frame's face as fake."""
+    the familiarity gate, whether each of those frames' face is unfamiliar (``gate_holds``: the
+    verdicts the gate holds back, `models.Gate.holds`); with the agreement rule, whether its
+    member confirmed each frame's face as fake."""
     if not scores:
         return {"score": None, "verdict": "uncertain", "label": None, "confidence": None,
                 "too_short": True, "consistent": None, "disagreement": None,
@@ -71,10 +72,10 @@ def combine_track(scores: list[float], *, threshold: float, band: tuple[float, f
         out["verdict"] = "uncertain"
         out["note"] = (f"inconsistent: {disagreement:.0%} of its frames disagree with the"
                        " track's score")
-    elif out["verdict"] == "fake" and sum(bool(u) for u in unfamiliar) * 2 > len(scores):
+    elif out["verdict"] in gate_holds and sum(bool(u) for u in unfamiliar) * 2 > len(scores):
         out["verdict"] = "uncertain"
         out["note"] = ("most of its frames show a face unlike those the detectors learned from:"
-                       " a fake score here is not trusted")
+                       " its score is not trusted here")
     elif out["verdict"] == "fake" and sum(c is False for c in confirmed) * 2 > len(scores):
         out["verdict"] = "uncertain"
         out["note"] = ("in most of its frames the detector that holds best on unseen photos does"

@@ -1,0 +1,130 @@
+"""Verdicts as the service gives them, on whole images of one split: ``python -m
+model_export.served_verdicts [--split test] [--json F]``.
+
+Each image of the split goes through the service's own path with the shipped files (`prepare`:
+decode, BlazeFace, aligned views; `Detector.score_many`: the view cascade; `Detector.summarize`:
+threshold, band, too-small faces, the familiarity gate and the agreement rule), one at a time.
+Per source and label, the share of the images answered REAL, UNSURE, FAKE and "no face", and of
+the judged faces the share marked unfamiliar.
+
+Beside what the service answers, the same images under the familiarity gate as it was before
+2026-11-30 (it held back FAKE only: an unfamiliar face scored below the band was answered REAL),
+so the two can be compared on the same run: ``before_gate_on_real``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from model_export import metrics
+from model_export.data import DEFAULT_DATA, read_manifest
+from service.detection.detector import SEVERITY, UNFAMILIAR_NOTE, Detector, prepare, verdict_for
+from service.detection.models import load_ensemble
+from service.settings import Settings
+
+VERDICTS = ("real", "uncertain", "fake", "no_face")
+
+
+def gate_on_fake_only(result: dict, threshold: float, band) -> str:
+    """The image's verdict had the gate held back FAKE only: a face it held back that scores
+    below the band was answered REAL (every other face keeps its verdict)."""
+    faces = result["faces"]
+    if not faces:
+        return result["verdict"]
+    verdicts = []
+    for f in faces:
+        v = f["verdict"]
+        if f.get("note") == UNFAMILIAR_NOTE and verdict_for(f["score"], threshold, band)[
+                "verdict"] == "real":
+            v = "real"
+        verdicts.append(v)
+    judged = [i for i, f in enumerate(faces) if not f["too_small"]] or range(len(faces))
+    worst = max(judged, key=lambda i: (SEVERITY[verdicts[i]], faces[i]["score"]))
+    if all(faces[i]["too_small"] for i in judged):
+        return "uncertain"
+    return verdicts[worst]
+
+
+def shares(counts: Counter) -> dict:
+    n = sum(counts.values())
+    return {v: round(counts[v] / n, 4) for v in VERDICTS} | {"images": n}
+
+
+def measure(data: Path, split: str) -> dict:
+    s = Settings()
+    ens = load_ensemble(s.models_dir, s.device, s.inference_threads)
+    det = Detector(ens, max_batch=1, max_wait_ms=0.0, max_image_pixels=s.max_image_pixels,
+                   prepare_workers=1)
+    served, before = defaultdict(Counter), defaultdict(Counter)
+    unfamiliar = defaultdict(lambda: [0, 0])
+    started = time.time()
+    try:
+        for r in (r for r in read_manifest(data) if r.split == split):
+            key = f"{r.source}/{'fake' if r.label else 'real'}"
+            prep = prepare((data / r.path).read_bytes(), det.spec, s.max_image_pixels,
+                           det.finder)
+            scored = det.score_many([prep])[0] if prep.face_found else (None, None, None)
+            result = det.summarize(prep, *scored)[0]
+            served[key][result["verdict"]] += 1
+            before[key][gate_on_fake_only(result, ens.threshold, ens.band)] += 1
+            for f in result["faces"]:
+                if not f["too_small"]:
+                    unfamiliar[key][0] += bool(f.get("unfamiliar"))
+                    unfamiliar[key][1] += 1
+    finally:
+        det.prepare_pool.shutdown()
+        det.infer_pool.shutdown()
+    rows = {}
+    for key in sorted(served):
+        u, n = unfamiliar[key]
+        rows[key] = {"served": shares(served[key]),
+                     "before_gate_on_real": shares(before[key]),
+                     "judged_faces_unfamiliar": round(u / n, 4) if n else None}
+    totals = {}
+    for label in ("real", "fake"):
+        for name, table in (("served", served), ("before_gate_on_real", before)):
+            c = sum((table[k] for k in table if k.endswith("/" + label)), Counter())
+            totals.setdefault(label, {})[name] = shares(c)
+    return {"split": split, "models_version": ens.version, "per_source": rows, "all": totals,
+            "seconds": round(time.time() - started, 1), "machine": platform.platform()}
+
+
+def table(out: dict) -> str:
+    lines = ["| source | images | REAL | UNSURE | FAKE | no face | judged faces unfamiliar |",
+             "|---|---|---|---|---|---|---|"]
+    rows = {**out["per_source"], **{f"all {k}s": {**v, "judged_faces_unfamiliar": None}
+                                     for k, v in out["all"].items()}}
+    for key, row in rows.items():
+        a, b = row["before_gate_on_real"], row["served"]
+        cells = [f"{100 * a[v]:.1f} → {100 * b[v]:.1f} %" if a[v] != b[v] else f"{100 * b[v]:.1f} %"
+                 for v in VERDICTS]
+        u = row["judged_faces_unfamiliar"]
+        lines.append(f"| {key} | {b['images']} | " + " | ".join(cells)
+                     + f" | {'–' if u is None else f'{100 * u:.1f} %'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--split", default="test", choices=("train", "val", "test"))
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    out = measure(a.data, a.split)
+    if a.json:
+        a.json.write_text(json.dumps(metrics.rounded(out, 4), indent=1))
+    print(table(out))
+    print(f"({out['seconds']} s; cells: the gate on FAKE only → on every verdict, as served)")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
