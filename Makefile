@@ -29,10 +29,13 @@ test: install-test extension-tools
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
-# web-ext (the Firefox add-on linter) for the extension's lint test, when npm is there.
+# web-ext (the Firefox add-on linter) for the extension's lint test, and tfjs with nsfwjs for the
+# MobileNetV2 port's parity test, when npm is there.
 extension-tools:
 	@if command -v npm >/dev/null 2>&1 && [ ! -x extension/tools/node_modules/.bin/web-ext ]; then \
 		npm ci --prefix extension/tools --no-audit --no-fund; fi
+	@if command -v npm >/dev/null 2>&1 && [ ! -d model_export/tools/node_modules/nsfwjs ]; then \
+		npm ci --prefix model_export/tools --no-audit --no-fund; fi
 
 lint: install-test
 	$(PY) -m ruff check .
