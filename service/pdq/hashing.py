@@ -40,7 +40,7 @@ TRIM_TOLERANCE = 6
 TRIM_MIN_PX = 3
 #: larger images are shrunk (by halvings) to this side before their frames are cut and hashed
 HASH_SIDE = 256
-#: PDQ works on a 64x64 image; each frame is shrunk to it with an area filter first
+#: PDQ works on a 64x64 image; each frame is shrunk to it first (`pdq_input`)
 PDQ_SIDE = 64
 WHOLE = (0.0, 0.0, 1.0, 1.0)
 
