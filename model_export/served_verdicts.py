@@ -9,7 +9,8 @@ the judged faces the share marked unfamiliar.
 
 Beside what the service answers, the same images under the familiarity gate as it was before
 2026-11-30 (it held back FAKE only: an unfamiliar face scored below the band was answered REAL),
-so the two can be compared on the same run: ``before_gate_on_real``.
+so the two can be compared on the same run (``before_gate_on_real``: each image summarized again
+from the same scores with the gate's ``holds`` narrowed to FAKE).
 """
 
 from __future__ import annotations
@@ -19,37 +20,32 @@ import json
 import platform
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from model_export import metrics
 from model_export.data import DEFAULT_DATA, read_manifest
-from service.detection.detector import SEVERITY, UNFAMILIAR_NOTE, Detector, prepare, verdict_for
+from service.detection.detector import Detector, prepare
 from service.detection.models import load_ensemble
 from service.settings import Settings
 
 VERDICTS = ("real", "uncertain", "fake", "no_face")
 
 
-def gate_on_fake_only(result: dict, threshold: float, band) -> str:
-    """The image's verdict had the gate held back FAKE only: a face it held back that scores
-    below the band was answered REAL (every other face keeps its verdict)."""
-    faces = result["faces"]
-    if not faces:
-        return result["verdict"]
-    verdicts = []
-    for f in faces:
-        v = f["verdict"]
-        if f.get("note") == UNFAMILIAR_NOTE and verdict_for(f["score"], threshold, band)[
-                "verdict"] == "real":
-            v = "real"
-        verdicts.append(v)
-    judged = [i for i, f in enumerate(faces) if not f["too_small"]] or range(len(faces))
-    worst = max(judged, key=lambda i: (SEVERITY[verdicts[i]], faces[i]["score"]))
-    if all(faces[i]["too_small"] for i in judged):
-        return "uncertain"
-    return verdicts[worst]
+def answers(det: Detector, prep, scored) -> tuple[dict, dict]:
+    """(the image's result as served; the same had the gate held back FAKE only), from one
+    scoring: `Detector.summarize` twice, the second time with the gate's ``holds`` narrowed."""
+    served = det.summarize(prep, *scored)[0]
+    gate = det.ensemble.gate
+    if gate is None or gate.holds == ("fake",):
+        return served, served
+    det.ensemble.gate = replace(gate, holds=("fake",))
+    try:
+        return served, det.summarize(prep, *scored)[0]
+    finally:
+        det.ensemble.gate = gate
 
 
 def shares(counts: Counter) -> dict:
@@ -71,9 +67,9 @@ def measure(data: Path, split: str) -> dict:
             prep = prepare((data / r.path).read_bytes(), det.spec, s.max_image_pixels,
                            det.finder)
             scored = det.score_many([prep])[0] if prep.face_found else (None, None, None)
-            result = det.summarize(prep, *scored)[0]
+            result, fake_only = answers(det, prep, scored)
             served[key][result["verdict"]] += 1
-            before[key][gate_on_fake_only(result, ens.threshold, ens.band)] += 1
+            before[key][fake_only["verdict"]] += 1
             for f in result["faces"]:
                 if not f["too_small"]:
                     unfamiliar[key][0] += bool(f.get("unfamiliar"))

@@ -19,7 +19,7 @@ import pytest
 from onnx import numpy_helper
 
 from model_export import gate
-from model_export.served_verdicts import gate_on_fake_only
+from model_export.served_verdicts import answers
 from service.detection.detector import SEVERITY, UNFAMILIAR_NOTE, Detector, prepare
 from service.detection.models import ModelsError, load_ensemble
 from tests.support.paths import REPO, require_shared_data, sample_images
@@ -117,8 +117,8 @@ async def test_an_unfamiliar_face_is_never_called_fake_or_real(tmp_path, photos)
                 card["gate"]["holds"] = holds
         return change
 
-    card = json.loads((MODELS / "ensemble.json").read_text())
-    assert gate.HOLDS == ("fake", "real") and card["gate"]["holds"] == ["fake", "real"]
+    shipped = json.loads((MODELS / "ensemble.json").read_text())["gate"]
+    assert gate.HOLDS == ("fake", "real") and shipped["holds"] == ["fake", "real"]
     held = await _answers(_models_with(tmp_path / "a", limit(-1.0, list(gate.HOLDS))), photos)
     fake_only = await _answers(_models_with(tmp_path / "d", limit(-1.0)), photos)
     open_ = await _answers(_models_with(tmp_path / "b", limit(1e12, list(gate.HOLDS))), photos)
@@ -148,10 +148,19 @@ async def test_an_unfamiliar_face_is_never_called_fake_or_real(tmp_path, photos)
         if b["verdict"] in ("fake", "real"):
             assert h["note"] == UNFAMILIAR_NOTE
         assert f1["verdict"] == ("uncertain" if b["verdict"] == "fake" else b["verdict"])
-        # served_verdicts' figure "before": the answer of a gate on FAKE only, from the served one
-        assert gate_on_fake_only(h, card["threshold"], tuple(card["uncertain_band"])) == \
-            f1["verdict"]
     assert fakes >= 3 and reals >= 3, "the sample holds faces the ensemble calls FAKE and REAL"
+    # served_verdicts' two answers from one scoring: the served card's, and FAKE-only's
+    det = Detector(load_ensemble(_models_with(tmp_path / "e", limit(-1.0, list(gate.HOLDS))),
+                                 "cpu", 1), max_batch=16, max_wait_ms=2,
+                   max_image_pixels=40_000_000)
+    for data, h, f1 in zip(photos, held, fake_only):
+        prep = prepare(data, det.spec, det.max_image_pixels, det.finder)
+        scored = det.score_many([prep])[0] if prep.face_found else (None, None, None)
+        now, before = answers(det, prep, scored)
+        assert (now["verdict"], before["verdict"]) == (h["verdict"], f1["verdict"])
+        assert det.ensemble.gate.holds == gate.HOLDS, "the detector's gate is left as it was"
+    det.prepare_pool.shutdown()
+    det.infer_pool.shutdown()
 
 
 def test_an_image_is_unsure_when_any_judged_face_is_held_back(photos):
