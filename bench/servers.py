@@ -102,13 +102,18 @@ def _tail(path: Path, n: int = 4000) -> str:
         return ""
 
 
+def stat_cpu(path: Path) -> float:
+    """User + system CPU seconds from a ``/proc/.../stat`` file (a process's or a thread's)."""
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
 def process_cpu(pid: int) -> float | None:
     """User + system CPU seconds of process ``pid`` (all its threads), or None off Linux."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return stat_cpu(Path(f"/proc/{pid}/stat"))
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 def machine_busy() -> float | None:

@@ -26,9 +26,7 @@ from pathlib import Path
 from bench import load
 from bench.images import image_pool
 from bench.run_bench import UniqueImages, _headers, _warm, expect_fresh_check
-from bench.servers import start_server
-
-TICK = os.sysconf("SC_CLK_TCK")
+from bench.servers import start_server, stat_cpu
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
@@ -37,10 +35,10 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu = stat_cpu(Path(f"/proc/{pid}/task/{tid}/stat"))
         except FileNotFoundError:  # the thread ended meanwhile
             continue
-        out[int(tid)] = (group(comm, int(tid) == pid), (int(fields[11]) + int(fields[12])) / TICK)
+        out[int(tid)] = (group(comm, int(tid) == pid), cpu)
     return out
 
 
