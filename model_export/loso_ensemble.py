@@ -64,10 +64,13 @@ class Runs:
     ``override``: member name -> one run of it (trained without the one source scored), e.g. a
     seed trial; the figures then go to ``runs/loso_ensemble_trials/<its folder>-<the run's>``."""
 
-    def __init__(self, balance_groups: int = 0, override: dict[str, Path] | None = None):
+    def __init__(self, balance_groups: int = 0, override: dict[str, Path] | None = None,
+                 gate_features: str = "head"):
         self.balance = balance_groups
         self.override = dict(override or {})
-        self.out = OUT.with_name(OUT.name + (f"_balance{balance_groups}" if balance_groups else ""))
+        self.gate_features = gate_features
+        self.out = OUT.with_name(OUT.name + (f"_balance{balance_groups}" if balance_groups else "")
+                                 + ("" if gate_features == "head" else f"_gate-{gate_features}"))
         if self.override:
             name = "+".join(sorted(f"{Path(p).parent.name}-{Path(p).name}"
                                    for v in self.override.values() for p in str(v).split("+")))
@@ -107,7 +110,11 @@ def member_logits(cache: Cache, name: str, held_out: str, runs: Runs) -> dict[st
 
 def gate_distances(cache: Cache, held_out: str, runs: Runs) -> dict[str, np.ndarray]:
     """The familiarity gate of the mobilenet run without ``held_out``: its fitted distances of
-    the val faces of the other sources and of the held-out faces (cached like the logits)."""
+    the val faces of the other sources and of the held-out faces (cached like the logits).
+    With ``runs.gate_features`` "imagenet" the same statistic on the frozen ImageNet features
+    instead (`imagenet_gate_distances`)."""
+    if runs.gate_features == "imagenet":
+        return imagenet_gate_distances(cache, held_out)
     path = runs.out / f"{held_out}_{gate.MEMBER}_gate.npz"
     run = runs.run(gate.MEMBER, held_out)
     kept, best = run / GATE_FILE, run / "best.pt"  # kept: also a run scored where it trained
@@ -126,6 +133,21 @@ def gate_distances(cache: Cache, held_out: str, runs: Runs) -> dict[str, np.ndar
            for k in ("val", "own")}
     np.savez(kept, **out)  # with the run: every combination of it reads the same
     return out
+
+
+def imagenet_gate_distances(cache: Cache, held_out: str) -> dict[str, np.ndarray]:
+    """The gate's statistic (`gate.fit`, `gate.distance`) on generic features instead of the
+    trained head's: each channel's mean and standard deviation of the frozen ImageNet blocks
+    (`probe_loso.features`, the same for every run), fitted on the training faces of the other
+    sources. Features the detectors were not trained to collapse may notice a new kind of face
+    that the head's features, trained on the training sources only, map onto familiar ones."""
+    from model_export import probe_loso
+
+    x = probe_loso.features(cache)
+    tr = gate.fit_sample(cache, exclude_source=held_out)
+    g = gate.fit(x[tr].astype(np.float64), gate.groups_of(cache, tr))
+    idx = faces(cache, held_out)
+    return {k: gate.distance(x[idx[k]], g) for k in ("val", "own")}
 
 
 def combine(z_val: np.ndarray, y_val: np.ndarray):
@@ -271,6 +293,10 @@ def main(argv=None):
     ap.add_argument("--balance-groups", type=int, default=None, metavar="K",
                     help="the mobilenet's runs with balanced draws (`loso --balance-groups K`; "
                     "default: as the shipped mobilenet was trained)")
+    ap.add_argument("--gate-features", choices=("head", "imagenet"), default="head",
+                    help="the familiarity gate on the mobilenet run's head features (as shipped) "
+                    "or on the frozen ImageNet features (`imagenet_gate_distances`; into "
+                    "runs/loso_ensemble..._gate-imagenet)")
     a = ap.parse_args(argv)
     if a.balance_groups is None:
         from model_export.evaluate import shipped_balance_groups
@@ -281,7 +307,7 @@ def main(argv=None):
     if override and len(a.sources) != 1:
         ap.error("--run needs exactly one source in --sources (the one that run was trained "
                  "without)")
-    runs = Runs(a.balance_groups, override)
+    runs = Runs(a.balance_groups, override, a.gate_features)
     if a.grid:
         print(*grids(cache, a.members, a.grid, runs), sep="\n")
         return
