@@ -28,7 +28,11 @@ a *hash-list entry* would be (`service.pdq.descriptors`): the stored image as it
   own resolution, raw and low-passed (Gaussian, sigma 2 px), for the swap and for a JPEG q50
   re-encode of the frame), and for ``--swap-copies`` of them, each kind of copy of the swap
   against the frame (matched copies listed with the same evidence);
-* random pairs: every pair among the ``--sample`` images.
+* random pairs: every pair among the ``--sample`` images;
+* without a face (``--faceless N``, 0 to skip): every DFDC group is looked at, and where the face
+  path finds no face in the real frame nor in the swap made from it, the pair is tried both
+  ways (two such images are compared as whole frames, `face_checks`); and up to ``N`` of the
+  DFDC images without a found face are copied as above, each copy against its original.
 
 Byte-identical files (same SHA-256) are not different images and are left out.
 """
@@ -52,7 +56,13 @@ from service.detection import preprocess as pp
 from service.detection.detector import prepare
 from service.detection.faces import FaceFinder
 from service.moderation.near import DEFAULT_MAX_DISTANCE, DEFAULT_WINDOW_MAX_DISTANCE
-from service.pdq.descriptors import Listed, describe, format_faces, listed_checks, parse_faces
+from service.pdq.descriptors import (
+    Listed,
+    describe_item,
+    format_faces,
+    listed_checks,
+    parse_faces,
+)
 from service.pdq.faces import FaceCheck, Limits, Seen, decode_thumbnail, face_checks, face_difference
 from service.pdq.hashing import DEFAULT_MIN_QUALITY, WHOLE, Fingerprint, fingerprint
 from tests.support.copies import COPIES
@@ -108,7 +118,7 @@ def checks(item: Seen, query: Seen) -> list[FaceCheck]:
 def as_listed(item: Seen) -> Listed:
     """The item as another service imports it from an exported hash list (full hash, window
     hashes, face descriptors written and read back as text)."""
-    faces = parse_faces(format_faces(describe(item.pixels, item.faces)))
+    faces = parse_faces(format_faces(describe_item(item.pixels, item.faces)))
     return Listed(Fingerprint(item.fp.hash, item.fp.quality, None, item.fp.windows), faces)
 
 
@@ -191,6 +201,8 @@ def main() -> None:
     ap.add_argument("--celebrity-pairs", type=int, default=300)
     ap.add_argument("--swap-copies", type=int, default=100,
                     help="DFDC groups whose swap is also copied (crops, screenshot...)")
+    ap.add_argument("--faceless", type=int, default=100,
+                    help="DFDC images without a found face to copy (0: skip the face-less rows)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
@@ -316,36 +328,55 @@ def main() -> None:
         out["matched"] = matched
         return out
 
-    copies: dict[str, list] = defaultdict(list)
-    listed_copies: dict[str, list] = defaultdict(list)
-    missed: dict[str, list] = defaultdict(list)
-    for r in sample:
-        data = (args.data / r["path"]).read_bytes()
-        for name, make in COPIES.items():
-            query = look(make(data))
-            found = checks(seen(r), query)
-            copies[name].append(found)
-            listed_copies[name].append(entry_checks(listed(r), query))
-            if not matches(found):
-                missed[name].append(r["path"])
+    def copied(images) -> dict:
+        """Each image against each kind of its copies."""
+        copies: dict[str, list] = defaultdict(list)
+        listed_copies: dict[str, list] = defaultdict(list)
+        missed: dict[str, list] = defaultdict(list)
+        for r in images:
+            data = (args.data / r["path"]).read_bytes()
+            for name, make in COPIES.items():
+                query = look(make(data))
+                found = checks(seen(r), query)
+                copies[name].append(found)
+                listed_copies[name].append(entry_checks(listed(r), query))
+                if not matches(found):
+                    missed[name].append(r["path"])
+        return {name: {"images": len(d), "matched": sweep(d),
+                       "hash_list": sweep_listed(listed_copies[name]),
+                       "fine_max": max((fine_of(r) for r in d
+                                        if matches(r, Limits(fine=np.inf, fine_reframed=np.inf))
+                                        and fine_of(r) is not None), default=None),
+                       "missed": missed[name][:10]}
+                for name, d in copies.items()}
+
+    def faceless() -> dict:
+        """The DFDC frame-and-swap pairs with no face found in either, and copies of DFDC images
+        without a found face (the module's docstring)."""
+        pairs, alone = [], []
+        for g in (g for (s, _), g in groups.items() if len(g) > 1 and s == "dfdc-faces"):
+            without = [r for r in g if not look((args.data / r["path"]).read_bytes()).faces]
+            alone += without
+            if len(without) == len(g):
+                pairs.append(tuple(g))
+        out = {"images_without_a_face": len(alone),
+               "dfdc_frame_and_swap": swap_pairs(pairs) if pairs else {"pairs": 0},
+               "copies": copied(rng.sample(alone, min(args.faceless, len(alone))))}
+        out["dfdc_frame_and_swap"].pop("closest", None)
+        return out
+
     report = {
         "pdq_max_distance": DEFAULT_MAX_DISTANCE,
         "window_max_distance": DEFAULT_WINDOW_MAX_DISTANCE,
         "face_limits": vars(Limits()),
-        "copies": {name: {"images": len(d), "matched": sweep(d),
-                          "hash_list": sweep_listed(listed_copies[name]),
-                          "fine_max": max((fine_of(r) for r in d
-                                           if matches(r, Limits(fine=np.inf,
-                                                                fine_reframed=np.inf))
-                                           and fine_of(r) is not None), default=None),
-                          "missed": missed[name][:10]}
-                   for name, d in copies.items()},
+        "copies": copied(sample),
         "same_person_london_snapshots": pairs_of(
             p for g in people for p in itertools.combinations(g, 2)),
         "same_person_celebrity": pairs_of(celebrity_pairs),
         "dfdc_frame_and_swap": swap_pairs(dfdc),
         "dfdc_swap_copied": swap_copies(dfdc[:args.swap_copies]),
         "random": pairs_of(itertools.combinations(sample, 2)),
+        "without_a_face": faceless() if args.faceless else None,
         "images_seen": len(cache), "seconds": round(time.perf_counter() - started, 1),
         "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
     }

@@ -20,7 +20,13 @@ from service.pdq.hashing import distance
 from service.settings import Settings
 from tests.support.api import post_check
 from tests.support.copies import COPIES
-from tests.support.paths import SHARED_DATA, manifest, require_shared_data, sample_images
+from tests.support.paths import (
+    FACELESS_SWAP,
+    SHARED_DATA,
+    manifest,
+    require_shared_data,
+    sample_images,
+)
 
 FACE = re.compile(r"^(0|1)\.\d{4} (0|1)\.\d{4} (0|1)\.\d{4} (0|1)\.\d{4} [0-9a-f]{128}$")
 
@@ -50,6 +56,11 @@ def swap_pair() -> tuple[bytes, bytes]:
     group = [g for g in groups.values() if len(g) > 1][2]  # #2 of the test split's groups
     return tuple((SHARED_DATA / next(r for r in group if r["label"] == label)["path"]).read_bytes()
                  for label in ("real", "fake"))
+
+
+def faceless_swap_pair() -> tuple[bytes, bytes]:
+    require_shared_data()
+    return tuple((SHARED_DATA / p).read_bytes() for p in FACELESS_SWAP)
 
 
 def same_person() -> tuple[bytes, bytes]:
@@ -110,11 +121,13 @@ async def test_imported_entries_follow_re_encoded_copies_of_face_photos(client, 
         (face["pdq"]["hash"], "fake", "known face swap", "local")]
     assert all(r["decided_at"].endswith("+00:00") for r in rows)
     # Each entry carries its nine window hashes; the face photo one descriptor per face: a box
-    # and 64 bytes (an 8x8 block signature), no image.
+    # and 64 bytes (an 8x8 block signature), no image; the faceless picture one of its whole
+    # frame (less the band along its edges that the face check leaves out).
     for r in rows:
         windows = r["windows"].split()
         assert len(windows) == 9 and all(re.fullmatch("[0-9a-f]{64}", h) for h in windows)
-    assert rows[0]["faces"] == ""
+    assert FACE.match(rows[0]["faces"]), rows[0]["faces"]
+    assert rows[0]["faces"].startswith("0.0600 0.0600 0.9400 0.9400 ")
     assert FACE.match(rows[1]["faces"]), rows[1]["faces"]
 
     # Another team's service imports the list.
@@ -155,8 +168,11 @@ async def test_imported_entries_do_not_follow_a_face_swap_or_another_photo_of_th
     alice, mod, admin = auth("alice"), auth("mo", "moderator"), auth("ad", "admin")
     frame, swap = swap_pair()
     person, same_person_again = same_person()
+    bare_frame, bare_swap = faceless_swap_pair()
     decided = await _decide_on(client, alice, mod, frame, "real", "checked with the source")
     first_photo = await _decide_on(client, alice, mod, person, "fake", "")
+    bare = await _decide_on(client, alice, mod, bare_frame, "real", "")
+    assert bare["face_found"] is False
     there, their_admin, bob = other
     resp = await _import(there, their_admin, await _export(client, admin))
     assert resp.status == 201, await resp.text()
@@ -168,10 +184,17 @@ async def test_imported_entries_do_not_follow_a_face_swap_or_another_photo_of_th
     again = await post_check(there, bob, same_person_again)
     assert distance(again["pdq"]["hash"], first_photo["pdq"]["hash"]) <= 31  # PDQ alone: a copy
     assert again["moderation"] is None
-    # A lossless copy of the frame still gets the decision.
-    copy = await post_check(there, bob, COPIES["png"](frame))
-    assert copy["moderation"]["verdict"] == "real"
-    assert copy["moderation"]["match"]["source"] == "team-a"
+    # Nor the swap of a frame in which, as in the swap, no face is found: the entry's
+    # descriptor of its whole frame tells them apart.
+    bare_swapped = await post_check(there, bob, bare_swap)
+    assert bare_swapped["face_found"] is False
+    assert distance(bare_swapped["pdq"]["hash"], bare["pdq"]["hash"]) <= 31
+    assert bare_swapped["moderation"] is None
+    # A lossless copy of either frame still gets the decision.
+    for original in (frame, bare_frame):
+        copy = await post_check(there, bob, COPIES["png"](original))
+        assert copy["moderation"]["verdict"] == "real"
+        assert copy["moderation"]["match"]["source"] == "team-a"
 
 
 async def test_lists_without_face_descriptors_apply_only_to_faceless_images(client, auth, photos,

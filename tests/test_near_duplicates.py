@@ -20,7 +20,13 @@ from service.pdq.hashing import distance, fingerprint, trim_borders
 from service.pdq.index import HashIndex
 from tests.support.api import post_check
 from tests.support.copies import COPIES, screenshot
-from tests.support.paths import SHARED_DATA, manifest, require_shared_data, sample_images
+from tests.support.paths import (
+    FACELESS_SWAP,
+    SHARED_DATA,
+    manifest,
+    require_shared_data,
+    sample_images,
+)
 
 THRESHOLD = 31  # the service's defaults
 WINDOW_THRESHOLD = 18
@@ -185,6 +191,23 @@ def test_a_screenshot_of_a_swap_that_changed_a_small_patch_does_not_match():
     assert match_distance(real, COPIES["screenshot"](real)) is not None
 
 
+def test_a_swap_without_a_found_face_does_not_match_its_frame():
+    """No face found in either image leaves no face to compare, and PDQ alone would match the
+    pair: the two whole frames are then compared as one face is, which tells the swap from its
+    frame and still lets every kind of copy of the frame match."""
+    require_shared_data()
+    real, fake = ((SHARED_DATA / p).read_bytes() for p in FACELESS_SWAP)
+    assert not seen(real).faces and not seen(fake).faces
+    assert pdq_distance(real, fake) is not None and pdq_distance(fake, real) is not None
+    checks = faces.face_checks(seen(real), seen(fake), THRESHOLD, WINDOW_THRESHOLD)
+    assert checks and all(c.whole and c.difference is not None for c in checks)
+    assert match_distance(real, fake) is None and match_distance(fake, real) is None
+    for name, make in COPIES.items():
+        copy = make(real)
+        if not seen(copy).faces:  # the same case: faces in neither
+            assert match_distance(real, copy) is not None, name
+
+
 def test_index_finds_exactly_what_a_scan_finds():
     rng = np.random.default_rng(3)
     words = rng.integers(0, 1 << 62, (20000, 4), dtype=np.uint64) << np.uint64(2)
@@ -267,12 +290,18 @@ async def test_a_decision_does_not_follow_another_photo_of_the_same_person(clien
     assert all(it["variant_count"] == 0 for it in (await resp.json())["items"])
 
 
-async def test_a_real_decision_on_a_frame_does_not_follow_its_face_swap(client, auth):
+@pytest.mark.parametrize("pair", ["with a face found", "without a face found"])
+async def test_a_real_decision_on_a_frame_does_not_follow_its_face_swap(client, auth, pair):
     """The worst error this service could make: a moderator's "real" on a video frame handed
-    to a face swap made from it. The swap's PDQ hash is within the threshold of the frame's."""
+    to a face swap made from it. The swap's PDQ hash is within the threshold of the frame's;
+    in the second pair the face path finds a face in neither."""
     require_shared_data()
-    real, fake = next((r, f) for r, f in _swap_pairs(40) if pdq_distance(r, f) is not None)
+    if pair == "with a face found":
+        real, fake = next((r, f) for r, f in _swap_pairs(40) if pdq_distance(r, f) is not None)
+    else:
+        real, fake = ((SHARED_DATA / p).read_bytes() for p in FACELESS_SWAP)
     assert seen(real).fp.quality >= hashing.DEFAULT_MIN_QUALITY
+    assert pdq_distance(real, fake) is not None
     alice, mod = auth("alice"), auth("mo", "moderator")
     first = await post_check(client, alice, real)
     item_id = await _report(client, alice, first["id"])

@@ -6,8 +6,9 @@ Columns: ``pdq`` (64 hexadecimal digits), ``verdict`` (``fake`` or ``real``), ``
 service's own decisions, else the list an entry was imported from), ``windows`` (the item's
 nine 95 % window hashes, so that 5 % crops meet it) and ``faces`` (one descriptor per face,
 `service.pdq.descriptors`: its box and an 8x8 block signature, no image). Only ``pdq`` and
-``verdict`` are required: an entry without ``faces`` applies only to images without a face,
-since a face swap keeps the PDQ hash of its frame. An import names its source; importing the
+``verdict`` are required: an entry without ``faces`` (an older list) applies only to images
+without a face, since a face swap keeps the PDQ hash of its frame; an item without a face is
+exported with one descriptor of its whole frame. An import names its source; importing the
 same source again updates its entries (one per hash and source).
 """
 
@@ -55,7 +56,7 @@ def _item_columns(row) -> tuple[str, str]:
     extra = (row["pdq_extra"] or "-").split()[1:]
     # a video keeps its other frames' hashes where an image keeps its windows: not windows
     windows = extra if len(extra) == 9 and result.get("media", "image") == "image" else []
-    faces = descriptors.describe(decode_thumbnail(row["thumbnail"]), face_boxes(result))
+    faces = descriptors.describe_item(decode_thumbnail(row["thumbnail"]), face_boxes(result))
     return descriptors.format_windows(windows), descriptors.format_faces(faces)
 
 

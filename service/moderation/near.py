@@ -8,9 +8,10 @@ below the highest one loaded are read again until their rows come (`_Follower`).
 
 A PDQ match is only a candidate: a face swap keeps its source frame's PDQ hash. A flagged item
 is a hit only if the faces also agree (`service.pdq.faces`), compared on the two images'
-stored thumbnails; a hash-list entry, which comes without pixels, only if the image's faces
-agree with the entry's face descriptors (`service.pdq.descriptors`), and an entry without
-descriptors (an older list, or an item without a face) only for images in which no face was
+stored thumbnails (with no face found in either, their whole frames, compared as one face); a
+hash-list entry, which comes without pixels, only if the image's faces agree with the entry's
+face descriptors (`service.pdq.descriptors`; an item without a face is described by its whole
+frame), and an entry without descriptors (an older list) only for images in which no face was
 found.
 """
 

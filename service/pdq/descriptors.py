@@ -10,6 +10,10 @@ no pixels, so each decided item carries, per face found in it:
   samples it, normalised to zero mean and unit variance, then averaged down to 8x8 cells, each
   quantised to one byte (1/32 of a standard deviation per level). 64 bytes, 128 hex digits.
 
+An item in which no face was found is described by its whole frame instead, as one face
+(`describe_item`), so its entry is held to the same check; an entry without descriptors (an
+older list) still applies only to images without a face.
+
 That is an 8x8 mosaic of the face's relative brightness: no colour, no absolute brightness, no
 detail finer than an eighth of the face's box (an eye is about one cell). It says where a face
 is darker or lighter, not whose face it is (drawn, it is a few dozen grey squares), so a list
@@ -91,6 +95,13 @@ def describe(pixels: np.ndarray | None, faces: list[Box]) -> list[FaceDescriptor
         patch = sample(pixels, box)[SHIFT:SHIFT + SAMPLE, SHIFT:SHIFT + SAMPLE]
         out.append(FaceDescriptor(box, _quantised(_cells(patch))))
     return out
+
+
+def describe_item(pixels: np.ndarray | None, faces: list[Box]) -> list[FaceDescriptor]:
+    """A decided item's descriptors: one per face, or, for an item in which no face was found,
+    one of its whole frame, as the face check compares two such images (a face swap whose face
+    the face finder missed, like its frame, then still differs from the entry)."""
+    return describe(pixels, faces or [WHOLE])
 
 
 def format_faces(descriptors: list[FaceDescriptor]) -> str:

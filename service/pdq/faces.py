@@ -309,6 +309,7 @@ class FaceCheck:
     listed: bool = False  # faces compared with a hash-list entry's descriptors
     fine: float | None = None  # the fine difference (None: not measured)
     fine_aligned: bool = False  # ... of two whole images framed alike (else registered)
+    whole: bool = False  # no face in either image: the whole frames compared as one face
 
     def passes(self, limits: "Limits") -> bool:
         if self.difference is None:
@@ -347,21 +348,26 @@ def face_checks(item: Seen, query: Seen, max_distance: int, window_max_distance:
     meetings = meeting_frames(item.fp, query.fp, max_distance, window_max_distance)
     alike = [m for m in meetings if same_framing(m[1], m[2])]
     tried = alike[:1] or meetings[:MAX_FRAMES_TRIED]
-    if not tried or (not item.faces and not query.faces):
+    faceless = not item.faces and not query.faces
+    if not tried or (faceless and (item.pixels is None or query.pixels is None)):
         return [FaceCheck(d, None, bool(alike)) for d, _, _ in tried[:1]]
     if item.pixels is None or query.pixels is None:  # faces that cannot be compared
         return [FaceCheck(d, float("inf"), bool(alike)) for d, _, _ in tried[:1]]
     a, b = grey(item.pixels), grey(query.pixels)
     out = []
     for d, item_frame, query_frame in tried:
+        # No face found in either image (the face finder can miss one, in both a frame and
+        # the swap made from it): the whole part that met is compared as one face would be.
+        item_faces = [item_frame] if faceless else item.faces
         reg = Registration(a, item_frame, b, query_frame)
-        difference = face_difference(a, item.faces, item_frame, b, query.faces, query_frame, reg)
+        difference = face_difference(a, item_faces, item_frame, b, query.faces, query_frame, reg)
         aligned = item_frame == WHOLE and query_frame == WHOLE
         fine = None
         if difference is not None:
-            fine = (fine_difference(a, item.faces, b, query.faces) if aligned
-                    else registered_fine_difference(a, item.faces, b, query.faces, reg))
-        out.append(FaceCheck(d, difference, bool(alike), fine=fine, fine_aligned=aligned))
+            fine = (fine_difference(a, item_faces, b, query.faces) if aligned
+                    else registered_fine_difference(a, item_faces, b, query.faces, reg))
+        out.append(FaceCheck(d, difference, bool(alike), fine=fine, fine_aligned=aligned,
+                             whole=faceless))
     return out
 
 

@@ -12,6 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("REALCHECK_SHARED_DATA", REPO.parent / "shared" / "data"))
 IN_CI = os.environ.get("CI") == "true"
+#: a DFDC frame and the face swap made from it, in neither of which the face path finds a face
+#: (their PDQ hashes are 12 bits apart)
+FACELESS_SWAP = ("dfdc-faces/real/lobyiumwce.jpg", "dfdc-faces/fake/kvjaqgihat.jpg")
 
 
 def require_shared_data() -> Path:
