@@ -73,6 +73,29 @@ def test_no_face_in_noise_or_flat_images(finder):
     assert finder.find(np.full((200, 200, 3), 128, np.uint8)) == []
 
 
+@pytest.mark.parametrize("size", [(4000, 3000), (8000, 5000), (1600, 400), (5000, 1),
+                                  (2, 20000), (625_000, 64), (1400, 1400)])
+def test_tiles_cover_the_image_and_stay_few(size):
+    """Tiles cover every pixel, with at least a quarter tile of overlap between neighbours; a
+    photo gets tiles of the card's side, a banner of its height, a strip of at least
+    MIN_TILE_SIDE, and no image more than MAX_TILES."""
+    w, h = size
+    side = CARD["detection"]["tile_side"]
+    got = faces.tiles(w, h, side)
+    assert 0 < len(got) <= faces.MAX_TILES
+    t = got[0][2]
+    assert all(s == t for _, _, s in got)
+    if min(w, h) >= side:
+        assert t == side
+    elif min(w, h) >= faces.MIN_TILE_SIDE:
+        assert t == min(w, h)
+    else:
+        assert t >= min(faces.MIN_TILE_SIDE, max(w, h))
+    for length, starts in ((w, sorted({x for x, _, _ in got})), (h, sorted({y for _, y, _ in got}))):
+        assert starts[0] == 0 and starts[-1] + t >= length
+        assert all(b - a <= 0.75 * t + 1 for a, b in zip(starts, starts[1:]))
+
+
 def test_small_faces_in_a_large_group_photo(finder):
     """Eight faces of ~120 px on a 1600 px wide canvas are all found, each once."""
     imgs = real_faces(8)

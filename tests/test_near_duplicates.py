@@ -208,6 +208,57 @@ def test_a_swap_without_a_found_face_does_not_match_its_frame():
             assert match_distance(real, copy) is not None, name
 
 
+def _plain_trim_box(image: np.ndarray):
+    """`hashing.trim_box` written plainly, line by line (the reference for its block scans)."""
+    tol = hashing.TRIM_TOLERANCE
+
+    def run(lines, ref):
+        n = 0
+        for line in lines:
+            if (np.abs(line.astype(int) - ref.astype(int)) > tol).any():
+                break
+            n += 1
+        return n if n >= hashing.TRIM_MIN_PX else 0
+
+    h, w = image.shape[:2]
+    y0, y1, x0, x1 = 0, h, 0, w
+    for _ in range(4):
+        part = image[y0:y1, x0:x1]
+        cols = part.transpose(1, 0, 2)
+        top, bottom = run(part, part[0, 0]), run(part[::-1], part[-1, -1])
+        left, right = run(cols, part[0, 0]), run(cols[::-1], part[-1, -1])
+        if (top + bottom + left + right == 0 or top + bottom >= y1 - y0 - 8
+                or left + right >= x1 - x0 - 8):
+            break
+        y0, y1, x0, x1 = y0 + top, y1 - bottom, x0 + left, x1 - right
+    if (y0, y1, x0, x1) == (0, h, 0, w) or (y1 - y0) * 2 <= h or (x1 - x0) * 2 <= w:
+        return None
+    return y0, y1, x0, x1
+
+
+def test_trimming_finds_the_borders_a_plain_scan_finds():
+    """Random pictures in up to two nested frames of a flat or noisy colour (some flat
+    throughout): the same box as a line-by-line scan, for 400 of them."""
+    rng = np.random.default_rng(5)
+    trimmed = 0
+    for _ in range(400):
+        h, w = (int(v) for v in rng.integers(1, 160, 2))
+        image = (rng.integers(0, 256, (h, w, 3), dtype=np.uint8) if rng.random() < 0.5
+                 else np.full((h, w, 3), rng.integers(0, 256, 3), np.uint8))
+        for _ in range(int(rng.integers(0, 3))):
+            t, b = (int(v) for v in rng.integers(0, max(1, h // 3), 2))
+            left, right = (int(v) for v in rng.integers(0, max(1, w // 3), 2))
+            wobble = rng.integers(-8, 9, (h, w, 3)) if rng.random() < 0.5 else 0
+            frame = np.clip(rng.integers(0, 256, 3) + np.zeros((h, w, 3), int) + wobble,
+                            0, 255).astype(np.uint8)
+            image[:t], image[h - b:] = frame[:t], frame[h - b:]
+            image[:, :left], image[:, w - right:] = frame[:, :left], frame[:, w - right:]
+        want = _plain_trim_box(image)
+        assert hashing.trim_box(image) == want, image.shape
+        trimmed += want is not None
+    assert trimmed > 50
+
+
 def test_index_finds_exactly_what_a_scan_finds():
     rng = np.random.default_rng(3)
     words = rng.integers(0, 1 << 62, (20000, 4), dtype=np.uint64) << np.uint64(2)

@@ -109,6 +109,23 @@ async def test_not_an_image(client, auth):
         assert await error_of(await post_form(client, auth(), data), 400) == "not_an_image", data
 
 
+@pytest.mark.parametrize("shape", [(1, 5000), (20000, 2), (40, 6000), (1, 1)],
+                         ids=lambda s: f"{s[1]}x{s[0]}")
+async def test_images_of_extreme_shapes_are_checked(client, auth, shape):
+    """A banner one pixel high, a 2-pixel rule 20,000 long, a strip: no face, not judged (their
+    halvings once asked OpenCV for a side of 0 pixels: a 500; the face finder's tiles, of the
+    strip's own width, numbered thousands)."""
+    h, w = shape  # soft stripes (noise this thin shows the face finder specks of "faces")
+    data = encode(np.broadcast_to((np.arange(w)[None, :, None] * 7 + np.arange(h)[:, None, None] * 5
+                                   + np.arange(3) * 60) % 256, (h, w, 3)).astype(np.uint8), ".png")
+    resp = await post_form(client, auth(), data)
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    assert (body["width"], body["height"]) == (shape[1], shape[0])
+    assert body["verdict"] == "no_face" and body["faces"] == []
+    assert len(body["pdq"]["hash"]) == 64
+
+
 def truncated(ext: str) -> bytes:
     data = encode(noise(120, 160) // 4 * 4, ext)
     return data[: len(data) // 2]

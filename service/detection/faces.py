@@ -253,14 +253,24 @@ class FaceFinder:
         return weighted_nms(s, b, k, self.iou) if len(s) else []
 
 
+#: tiles are never smaller than this (a narrow strip's tiles overhang it, and are letterboxed like
+#: any image): tiles of the strip's own width would be one per few of its pixels
+MIN_TILE_SIDE = 128
+#: nor more than this many: a 40-MP photo (the decoder's limit) takes 16 x 10; beyond, the
+#: tiles grow (a 64 x 600,000 strip)
+MAX_TILES = 256
+
+
 def tiles(w: int, h: int, side: int) -> list[tuple[int, int, int]]:
-    """Overlapping square tiles (x, y, side) covering a w x h image (overlap >= a quarter tile)."""
-    side = min(side, w, h)
-    out = []
-    for y in _starts(h, side):
-        for x in _starts(w, side):
-            out.append((x, y, side))
-    return out
+    """Overlapping square tiles (x, y, side) covering a w x h image (overlap >= a quarter tile):
+    of ``side``, or the image's shorter side if less (at least ``MIN_TILE_SIDE``; a tile may
+    reach past the image), and larger where more than ``MAX_TILES`` would be needed."""
+    side = max(min(side, w, h), min(MIN_TILE_SIDE, max(w, h)))
+    while True:
+        out = [(x, y, side) for y in _starts(h, side) for x in _starts(w, side)]
+        if len(out) <= MAX_TILES:
+            return out
+        side *= 2
 
 
 def _starts(length: int, side: int) -> list[int]:

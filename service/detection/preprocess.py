@@ -229,8 +229,8 @@ def shrink_fast(image: np.ndarray, side: int) -> np.ndarray:
         return image
     f = side / max(h, w)
     size = (max(1, round(w * f)), max(1, round(h * f)))  # as `shrink`: each step spans the image
-    while max(h, w) >= 2 * side:
-        image = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_LINEAR)
+    while max(h, w) >= 2 * side:  # a side of one pixel (a banner, a rule) stays one
+        image = cv2.resize(image, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_LINEAR)
         h, w = image.shape[:2]
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 

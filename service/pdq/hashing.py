@@ -93,26 +93,35 @@ def pdq_input(bgr: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarra
     return bgr
 
 
-def _uniform_run(lines: np.ndarray, ref: np.ndarray) -> int:
-    """How many leading lines (rows of pixels) are all within the tolerance of ``ref``.
+def _uniform_run(image: np.ndarray, ref: np.ndarray, axis: int, from_end: bool) -> int:
+    """How many lines (rows for ``axis`` 0, columns for 1) from the image's start (or its end)
+    have every pixel within the tolerance of ``ref`` in every channel.
 
     Looks at a few lines, then twice as many, and so on: a photo without borders costs one
-    small block, not a pass over the image."""
-    n, start, step = len(lines), 0, 4
-    ref = ref.astype(np.int16)
+    small block, not a pass over the image; a flat one costs one pass of ``cv2.inRange``."""
+    n, start, step = image.shape[axis], 0, 4
+    ref = np.asarray(ref, np.int16).reshape(-1)
+    lo = tuple(int(v) for v in np.clip(ref - TRIM_TOLERANCE, 0, 255))
+    hi = tuple(int(v) for v in np.clip(ref + TRIM_TOLERANCE, 0, 255))
+    lo, hi = (np.array(lo, np.uint8), np.array(hi, np.uint8)) if image.ndim == 3 else (lo, hi)
     while start < n:
-        block = lines[start:start + step].astype(np.int16)
-        far = np.flatnonzero((np.abs(block - ref) > TRIM_TOLERANCE).any(axis=(1, 2)))
+        stop = min(n, start + step)
+        span = slice(n - stop, n - start) if from_end else slice(start, stop)
+        block = image[span] if axis == 0 else image[:, span]
+        within = cv2.inRange(block, lo, hi).min(axis=1 - axis)  # 255: the whole line is
+        if from_end:
+            within = within[::-1]
+        far = np.flatnonzero(within == 0)
         if far.size:
             return start + int(far[0])
-        start, step = start + step, step * 2
+        start, step = stop, step * 2
     return n
 
 
 def _trim_once(image: np.ndarray) -> tuple[int, int, int, int]:
-    cols = image.transpose(1, 0, 2)
-    runs = (_uniform_run(image, image[0, 0]), _uniform_run(image[::-1], image[-1, -1]),
-            _uniform_run(cols, image[0, 0]), _uniform_run(cols[::-1], image[-1, -1]))
+    first, last = image[0, 0], image[-1, -1]
+    runs = (_uniform_run(image, first, 0, False), _uniform_run(image, last, 0, True),
+            _uniform_run(image, first, 1, False), _uniform_run(image, last, 1, True))
     return tuple(n if n >= TRIM_MIN_PX else 0 for n in runs)
 
 
