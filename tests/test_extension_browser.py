@@ -236,7 +236,9 @@ def test_nothing_is_sent_while_scanning_is_off_and_the_menu_checks_one_image(ext
     assert LABELS[answer["state"]] in panel.locator("header .pill").inner_text()
     words = panel.locator(".confidence").inner_text()
     assert "P(fake) = " in words
-    assert ("% sure" in words) is (answer["state"] in ("real", "fake")), words
+    assert ("% sure" in words) is (answer["state"] == "fake"), words
+    if answer["state"] == "real":
+        assert "not proof" in words, words
     assert "1 face found" in panel.locator("p.face").inner_text()
     assert panel.locator("ol.faces li").count() == 1
     page.wait_for_function("""() => document.querySelector('realcheck-overlay').shadowRoot
@@ -321,6 +323,9 @@ def test_scan_toggle_badges_visible_late_and_private_images_only(ext):
     assert sorted(b["cls"].split()[1] for b in shown) == sorted(badged.values())
     assert all(b["text"].startswith(LABELS[b["cls"].split()[1]]) for b in shown)
     assert all(b["title"].startswith("Realcheck: ") and not b["hidden"] for b in shown)
+    # A percentage only with FAKE: a REAL is no proof, and its badge says so when hovered.
+    assert all(("%" in b["text"]) is (b["cls"].split()[1] == "fake") for b in shown), shown
+    assert all("no proof" in b["title"] for b in shown if b["cls"].split()[1] == "real"), shown
     geometry = page.evaluate("""(src) => {
         const img = document.querySelector(`img[src="${src}"]`).getBoundingClientRect();
         const root = document.querySelector('realcheck-overlay').shadowRoot;

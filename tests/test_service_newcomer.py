@@ -146,6 +146,17 @@ async def test_share_link_shows_the_check_until_revoked(client, auth, face_bytes
     assert fresh["token"] != token, "a revoked link never comes back"
 
 
+def test_the_share_page_gives_a_confidence_with_fake_only():
+    """A REAL is no proof (fakes of generators the detectors never saw often score as real), so
+    the share page never says how sure of it the detectors are; a FAKE keeps its confidence."""
+    from service.handlers.shares import _summary
+
+    real = _summary({"verdict": "real", "label": "REAL", "score": 0.04, "confidence": 96.0})
+    assert "%" not in real and "not proof" in real and "0.04" in real
+    fake = _summary({"verdict": "fake", "label": "FAKE", "score": 0.97, "confidence": 91.0})
+    assert "91 % sure of FAKE" in fake
+
+
 async def test_upgrade_folds_duplicate_checks(tmp_path):
     """A database of the previous version, with 3 rows for one user and image, is upgraded in
     place: one check with count 3, its pages kept, reports pointing at the kept check."""

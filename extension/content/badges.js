@@ -32,10 +32,11 @@
     if (panelPlace) R.panelPlace(panelPlace, origin);
   }
 
-  /** The badge's words: the confidence goes only with REAL and FAKE, never with UNSURE. */
+  /** The badge's words: the confidence goes only with FAKE; never with UNSURE, nor with REAL,
+   *  which is no proof (fakes of generators the detectors never saw often score as real). */
   function badgeText(rec) {
     const c = rec.check;
-    if (c && !c.moderation && typeof c.confidence === "number" && rec.state === c.label?.toLowerCase()) {
+    if (c && !c.moderation && typeof c.confidence === "number" && rec.state === "fake" && c.label === "FAKE") {
       return `${R.LABEL[rec.state]} ${Math.round(c.confidence)}%`;
     }
     return R.LABEL[rec.state];
@@ -51,6 +52,7 @@
     else if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.unfamiliar) why = `P(fake) ${R.fixed(c.score)}: a face unlike those the detectors learned from: not judged`;
     else if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.confirmed === false && c.faces[c.decisive_face].note) why = `P(fake) ${R.fixed(c.score)}: not confirmed by the detector that holds best on unseen photos`;
     else if (rec.state === "uncertain") why = `P(fake) ${R.fixed(c.score)}: the detectors cannot tell`;
+    else if (rec.state === "real" && c.label === "REAL") why = `P(fake) ${R.fixed(c.score)}: no sign of the fakes the detectors know, which is no proof`;
     else if (rec.state === c.label?.toLowerCase()) why = `P(fake) ${R.fixed(c.score)}, ${Math.round(c.confidence)}% sure`;
     else why = `P(fake) ${R.fixed(c.score)}, by your own thresholds`;
     const faces = c.faces?.length > 1 ? `, ${c.faces.length} faces` : "";

@@ -108,7 +108,7 @@
     R.schedule();
   };
 
-  /** The verdict in words: a confidence only with REAL/FAKE, never "x % sure it is FAKE" under UNSURE. */
+  /** The verdict in words: a confidence only with FAKE, never "x % sure it is FAKE" under UNSURE. */
   function explanation(rec) {
     const c = rec.check, t = rec.thresholds;
     if (c.moderation) {
@@ -121,6 +121,8 @@
     if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.unfamiliar) return `P(fake) = ${R.fixed(c.score)}, but this face is unlike the faces the detectors learned from, so they cannot judge it: neither a fake nor a real score is trusted here. Treat it with care.`;
     if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.confirmed === false && c.faces[c.decisive_face].note) return `P(fake) = ${R.fixed(c.score)}, but the detector that holds best on photos it never saw does not find this face fake on its own, so a fake score is not trusted here. Treat it with care.`;
     if (rec.state === "uncertain") return `P(fake) = ${R.fixed(c.score)}: between the detectors' thresholds${band}, so they cannot tell. Treat it with care.`;
+    // REAL carries no "% sure": the detectors pass many fakes of generators they never saw as real.
+    if (rec.state === "real" && c.label === "REAL") return `P(fake) = ${R.fixed(c.score)}: the detectors saw no sign of the fakes they know${band}. That is not proof the face is genuine: fakes from generators they never saw often score as real.`;
     if (rec.state === c.label?.toLowerCase()) return `P(fake) = ${R.fixed(c.score)}: ${Math.round(c.confidence)}% sure it is ${rec.state}${band}.`;
     return `P(fake) = ${R.fixed(c.score)}: ${rec.state} by your own thresholds (the service says ${R.WORD[c.verdict] || c.verdict}).`;
   }

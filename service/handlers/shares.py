@@ -123,6 +123,9 @@ def _summary(check: dict) -> str:
     if verdict == "uncertain":
         return (f"The detectors cannot tell: P(fake) {check['score']:.2f} lies in their uncertain "
                 "band. Treat the image with care.")
+    if verdict == "real":  # no "% sure": fakes of generators they never saw often score as real
+        return (f"The detectors say real: P(fake) {check['score']:.2f}, no sign of the fakes they "
+                "know. That is not proof the face is genuine.")
     return (f"The detectors say {verdict}: P(fake) {check['score']:.2f}, "
             f"{check['confidence']:.0f} % sure of {check['label']}.")
 
