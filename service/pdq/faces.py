@@ -6,7 +6,9 @@ made from. A decision must not follow such a copy: when two images' hashes meet,
 that met (`hashing.meeting_frames`) say where each part of one image lies in the other, an
 affine fit of the two frames' pixels (`Registration`) refines that, and every face found in
 either image (the detectors' face boxes, from the one face path in `service.detection`) is
-compared with the same place in the other image, on the two stored thumbnails.
+compared with the same place in the other image, on the two stored thumbnails. Where no face was
+found in either image, the whole parts that met are compared the same way, as one face: the face
+finder can miss the face of a video frame and of the swap made from it alike.
 
 Each face is sampled as a 32x32 grey patch (area-shrunk, then a light blur, so JPEG noise and a
 halved copy look alike), normalised to zero mean and unit variance (a screenshot's brightness
