@@ -33,7 +33,10 @@ ARCHS = {
 }
 # The ImageNet-initialised third member (`mobilenet_net`): trained and measured like the others,
 # shipped in the ensemble only if it helps on the held-out-source figures (docs/models.md).
-OPTIONAL_ARCHS = {"mobilenet": {"arch": "mobilenet", "width": 1.0, "depth": None}}
+OPTIONAL_ARCHS = {"mobilenet": {"arch": "mobilenet", "width": 1.0, "depth": None},
+                  # a trial: the same backbone cut after block UPTO, a head of 1x1 convolutions
+                  # only, so each patch logit sees a small part of the face (`mobilenet_net`)
+                  "patch": {"arch": "mobilenet", "width": 1.0, "depth": None, "upto": 3}}
 ALL_ARCHS = {**ARCHS, **OPTIONAL_ARCHS}
 
 
@@ -50,12 +53,17 @@ def build_named(name: str, tune_blocks: int = 0, width: float | None = None) -> 
     if a["arch"] == "mobilenet":
         from model_export.mobilenet_net import MobileNetDetector
 
-        return MobileNetDetector(tune_blocks=tune_blocks)
+        return MobileNetDetector(tune_blocks=tune_blocks, upto=a.get("upto", 10))
     return nets.build(a["arch"], width or a["width"], a["depth"] or 18)
 
 
 def arch_description(name: str, tune_blocks: int = 0, width: float | None = None) -> str:
     a = {**ALL_ARCHS[name], **({"width": width} if width else {})}
+    if a["arch"] == "mobilenet" and a.get("upto", 10) != 10:
+        return (f"MobileNetV2 (alpha 1.0) stem + blocks 0-{a['upto']} with ImageNet weights from "
+                "nsfwjs@4.4.0 (MIT), frozen; trained head of 1x1 convolutions only (C->64, BN, "
+                "ReLU, 64->64, BN, ReLU), GAP + Linear(64, 1): each patch logit sees a small part of "
+                "the face")
     if a["arch"] == "mobilenet":
         frozen = ("frozen" if not tune_blocks else
                   f"frozen but for the convolutions of blocks {11 - tune_blocks}-10 (trained, "

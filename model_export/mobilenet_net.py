@@ -24,9 +24,13 @@ from model_export.nets import GapHead
 
 
 class MobileNetDetector(GapHead, nn.Module):
-    def __init__(self, hidden: int = 128, load_weights: bool = True, tune_blocks: int = 0):
+    def __init__(self, hidden: int = 128, load_weights: bool = True, tune_blocks: int = 0,
+                 upto: int = 10):
+        """``upto`` < 10 (a trial, `common.OPTIONAL_ARCHS["patch"]`): the backbone cut after that
+        block and a head of 1x1 convolutions (64 channels), so that each position's logit sees
+        only a small patch of the face (the backbone's receptive field there)."""
         super().__init__()
-        self.backbone = pretrained.MobileNetV2Blocks(10)
+        self.backbone = pretrained.MobileNetV2Blocks(upto)
         if load_weights:
             if not (pretrained.CACHE_DIR / pretrained.NPZ_NAME).exists():
                 pretrained.fetch()
@@ -47,9 +51,12 @@ class MobileNetDetector(GapHead, nn.Module):
         std = torch.tensor(SPEC["std"]).view(1, 3, 1, 1)
         self.register_buffer("in_scale", std * (hi - lo))
         self.register_buffer("in_shift", mean * (hi - lo) + lo)
+        if upto != 10:
+            hidden = 64
         self.neck = nn.Sequential(
             nn.Conv2d(c, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden),
+            nn.Conv2d(hidden, hidden, 3 if upto == 10 else 1, padding=1 if upto == 10 else 0,
+                      bias=False), nn.BatchNorm2d(hidden),
             nn.ReLU(inplace=True))
         self.classifier = nn.Linear(hidden, 1)
         nn.init.normal_(self.classifier.weight, 0, 0.01)
