@@ -96,6 +96,26 @@ def test_tiles_cover_the_image_and_stay_few(size):
         assert all(b - a <= 0.75 * t + 1 for a, b in zip(starts, starts[1:]))
 
 
+def test_a_banner_or_a_rule_is_searched_whole_but_not_in_tiles():
+    """An image under MIN_TILED_SIDE pixels on its shorter side holds no face worth tiles: the
+    whole-image passes run, the tiles do not (a 2 x 20,000 rule had taken 20,000 of them)."""
+    runs = []
+
+    class Counting(faces.FaceFinder):
+        def _run(self, name, bgr, *args, **kw):
+            runs.append((name, bgr.shape[:2]))
+            return super()._run(name, bgr, *args, **kw)
+
+    counting = Counting()
+    for shape in ((1, 5000, 3), (20000, 2, 3), (31, 3000, 3)):
+        runs.clear()
+        assert counting.find(np.full(shape, 128, np.uint8)) == []
+        assert len(runs) == 2, (shape, runs)  # the short model's pass and the back model's
+    runs.clear()
+    counting.find(np.full((40, 3000, 3), 128, np.uint8))
+    assert len(runs) == 2 + len(faces.tiles(3000, 40, CARD["detection"]["tile_side"]))
+
+
 def test_small_faces_in_a_large_group_photo(finder):
     """Eight faces of ~120 px on a 1600 px wide canvas are all found, each once."""
     imgs = real_faces(8)

@@ -210,7 +210,7 @@ class FaceFinder:
                        for _, b, _ in short)
         if max(h, w) >= self.back_min_side and not portrait:
             parts = [self._run("back", view, shrunk=f)]
-            if max(h, w) >= self.tile_min_side:
+            if max(h, w) >= self.tile_min_side and min(h, w) >= MIN_TILED_SIDE:
                 parts += [self._run("back", image_bgr[y:y + t, x:x + t], x, y)
                           for x, y, t in tiles(w, h, self.tile_side)]
             back = self._nms(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
@@ -259,6 +259,8 @@ MIN_TILE_SIDE = 128
 #: nor more than this many: a 40-MP photo (the decoder's limit) takes 16 x 10; beyond, the
 #: tiles grow (a 64 x 600,000 strip)
 MAX_TILES = 256
+#: an image whose shorter side is less than this holds no face worth tiles (a banner, a rule)
+MIN_TILED_SIDE = 32
 
 
 def tiles(w: int, h: int, side: int) -> list[tuple[int, int, int]]:
