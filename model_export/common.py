@@ -59,15 +59,16 @@ def build_named(name: str, tune_blocks: int = 0, width: float | None = None) -> 
 
 def arch_description(name: str, tune_blocks: int = 0, width: float | None = None) -> str:
     a = {**ALL_ARCHS[name], **({"width": width} if width else {})}
-    if a["arch"] == "mobilenet" and a.get("upto", 10) != 10:
-        return (f"MobileNetV2 (alpha 1.0) stem + blocks 0-{a['upto']} with ImageNet weights from "
-                "nsfwjs@4.4.0 (MIT), frozen; trained head of 1x1 convolutions only (C->64, BN, "
+    upto = a.get("upto", 10)
+    frozen = ("frozen" if not tune_blocks else
+              f"frozen but for the convolutions of blocks {upto + 1 - tune_blocks}-{upto} "
+              "(trained, batch norms frozen)")
+    if a["arch"] == "mobilenet" and upto != 10:
+        return (f"MobileNetV2 (alpha 1.0) stem + blocks 0-{upto} with ImageNet weights from "
+                f"nsfwjs@4.4.0 (MIT), {frozen}; trained head of 1x1 convolutions only (C->64, BN, "
                 "ReLU, 64->64, BN, ReLU), GAP + Linear(64, 1): each patch logit sees a small part of "
                 "the face")
     if a["arch"] == "mobilenet":
-        frozen = ("frozen" if not tune_blocks else
-                  f"frozen but for the convolutions of blocks {11 - tune_blocks}-10 (trained, "
-                  "batch norms frozen)")
         return ("MobileNetV2 (alpha 1.0) stem + blocks 0-10 with ImageNet weights from nsfwjs@4.4.0 "
                 f"(MIT), {frozen}; trained head: 1x1 conv 96->128, BN, ReLU, 3x3 conv 128->128, "
                 "BN, ReLU, GAP + Linear(128, 1)")
