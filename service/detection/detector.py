@@ -98,7 +98,9 @@ def verdict_for(p: float | None, threshold: float, band: tuple[float, float]) ->
     """Verdict, label and a 0..100 confidence for the label.
 
     The confidence is 50 at the threshold and grows linearly to 100 at P(fake) = 1 for FAKE
-    and at P(fake) = 0 for REAL, so the number always reads as "how sure of this label".
+    and at P(fake) = 0 for REAL: how far the score lies past the threshold towards the label,
+    not a measured probability that the label is right (the extension shows it with FAKE only:
+    fakes of generators the detectors never saw often score as real).
     """
     if p is None:
         return {"verdict": "no_face", "label": None, "confidence": None}
