@@ -60,15 +60,11 @@ def far_from_reals(cache: Cache, held_out: str, kind: str, runs: Runs) -> np.nda
     f_tr, f_val, f_own = np.split(f, [len(tr), len(tr) + len(idx["val"])])
     g = gate.fit(f_tr, gate.groups_of(cache, tr))
     real = np.array([n.endswith("/real") for n in g["groups"]])
-
-    def nearest_real(x):
-        z = (x[:, None, :] - g["means"][None, real]) @ g["whiten"]
-        return (z * z).sum(-1).min(-1)
-
+    reals_only = {**g, "means": g["means"][real]}  # the same whitening, the real groups' means
     y_val, s_val = cache.labels[idx["val"]], cache.sources[idx["val"]]
-    d_val = nearest_real(f_val)[y_val == 0]
+    d_val = gate.distance(f_val, reals_only)[y_val == 0]
     limit = gate.limit_for(d_val, s_val[y_val == 0], gate.GATED_SHARE)
-    return nearest_real(f_own) > limit
+    return gate.distance(f_own, reals_only) > limit
 
 
 def source_figures(cache: Cache, held_out: str, kind: str, runs: Runs) -> dict:

@@ -100,10 +100,9 @@ def _uniform_run(image: np.ndarray, ref: np.ndarray, axis: int, from_end: bool) 
     Looks at a few lines, then twice as many, and so on: a photo without borders costs one
     small block, not a pass over the image; a flat one costs one pass of ``cv2.inRange``."""
     n, start, step = image.shape[axis], 0, 4
-    ref = np.asarray(ref, np.int16).reshape(-1)
-    lo = tuple(int(v) for v in np.clip(ref - TRIM_TOLERANCE, 0, 255))
-    hi = tuple(int(v) for v in np.clip(ref + TRIM_TOLERANCE, 0, 255))
-    lo, hi = (np.array(lo, np.uint8), np.array(hi, np.uint8)) if image.ndim == 3 else (lo, hi)
+    ref = np.asarray(ref, np.int16).reshape(-1)  # one value per channel
+    lo = np.clip(ref - TRIM_TOLERANCE, 0, 255).astype(np.uint8)
+    hi = np.clip(ref + TRIM_TOLERANCE, 0, 255).astype(np.uint8)
     while start < n:
         stop = min(n, start + step)
         span = slice(n - stop, n - start) if from_end else slice(start, stop)
