@@ -169,6 +169,39 @@ def compare_runs(name: str, runs: list[Path], held_out: str, limit: int = 2000) 
     return out
 
 
+RECIPE = ("epochs", "epoch_samples", "sbi", "pair", "val_limit", "balance_groups")
+
+
+def finished_runs(root: Path, a: argparse.Namespace) -> list[str]:
+    """Every source with a finished run of this recipe under ``root``, not only ``--sources``:
+    the summary is what the cards show, and a run of some sources must not drop the others'.
+    A finished run of another recipe is left out, with a warning."""
+    done = []
+    for s in SOURCES:
+        run = root / s
+        if not (run / "summary.json").exists():
+            continue
+        args = json.loads((run / "args.json").read_text())
+        other = {k: (args.get(k), getattr(a, k)) for k in RECIPE
+                 if (args.get(k) or 0) != (getattr(a, k) or 0)}
+        if other:
+            print(f"{run}: another recipe {other}; left out of the summary", file=sys.stderr)
+            continue
+        done.append(s)
+    return done
+
+
+def recipe_args(argv: list[str]) -> list[str]:
+    """The command line without ``--sources`` and ``--parallel``: the recipe every run shares."""
+    out, skip = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            skip = arg in ("--sources", "--parallel")
+        if not skip:
+            out.append(arg)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--name", default="resnet", choices=list(common.ALL_ARCHS))
@@ -246,14 +279,16 @@ def main(argv=None):
                     raise SystemExit(f"LOSO run for {s} failed: see {root / s}.log")
         time.sleep(2)
     balanced = f", lower-face groups balanced: {a.balance_groups}" if a.balance_groups else ""
+    done = finished_runs(root, a)
     out = {
         "method": f"{a.name} trained {a.epochs} x {a.epoch_samples} draws without the source "
         f"(sbi {a.sbi}, pairing {a.pair}{balanced}; far shorter than the shipped run: a lower bound), "
         f"best of the epochs on {a.val_limit} val faces of the other sources, FP32 with the "
         "service's 3 views, scored on all that source's judged faces (every split)",
-        "command": "python -m model_export.loso " + " ".join(argv if argv else sys.argv[1:]),
+        "command": "python -m model_export.loso " + " ".join(
+            recipe_args(argv if argv is not None else sys.argv[1:])),
         "wall_seconds": round(time.time() - t0, 1),
-        "sources": {s: score(a.name, root / s, s) for s in a.sources},
+        "sources": {s: score(a.name, root / s, s) for s in done},
     }
     out = metrics.rounded(out, 4)
     (root / "summary.json").write_text(json.dumps(out, indent=2))

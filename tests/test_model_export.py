@@ -191,6 +191,29 @@ def test_loso_ensemble_averages_the_runs_given_for_a_member(tmp_path):
     assert len(many.out.name) <= 200
 
 
+def test_loso_summary_covers_every_finished_run_of_the_recipe(tmp_path):
+    """A run of some sources (``--sources A B``) must not drop the others' figures from the
+    summary the cards show; a finished run of another recipe is left out."""
+    import argparse
+
+    from model_export.loso import finished_runs, recipe_args
+
+    a = argparse.Namespace(epochs=4, epoch_samples=8192, sbi=0.3, pair=True, val_limit=1200,
+                           balance_groups=0)
+    recipe = {"epochs": 4, "epoch_samples": 8192, "sbi": 0.3, "pair": True, "val_limit": 1200,
+              "balance_groups": 0}
+    for source, args in (("dfdc-faces", recipe), ("snapshots", recipe),
+                         ("utkface", recipe | {"epochs": 6}), ("sdfd-sd21", None)):
+        (tmp_path / source).mkdir()
+        (tmp_path / source / "args.json").write_text(json.dumps(args or recipe))
+        if args is not None:  # sdfd-sd21: started, not finished
+            (tmp_path / source / "summary.json").write_text("{}")
+    assert finished_runs(tmp_path, a) == ["dfdc-faces", "snapshots"]
+    assert recipe_args(["--name", "resnet", "--epochs", "4", "--parallel", "2", "--sources",
+                        "utkface", "snapshots", "--pair"]) == ["--name", "resnet", "--epochs",
+                                                               "4", "--pair"]
+
+
 def test_augment_and_self_blend_shapes():
     rng = np.random.default_rng(0)
     face = synthetic_face(160)

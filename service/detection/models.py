@@ -4,6 +4,12 @@
 ``NAME.card.json`` gives its files, input spec, threshold and measured quality. A card that says
 ``"trained": false`` (or has no measured metrics) marks the model as untrained, and every answer
 says so.
+
+The models version (in every answer, and the key of the stored results a new check may reuse) is
+a digest of what decides a score: the ONNX files, the members' input specs, the thresholds, band,
+combination, cascade, gate and agreement rule, and the face finder's files and settings. The
+cards' measured figures and descriptions (``DESCRIPTIVE``) are left out, so that figures measured
+again do not make every stored result stale.
 """
 
 from __future__ import annotations
@@ -23,6 +29,14 @@ from service.detection.preprocess import InputSpec
 log = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# card keys, at any depth, that describe a model or what was measured on it; no score depends on them
+DESCRIPTIVE = frozenset({
+    "metrics", "command", "rule", "combine_rule", "threshold_rule", "metrics_model", "training",
+    "training_history", "training_best_epoch", "training_epochs_run", "training_cpu_seconds",
+    "train_command", "architecture", "params", "task", "provenance", "licence", "licence_notice",
+    "share_of_val_gated", "row_cpu_ms", "candidates", "parity_max_abs_diff",
+})
+FACE_FINDER_CARD = "blazeface.card.json"
 
 
 class ModelsError(RuntimeError):
@@ -201,6 +215,19 @@ def _session(path: Path, providers: list, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
 
+def decisive(card):
+    """A card without its ``DESCRIPTIVE`` keys (at any depth)."""
+    if isinstance(card, dict):
+        return {k: decisive(v) for k, v in card.items() if k not in DESCRIPTIVE}
+    if isinstance(card, list):
+        return [decisive(v) for v in card]
+    return card
+
+
+def _decisive_bytes(card: dict) -> bytes:
+    return json.dumps(decisive(card), sort_keys=True, separators=(",", ":")).encode()
+
+
 def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> Ensemble:
     models_dir = Path(models_dir)
     ens_path = models_dir / "ensemble.json"
@@ -209,7 +236,13 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
     card = json.loads(ens_path.read_text())
     providers, kind = choose_providers(device)
     members = []
-    digest = hashlib.sha256(ens_path.read_bytes())
+    digest = hashlib.sha256(_decisive_bytes(card))
+    finder_card = models_dir / FACE_FINDER_CARD
+    if finder_card.exists():
+        fcard = json.loads(finder_card.read_text())
+        digest.update(_decisive_bytes(fcard))
+        for spec in fcard.get("models", {}).values():
+            digest.update((models_dir / spec["file"]).read_bytes())
     for name in card["members"]:
         mcard = json.loads((models_dir / f"{name}.card.json").read_text())
         path = models_dir / mcard["files"][kind]
@@ -220,6 +253,7 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
             log.warning("%s: GPU providers failed, running on %s", name, used)
             session = _session(models_dir / mcard["files"]["cpu"], ["CPUExecutionProvider"], threads)
             path = models_dir / mcard["files"]["cpu"]
+        digest.update(_decisive_bytes(mcard))
         digest.update(path.read_bytes())
         outputs = mcard.get("outputs", {})
         missing = set(outputs.values()) - {o.name for o in session.get_outputs()}
