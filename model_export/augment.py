@@ -127,6 +127,30 @@ def grade(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
+def recolour(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A strong colour edit, drawn at random for faces of both classes alike, as people, phones
+    and sites apply them (the photo edits of `model_export.photo_edits`): black and white, a
+    toned print (sepia and the like), or white balance, exposure (gamma), saturation and contrast
+    together, each well beyond `degrade`'s mild colour jitter."""
+    f = face.astype(np.float32)
+    r = rng.random()
+    if r < 0.4:  # black and white, or a toned print
+        gray = f @ np.array([0.114, 0.587, 0.299], np.float32)  # BGR luma
+        if r < 0.25:
+            return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+        tone = np.array([rng.uniform(0.7, 0.95), rng.uniform(0.88, 1.0), rng.uniform(1.0, 1.15)],
+                        np.float32)
+        f = gray[..., None] * (tone if rng.random() < 0.8 else tone[::-1])  # warm or cold tone
+    else:
+        f = f * np.array([rng.uniform(0.85, 1.15), rng.uniform(0.95, 1.05),
+                          rng.uniform(0.85, 1.15)], np.float32)
+        f = 255.0 * (np.clip(f, 0, 255) / 255.0) ** rng.uniform(0.6, 1.6)
+        gray = f.mean(axis=2, keepdims=True)
+        f = gray + (f - gray) * rng.uniform(0.4, 1.7)
+        f = (f - f.mean()) * rng.uniform(0.7, 1.4) + f.mean()
+    return np.clip(f, 0, 255).astype(np.uint8)
+
+
 def random_view(face: np.ndarray, rng: np.random.Generator, input_size: int) -> np.ndarray:
     s = face.shape[0]
     x0, y0 = rng.integers(0, s - input_size + 1, size=2)

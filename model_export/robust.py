@@ -13,6 +13,12 @@ so the figures include the face finder's own failures:
 * ``tile``: the image tiled 2x2 into a "group photo" (the top-left copy's face is kept; the
   service scores all four and calls the image as fake as its most fake face).
 
+``EDITS`` are the photo edits people, phones and sites apply (`model_export.photo_edits` measures
+them as served; the cards' figures cover ``CONDITIONS``): ``gray``, ``sepia``, ``saturate``,
+``warm`` and ``cool`` white balance, ``darken`` and ``brighten`` (gamma), ``contrast``, ``blur``,
+``sharpen`` (unsharp mask), ``smooth`` (a beauty filter's edge-preserving skin smoothing),
+``noise`` (low light), ``flip`` (mirror) and ``rotate`` (a 10-degree tilt).
+
     python -m model_export.robust   # -> model_export/cache/<spec>/robust_test.npz
 """
 
@@ -31,7 +37,10 @@ from service.detection import faces, preprocess
 
 CONDITIONS = ["jpeg50", "jpeg75", "screenshot", "scale0.5", "scale2", "border_white",
               "border_black", "border_mirror", "border_noise", "reframe", "tile"]
+EDITS = ["gray", "sepia", "saturate", "warm", "cool", "darken", "brighten", "contrast", "blur",
+         "sharpen", "smooth", "noise", "flip", "rotate"]
 BORDER = 40
+SEPIA = np.array([[0.131, 0.534, 0.272], [0.168, 0.686, 0.349], [0.189, 0.769, 0.393]])  # BGR
 PER_SOURCE = 120  # test images per source (evenly spread): the figures' sample
 
 
@@ -77,7 +86,53 @@ def change_image(img: np.ndarray, condition: str, seed: int = 0):
         return out, np.array([[1.0, 0, x0], [0, 1.0, y0]])
     if condition == "tile":
         return np.concatenate([np.concatenate([img, img], 1)] * 2, 0), ident
+    if condition in EDITS:
+        return photo_edit(img, condition, seed), edit_map(condition, w, h)
     raise ValueError(condition)
+
+
+def edit_map(condition: str, w: int, h: int) -> np.ndarray:
+    if condition == "flip":
+        return np.array([[-1.0, 0, w - 1], [0, 1.0, 0]])
+    if condition == "rotate":
+        return cv2.getRotationMatrix2D((w / 2, h / 2), 10, 1.0)
+    return np.array([[1.0, 0, 0], [0, 1.0, 0]])
+
+
+def photo_edit(img: np.ndarray, condition: str, seed: int) -> np.ndarray:
+    """One of ``EDITS`` applied to the whole image (uint8 BGR in and out)."""
+    h, w = img.shape[:2]
+    f = img.astype(np.float32)
+    if condition == "gray":
+        return cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if condition == "sepia":
+        out = f @ SEPIA.T
+    elif condition == "saturate":
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float32)
+        hsv[..., 1] = np.minimum(hsv[..., 1] * 1.6, 255)
+        return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+    elif condition in ("warm", "cool"):
+        gains = np.array([0.85, 1.0, 1.12] if condition == "warm" else [1.12, 1.0, 0.85])
+        out = f * gains
+    elif condition in ("darken", "brighten"):
+        gamma = 1.8 if condition == "darken" else 0.55
+        out = 255.0 * (f / 255.0) ** gamma
+    elif condition == "contrast":
+        out = (f - 128.0) * 1.5 + 128.0
+    elif condition == "blur":
+        return cv2.GaussianBlur(img, (0, 0), 1.5)
+    elif condition == "sharpen":
+        out = f + 1.0 * (f - cv2.GaussianBlur(f, (0, 0), 2.0))
+    elif condition == "smooth":
+        return cv2.bilateralFilter(img, 9, 40, 7)
+    elif condition == "noise":
+        out = f + np.random.default_rng(seed).normal(0, 8, f.shape)
+    elif condition == "flip":
+        return np.ascontiguousarray(img[:, ::-1])
+    else:  # rotate
+        return cv2.warpAffine(img, edit_map(condition, w, h), (w, h),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _nearest(found, point):

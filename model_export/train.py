@@ -48,9 +48,9 @@ class Batches:
     """Reproducible augmented batches for one epoch (seed = base seed + epoch)."""
 
     def __init__(self, faces, labels, sources, spec, sbi: float, seed: int, partner=None,
-                 mask_mouth: bool = False, grade: float = 0.0):
+                 mask_mouth: bool = False, grade: float = 0.0, colour: float = 0.0):
         self.faces, self.labels, self.spec, self.sbi = faces, labels, spec, sbi
-        self.mask_mouth, self.grade = mask_mouth, grade
+        self.mask_mouth, self.grade, self.colour = mask_mouth, grade, colour
         self.p = group_weights(labels, sources)
         # paired sampling: an item with a partner (a DFDC fake and the real frame it was made
         # from) brings its partner along, both cut and degraded identically; their draw weight
@@ -76,6 +76,8 @@ class Batches:
                     face = self.faces[k]
                     if self.grade and r.random() < self.grade:
                         face = augment.grade(face, r)
+                    if self.colour and r.random() < self.colour:
+                        face = augment.recolour(face, r)
                     face = augment.degrade(face, r, self.spec.face_size, self.zoom)
                     face = augment.mask_mouth(face) if self.mask_mouth else face
                     views.append(augment.random_view(face, r, self.spec.input_size))
@@ -86,6 +88,8 @@ class Batches:
                 face = augment.self_blend(self.faces[rng.choice(self.reals)], rng)
             if self.grade and rng.random() < self.grade:
                 face = augment.grade(face, rng)
+            if self.colour and rng.random() < self.colour:
+                face = augment.recolour(face, rng)
             face = augment.degrade(face, rng, self.spec.face_size, self.zoom)
             face = augment.mask_mouth(face) if self.mask_mouth else face
             views.append(augment.random_view(face, rng, self.spec.input_size))
@@ -169,7 +173,7 @@ def train(a) -> dict:
     y_va = cache.labels[va]
     partner = pair_index(cache, tr) if a.pair else None
     batches = Batches(faces_tr, cache.labels[tr], cache.sources[tr], spec, a.sbi, a.seed, partner,
-                      a.mask_mouth, a.grade)
+                      a.mask_mouth, a.grade, a.colour)
     if a.balance_groups:
         group = balance.groups(balance.patches(cache.serve[tr], a.balance_region),
                                a.balance_groups, a.seed)
@@ -276,6 +280,10 @@ def parse(argv=None):
                     help="share of training faces given a random photographic finish "
                     "(`augment.grade`: white balance, tone, smoothing or sharpening, background "
                     "blur), both classes alike")
+    ap.add_argument("--colour", type=float, default=0.0, metavar="P",
+                    help="share of training faces given a strong colour edit (`augment.recolour`: "
+                    "black and white, toned, white balance, exposure, saturation, contrast), both "
+                    "classes alike")
     ap.add_argument("--balance-groups", type=int, default=0, metavar="K",
                     help="group the training faces by the look of their lower face (K groups) "
                     "and draw every group with the same share of fakes (`balance`)")

@@ -214,6 +214,62 @@ def test_loso_summary_covers_every_finished_run_of_the_recipe(tmp_path):
                                                                "4", "--pair"]
 
 
+def test_photo_edits_map_points_and_keep_shapes():
+    """`robust.EDITS`: every edit keeps the picture's size and type, and its map sends a point of
+    the original to the same point of the edited picture (mirror, tilt)."""
+    import cv2
+
+    from model_export.robust import EDITS, change_image
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    for j, edit in enumerate(EDITS):
+        out, m = change_image(img, edit, seed=j)
+        assert out.shape == img.shape and out.dtype == np.uint8 and m.shape == (2, 3), edit
+        assert not np.array_equal(out, img), edit
+    gray, _ = change_image(img, "gray")
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    dot = np.zeros((90, 120, 3), np.uint8)
+    cv2.circle(dot, (30, 20), 3, (255, 255, 255), -1)
+    for edit in ("flip", "rotate"):
+        out, m = change_image(dot, edit)
+        ys, xs = np.nonzero(out[..., 0] > 128)
+        assert np.hypot(xs.mean() - (m @ [30, 20, 1])[0], ys.mean() - (m @ [30, 20, 1])[1]) < 1.0
+
+
+def test_photo_edits_counts_verdicts_per_edit():
+    from model_export.photo_edits import ALL, summarize
+
+    jobs = [("a", "s", 0), ("b", "s", 0), ("c", "s", 1), ("d", "s", 1)]
+    rows = [("real", 0.1), ("uncertain", 0.8), ("fake", 0.95), None]  # one image's per-edit rows
+
+    def result(verdict, score, k):
+        return verdict, score, [rows[k]] * len(ALL)
+
+    results = [result("real", 0.2, 2), result("real", 0.3, 3), result("fake", 0.9, 0), None]
+    out = summarize(jobs, results)["gray"]
+    reals, fakes = out["reals"], out["fakes"]
+    assert reals["images"] == 2 and reals["face_found"] == 0.5  # b's face was not found again
+    assert reals["turned_fake"] == 1 and reals["fake_after"] == 1.0
+    assert reals["abs_delta_p_median"] == pytest.approx(0.75)
+    assert fakes["images"] == 1 and fakes["left_fake"] == 1 and fakes["real_after"] == 1.0
+
+
+def test_recolour_edits_colour_only():
+    """`augment.recolour` (train --colour): the face's shape and type, a grey face some of the
+    time, and the picture's structure kept (what changes is colour, not where things are)."""
+    rng = np.random.default_rng(0)
+    face = synthetic_face(160)
+    outs = [augment.recolour(face, rng) for _ in range(40)]
+    assert all(o.shape == face.shape and o.dtype == np.uint8 for o in outs)
+    grey = [o for o in outs if (o[..., 0] == o[..., 1]).all() and (o[..., 1] == o[..., 2]).all()]
+    assert 3 <= len(grey) <= 20
+    luma = face.astype(float) @ [0.114, 0.587, 0.299]
+    for o in outs:
+        corr = np.corrcoef(luma.ravel(), o.astype(float).mean(axis=2).ravel())[0, 1]
+        assert corr > 0.8, corr
+
+
 def test_augment_and_self_blend_shapes():
     rng = np.random.default_rng(0)
     face = synthetic_face(160)
