@@ -228,6 +228,27 @@ async def test_no_face_is_not_judged(client, auth, noise_png):
     assert heat.status == 200 and heat.content_type == "image/png"
 
 
+async def test_black_and_white_pictures_carry_a_warning(client, auth):
+    """Every black-and-white picture the detectors learned from is real, and they catch far
+    fewer fakes without colour (docs/models.md, photo edits): such a picture's answer says so,
+    whatever its verdict. A colour picture, and a grey one without a face, carry no warning."""
+    colour = face_image(0, "fake")
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    plain = await check_ok(await post_image(client, auth(), encode(colour, ".jpg")))
+    assert "warning" not in plain or "black-and-white" not in plain["warning"]
+    for data in (encode(grey, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 60]),
+                 encode(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), ".png")):  # one channel
+        body = await check_ok(await post_image(client, auth(), data))
+        assert body["face_found"] is True
+        assert "black-and-white picture" in body["warning"], body.get("warning")
+        again = await client.get(f"/v1/checks/{body['id']}", headers=auth())
+        assert "black-and-white picture" in (await again.json())["warning"]
+    rng = np.random.default_rng(1)
+    faceless = await check_ok(await post_image(
+        client, auth(), encode(np.repeat(rng.integers(0, 255, (120, 160, 1), np.uint8), 3, 2))))
+    assert faceless["verdict"] == "no_face" and "warning" not in faceless
+
+
 async def test_a_cup_of_coffee_is_not_a_face_and_an_astronaut_is_not_fake(client, auth):
     """Public photographs outside the training data (scikit-image's samples): the cup, which the
     face finder's first pass took for a face (and the detectors then called REAL), is not

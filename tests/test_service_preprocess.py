@@ -180,3 +180,22 @@ def test_the_finders_fast_shrink_matches_the_area_filter(size, face_bytes):
         assert diff.max() <= 1
     if max(size) <= 256:
         assert b is photo
+
+
+def test_colourless_tells_black_and_white_pictures():
+    """`preprocess.colourless`: grey pictures, whatever their encoding, and not colour ones, not
+    even a toned (sepia) print or a picture with a little colour."""
+    from model_export.robust import photo_edit
+
+    rng = np.random.default_rng(0)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), np.uint8), (0, 0), 3)
+    photo = cv2.normalize(photo, None, 0, 255, cv2.NORM_MINMAX)
+    grey = photo_edit(photo, "gray", 0)
+    jpeg = cv2.imdecode(cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], 1)
+    assert pp.colourless(grey) and pp.colourless(jpeg)
+    assert pp.colourless(grey[..., 0])  # one channel
+    assert not pp.colourless(photo)
+    assert not pp.colourless(photo_edit(photo, "sepia", 0))
+    spot = grey.copy()
+    spot[100:160, 100:160] = (40, 60, 200)  # 3 % of the picture in red
+    assert not pp.colourless(spot)

@@ -46,6 +46,9 @@ def clip(name: str, kind: str = "mp4") -> bytes:
     if name == "one-fake":
         return encode([Appearance(faces("fake")[0], 0.0, 2.0, (60, 40), (200, 90))], kind=kind,
                       seconds=2.0)
+    if name == "one-fake-grey":
+        return encode([Appearance(faces("fake")[0], 0.0, 2.0, (60, 40), (200, 90))], kind=kind,
+                      seconds=2.0, grey=True)
     if name == "empty":
         return encode([], kind=kind, seconds=1.5)
     seconds = {"long": 3.0, "short": 2.5}[name]
@@ -236,6 +239,18 @@ async def test_no_face_in_any_frame(client, auth):
     assert resp.status == 200, await resp.text()
     for table in ("video_frames", "images", "jobs"):
         assert await db.fetchval(f"SELECT COUNT(*) FROM {table}") == 0, table
+
+
+async def test_a_black_and_white_video_carries_a_warning(client, auth):
+    """As a black-and-white picture does (`test_service_checks`): the detectors learned no
+    black-and-white fake and catch far fewer fakes without colour. The same clip in colour
+    carries no warning."""
+    user = auth("alice")
+    grey = (await run_to_end(client, user, await start(client, user, clip("one-fake-grey"))))
+    colour = (await run_to_end(client, user, await start(client, user, clip("one-fake"))))
+    assert grey["check"]["face_found"] and colour["check"]["face_found"]
+    assert "black-and-white picture" in grey["check"]["warning"]
+    assert "black-and-white" not in (colour["check"].get("warning") or "")
 
 
 def png(image: np.ndarray) -> bytes:

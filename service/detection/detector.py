@@ -30,6 +30,9 @@ UNFAMILIAR_NOTE = ("unlike the faces the detectors learned from: their score is 
                    "here (UNSURE)")
 UNCONFIRMED_NOTE = ("the detector that holds best on unseen photos does not find it fake on its "
                     "own: a fake score here is not trusted (UNSURE, not FAKE)")
+COLOURLESS_NOTE = ("a black-and-white picture: every black-and-white picture the detectors "
+                   "learned from was a real photo, and they catch far fewer fakes without colour, "
+                   "so a REAL or UNSURE here says even less than usual")
 HELD_BACK = (UNFAMILIAR_NOTE, UNCONFIRMED_NOTE)  # verdicts answered UNSURE, and why
 #: how a verdict ranks when an image's decisive face (or a video's track) is chosen, then by score
 SEVERITY = {"fake": 2, "uncertain": 1, "real": 0}
@@ -46,6 +49,7 @@ class Prepared:
     too_small: list[bool]
     x: np.ndarray  # (faces * views, 3, S, S); empty when no face was found
     thumbnail: bytes
+    colourless: bool = False  # black and white (`preprocess.colourless`)
 
     @property
     def face_found(self) -> bool:
@@ -91,7 +95,8 @@ def prepare_image(image: np.ndarray, spec: pp.InputSpec, finder: FaceFinder) -> 
         views.append(pp.face_views(aligned, spec))
     s = spec.input_size
     x = pp.to_input(np.concatenate(views), spec) if views else np.zeros((0, 3, s, s), np.float32)
-    return Prepared(w, h, boxes, regions, quads, small, x, make_thumbnail(image))
+    return Prepared(w, h, boxes, regions, quads, small, x, make_thumbnail(image),
+                    colourless=bool(found) and pp.colourless(image))
 
 
 def verdict_for(p: float | None, threshold: float, band: tuple[float, float]) -> dict:
@@ -385,8 +390,13 @@ class Detector:
             result["note"] = "every face is too small to judge"
         elif faces[decisive].get("note") in HELD_BACK:
             result["note"] = faces[decisive]["note"]
+        warnings = []
         if not ens.trained:
-            result["warning"] = "the detectors are untrained: this verdict means nothing"
+            warnings.append("the detectors are untrained: this verdict means nothing")
+        if prep.colourless:
+            warnings.append(COLOURLESS_NOTE)
+        if warnings:
+            result["warning"] = "; ".join(warnings)
         side = CAM_GRID
         stacked = np.stack(grids) if grids else np.zeros((0, side, side), np.float32)
         return result, stacked.astype(np.float16), prep.thumbnail

@@ -235,6 +235,22 @@ def shrink_fast(image: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
+# a picture is black and white when 99 % of its pixels have channels within this many grey levels
+# of each other (JPEG's colour noise stays under it; no colour picture of ../shared/data does)
+COLOURLESS_CHROMA = 8
+
+
+def colourless(image: np.ndarray) -> bool:
+    """Whether a BGR picture is black and white (grey, whatever its encoding), from about 256 x
+    256 of its pixels. Every such picture the detectors learned from is a real photo."""
+    if image.ndim < 3 or image.shape[2] < 3:
+        return True
+    step = max(1, max(image.shape[:2]) // 256)
+    sample = image[::step, ::step, :3]
+    chroma = cv2.subtract(sample.max(axis=2), sample.min(axis=2))
+    return float(np.percentile(chroma, 99)) < COLOURLESS_CHROMA
+
+
 def face_frame(keypoints: np.ndarray, spec: InputSpec) -> np.ndarray:
     """The aligned face square as a 2x3 affine map from face-square pixels (0..face_size) to
     image pixels: eyes level, the face's size fixed, the eyes' midpoint at (0.5, eye_y)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.detection.detector import Detector, prepare_image
+from service.detection.detector import COLOURLESS_NOTE, Detector, prepare_image
 from service.detection.preprocess import shrink_fast
 from service.pdq.hashing import HASH_SIDE, Fingerprint, fingerprint
 from service.video import combine, tracks
@@ -44,6 +44,7 @@ class Frame:
     thumbnail: bytes | None  # the detector's 640-px JPEG (kept while a track may need it)
     small: bytes  # the timeline's thumbnail
     pdq: Fingerprint | None
+    colourless: bool = False  # black and white, with a face (`preprocess.colourless`)
 
 
 @dataclass
@@ -101,7 +102,8 @@ async def score_frames(frames: Iterator, detector: Detector, executor: Executor,
             if prep.face_found:
                 summary, grids, thumb = detector.summarize(prep, *await detector.score(prep))
                 faces = summary["faces"]
-            out.append(Frame(index, t, prep.width, prep.height, faces, grids, thumb, small, fp))
+            out.append(Frame(index, t, prep.width, prep.height, faces, grids, thumb, small, fp,
+                             prep.colourless))
             await on_frame(len(out))
     finally:
         # The frame being decoded finishes in its thread; the decoder is closed after it.
@@ -199,6 +201,12 @@ def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) 
                           else "no frame could be sampled: not judged")
     elif all(t["too_short"] for t in track_out):
         result["note"] = "every face track is too short or too small to judge"
+    warnings = []
     if not ens.trained:
-        result["warning"] = "the detectors are untrained: this verdict means nothing"
+        warnings.append("the detectors are untrained: this verdict means nothing")
+    with_faces = [f for f in frames if f.faces]
+    if with_faces and all(f.colourless for f in with_faces):
+        warnings.append(COLOURLESS_NOTE)
+    if warnings:
+        result["warning"] = "; ".join(warnings)
     return Analysis(result, frames, decisive_frames, decisive_grids)

@@ -53,8 +53,8 @@ def frame_at(t: float, faces: list[Appearance], size=(480, 320)) -> np.ndarray:
 
 
 def encode(faces: list[Appearance], *, kind: str = "mp4", seconds: float = 3.0, fps: int = 10,
-           size=(480, 320), audio: bool = False) -> bytes:
-    """The video as bytes (``kind``: mp4, mov, webm, webm-vp9)."""
+           size=(480, 320), audio: bool = False, grey: bool = False) -> bytes:
+    """The video as bytes (``kind``: mp4, mov, webm, webm-vp9; ``grey``: black and white)."""
     fmt, codec = KINDS[kind]
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=fmt) as out:
@@ -64,6 +64,8 @@ def encode(faces: list[Appearance], *, kind: str = "mp4", seconds: float = 3.0, 
         stream.options = OPTIONS[codec]
         for i in range(round(seconds * fps)):
             image = frame_at(i / fps, faces, size)
+            if grey:
+                image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
