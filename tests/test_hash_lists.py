@@ -270,3 +270,25 @@ async def test_only_admins_touch_hash_lists(client, auth):
         resp = await client.post("/v1/admin/hashlist", params={"source": "t"}, data="pdq,verdict\n",
                                  headers={**h, "Content-Type": "text/csv"})
         assert resp.status == 403
+
+
+async def test_dates_the_export_cannot_write_back_are_refused(client, auth):
+    """A decided_at that parses as a number but is no date (inf, nan, 1e20) was imported, and
+    every export after it answered 500."""
+    admin = auth("ad", "admin")
+    body = "pdq,verdict,decided_at\n" + "".join(
+        f"{c * 64},fake,{when}\n" for c, when in zip("abcde", (
+            "1e400", "nan", "-inf", "1e20", "0001-01-01T00:00:00+05:00")))
+    resp = await client.post("/v1/admin/hashlist", params={"source": "t"}, data=body,
+                             headers={**admin, "Content-Type": "text/csv"})
+    assert resp.status == 400, await resp.text()
+    err = await resp.json()
+    assert [(x["line"], x["code"]) for x in err["lines"]] == [(n, "bad_date") for n in range(2, 7)]
+    body = f"pdq,verdict,decided_at\n{'f' * 64},fake,253402300799\n"  # 9999-12-31T23:59:59Z
+    resp = await client.post("/v1/admin/hashlist", params={"source": "t"}, data=body,
+                             headers={**admin, "Content-Type": "text/csv"})
+    assert resp.status == 201, await resp.text()
+    resp = await client.get("/v1/admin/hashlist.csv", headers=admin)
+    assert resp.status == 200, await resp.text()
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert [(r["pdq"], r["decided_at"]) for r in rows] == [("f" * 64, "9999-12-31T23:59:59+00:00")]

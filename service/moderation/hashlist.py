@@ -37,17 +37,23 @@ def _iso(ts: float | None) -> str:
 
 
 def _parse_time(text: str) -> float | None:
+    """Unix seconds or an ISO 8601 date; ValueError if it is neither, or not a moment the export
+    can write back as a date (``inf``, ``nan``, ``1e20``, before year 1 or after 9999)."""
     text = text.strip()
     if not text:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # ValueError if not a date
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # ValueError if not a date
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        value = moment.timestamp()
+    try:
+        _iso(value)
+    except (OverflowError, OSError) as e:  # NaN and years out of range are ValueError already
+        raise ValueError(f"{text} is out of range") from e
+    return value
 
 
 def _item_columns(row) -> tuple[str, str]:
