@@ -12,7 +12,7 @@ import uuid
 
 from service.errors import ApiError, not_found
 from service.roles import ROLES
-from service.store import Connection, chunks, in_list, now
+from service.store import Connection, chunks, for_update, in_list, now
 
 LIVE = "deleted_at IS NULL"
 #: the fields a user may change on their own account (``PATCH /v1/me``)
@@ -138,10 +138,13 @@ async def make_admin(tx: Connection, user_id: str) -> None:
 
 
 async def _guard_last_admin(tx: Connection, user_id: str) -> None:
-    others = await tx.fetchval(
-        f"SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND {LIVE}"
-        " AND id != ?", (user_id,))
-    if others == 0:
+    """409 unless another active admin remains. The active admins' rows stay locked until the
+    transaction ends (PostgreSQL), so two admins demoting each other at once cannot both pass:
+    the second waits for the first and then no longer counts it."""
+    admins = await tx.fetchall(
+        f"SELECT id FROM users WHERE role = 'admin' AND disabled = 0 AND {LIVE}"
+        f" ORDER BY id{for_update(tx)}")
+    if not any(r["id"] != user_id for r in admins):
         raise ApiError(409, "last_admin", "this is the last active admin: make another admin first")
 
 

@@ -1,5 +1,6 @@
 """Admins manage users (list, role, disable, delete with their data) and the FAQ of the help page."""
 
+import asyncio
 
 from service.keys import DB
 from tests.support.accounts import register
@@ -46,6 +47,27 @@ async def test_disable_and_enable(client, auth):
         "/v1/admin/audit", params={"target": "ann"}, headers=root)).json())["items"]]
     assert actions == ["admin.enable", "admin.disable", "auth.first_seen"]
 
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(client, auth):
+    """Each request alone passes the last-admin guard; on PostgreSQL both passed at once and
+    left no admin (the guard counted the other admin before the other demotion committed)."""
+    a, b = auth("a", "admin"), auth("b", "admin")
+    db = client.app[DB]
+    for body in ({"role": "user"}, {"disabled": True}, {"role": "moderator", "disabled": True}):
+        await client.get("/v1/me", headers=a)
+        await client.get("/v1/me", headers=b)
+        await db.execute("UPDATE users SET role = 'admin', disabled = 0 WHERE id IN ('a', 'b')")
+        answers = await asyncio.gather(
+            client.patch("/v1/admin/users/b", json=body, headers=a),
+            client.patch("/v1/admin/users/a", json=body, headers=b))
+        # one is refused: as the last admin, or, when the other had committed before it was
+        # let in, because its caller is no longer an admin
+        assert sorted(r.status for r in answers) in ([200, 403], [200, 409]), body
+        refused = await next(r for r in answers if r.status != 200).json()
+        assert refused["error"] in ("last_admin", "forbidden", "account_disabled"), body
+        assert await db.fetchval("SELECT COUNT(*) FROM users WHERE role = 'admin'"
+                                 " AND disabled = 0") == 1, body
 
 async def test_delete_a_user_with_their_data(client, auth):
     require_shared_data()
