@@ -12,7 +12,7 @@ import uuid
 
 from service.errors import ApiError, not_found
 from service.roles import ROLES
-from service.store import Connection, chunks, for_update, in_list, now
+from service.store import Connection, Duplicate, chunks, for_update, in_list, now
 
 LIVE = "deleted_at IS NULL"
 #: the fields a user may change on their own account (``PATCH /v1/me``)
@@ -91,8 +91,11 @@ async def update_own(tx: Connection, user_id: str, changes: dict) -> None:
         raise ApiError(409, "email_taken", "another account uses this email")
     fields = [k for k in changes if k in OWN_FIELDS]
     sets = ", ".join(f"{k} = ?" for k in fields)
-    await tx.execute(f"UPDATE users SET {sets} WHERE id = ?",
-                     (*(changes[k] for k in fields), user_id))
+    try:
+        await tx.execute(f"UPDATE users SET {sets} WHERE id = ?",
+                         (*(changes[k] for k in fields), user_id))
+    except Duplicate as e:  # another account took the address since the check above
+        raise ApiError(409, "email_taken", "another account uses this email") from e
 
 
 async def set_password_hash(tx: Connection, user_id: str, password_hash: str) -> None:

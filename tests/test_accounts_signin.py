@@ -276,6 +276,27 @@ async def test_me_shows_and_changes_email_and_alerts(client, auth):
     assert resp.status == 400 and (await resp.json())["error"] == "email_required"
 
 
+
+async def test_two_accounts_taking_one_email_at_once(client, auth):
+    """Both passed the "is it in use" check before either wrote; on PostgreSQL the second
+    write then broke the unique email and answered 500."""
+    db = client.app[DB]
+    for attempt in range(4):
+        u, v = auth(f"u{attempt}"), auth(f"v{attempt}")
+        await client.get("/v1/me", headers=u)
+        await client.get("/v1/me", headers=v)
+        email = f"same{attempt}@example.com"
+        answers = await asyncio.gather(*(client.patch("/v1/me", json={"email": email}, headers=h)
+                                         for h in (u, v)))
+        assert sorted(r.status for r in answers) == [200, 409], attempt
+        refused = next(r for r in answers if r.status == 409)
+        assert (await refused.json())["error"] == "email_taken"
+        assert await db.fetchval("SELECT COUNT(*) FROM users WHERE email = ?", (email,)) == 1
+        owner = await db.fetchval("SELECT id FROM users WHERE email = ?", (email,))
+        actions = [e["action"] for e in await db.fetchall(
+            "SELECT action FROM audit WHERE action = 'account.update' AND target = ?", (owner,))]
+        assert actions == ["account.update"]  # the refused change left no audit row
+
 def run_cli(settings, *args, env=None):
     environ = {**os.environ, "REALCHECK_DATA_DIR": str(settings.data_dir),
                "REALCHECK_DATABASE_URL": settings.database_url, **(env or {})}

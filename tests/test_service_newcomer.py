@@ -15,6 +15,7 @@ import pytest
 from service.app import create_app
 from service.auth.tokens import LocalIssuer
 from service.settings import REPO_ROOT, Settings
+from service.store import Duplicate
 from service.store.migrations import statements_for
 from service.store.sqlite import SqliteDatabase
 from tests.support.api import post_check
@@ -187,7 +188,7 @@ async def test_upgrade_folds_duplicate_checks(tmp_path):
             "SELECT check_id, page_url, seen_count FROM check_pages ORDER BY page_url")]
         assert pages == [("c1", "https://a.example/", 2), ("c1", "https://b.example/", 1)]
         assert await db.fetchval("SELECT check_id FROM flag_reports") == "c1"
-        with pytest.raises(aiosqlite.IntegrityError):
+        with pytest.raises(Duplicate):  # the unique index of one check per user and image
             await db.execute("INSERT INTO checks (id, sha256, user_id, verdict, score, result,"
                              " created_at) VALUES ('c9', 'h', 'u1', 'real', 0.1, '{}', 9)")
     finally:

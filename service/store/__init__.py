@@ -39,6 +39,12 @@ class BadValue(ValueError):
     the caller's input is wrong; the edge answers 400."""
 
 
+class Duplicate(Exception):
+    """A write broke a unique constraint: a row with that key exists (on PostgreSQL often one
+    another transaction committed since this one looked). The transaction is to be rolled back;
+    the store module that wrote says what it means (e.g. 409 ``email_taken``)."""
+
+
 def now() -> float:
     return time.time()
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import asyncpg
 
-from service.store import BadValue, now
+from service.store import BadValue, Duplicate, now
 from service.store.migrations import statements_for, target_version
 
 log = logging.getLogger(__name__)
@@ -59,29 +59,25 @@ class _Conn:
     def __init__(self, target):
         self.target = target
 
-    async def execute(self, sql: str, params=()) -> int:
+    async def _call(self, method, sql: str, params):
         try:
-            return affected(await self.target.execute(numbered(sql), *params))
+            return await method(numbered(sql), *params)
         except _BAD_VALUE as e:
             raise BadValue(str(e)) from e
+        except asyncpg.UniqueViolationError as e:
+            raise Duplicate(str(e)) from e
+
+    async def execute(self, sql: str, params=()) -> int:
+        return affected(await self._call(self.target.execute, sql, params))
 
     async def fetchone(self, sql: str, params=()):
-        try:
-            return await self.target.fetchrow(numbered(sql), *params)
-        except _BAD_VALUE as e:
-            raise BadValue(str(e)) from e
+        return await self._call(self.target.fetchrow, sql, params)
 
     async def fetchall(self, sql: str, params=()) -> list:
-        try:
-            return await self.target.fetch(numbered(sql), *params)
-        except _BAD_VALUE as e:
-            raise BadValue(str(e)) from e
+        return await self._call(self.target.fetch, sql, params)
 
     async def fetchval(self, sql: str, params=()):
-        try:
-            return await self.target.fetchval(numbered(sql), *params)
-        except _BAD_VALUE as e:
-            raise BadValue(str(e)) from e
+        return await self._call(self.target.fetchval, sql, params)
 
 
 class PostgresDatabase(_Conn):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from service.store import BadValue
+from service.store import BadValue, Duplicate
 from service.store.migrations import statements_for, target_version
 
 
@@ -68,6 +68,10 @@ class SqliteDatabase:
             return await self.conn._execute(_run, self.conn._conn, read, sql, params)
         except OverflowError as e:
             raise BadValue(str(e)) from e
+        except sqlite3.IntegrityError as e:
+            if str(e).startswith("UNIQUE constraint failed"):
+                raise Duplicate(str(e)) from e
+            raise
 
     async def execute(self, sql: str, params=()) -> int:
         return await self._statement(_rowcount, sql, params)
