@@ -5,6 +5,7 @@ share links."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -146,6 +147,22 @@ async def test_share_link_shows_the_check_until_revoked(client, auth, face_bytes
     fresh = await (await client.post(url, headers=auth("alice"))).json()
     assert fresh["token"] != token, "a revoked link never comes back"
 
+
+
+async def test_sharing_twice_at_once_makes_one_link(client, auth, face_bytes):
+    """On PostgreSQL two requests at once both found no link and made one each (201, 201):
+    the owner held a link their check's share state did not show."""
+    alice = auth("alice")
+    made = await post_check(client, alice, face_bytes)
+    url = f"/v1/checks/{made['id']}/share"
+    for attempt in range(5):  # each after revoking the last: no live link to find
+        answers = await asyncio.gather(*(client.post(url, headers=alice) for _ in range(3)))
+        assert sorted(r.status for r in answers) == [200, 200, 201], attempt
+        tokens = {(await r.json())["token"] for r in answers}
+        assert len(tokens) == 1
+        shown = (await (await client.get(url, headers=alice)).json())["share"]["token"]
+        assert tokens == {shown}
+        assert await (await client.delete(url, headers=alice)).json() == {"revoked": 1}
 
 def test_the_share_page_gives_a_confidence_with_fake_only():
     """A REAL is no proof (fakes of generators the detectors never saw often score as real), so

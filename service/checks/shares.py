@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 
-from service.store import Connection, Database, now
+from service.store import Connection, Database, for_update, now
 
 
 def new_token() -> str:
@@ -23,6 +23,9 @@ async def active(conn: Connection, check_id: str) -> dict | None:
 async def create(db: Database, check_id: str) -> tuple[dict, bool]:
     """(share, created): the check's live link, made if it has none."""
     async with db.transaction() as tx:
+        # the check's row stays locked until this ends (PostgreSQL), so two requests at once
+        # make one link: the second waits, then finds the first's
+        await tx.execute(f"SELECT id FROM checks WHERE id = ?{for_update(tx)}", (check_id,))
         existing = await active(tx, check_id)
         if existing is not None:
             return existing, False
