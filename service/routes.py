@@ -88,7 +88,7 @@ ROUTES: list[Route] = [
           "A video check's job: status, progress {done, total}; when done the check",
           returns="JobAnswer", tags=("checks",)),
     Route("DELETE", "/v1/jobs/{job_id}", jobs.cancel_job, "user",
-          "Cancel a queued or running job; 409 job_finished once it has ended",
+          "Cancel your queued or running job; 409 job_finished once it has ended",
           returns="JobAnswer", errors=(409,), tags=("checks",)),
     Route("POST", "/predict", checks.predict, "user",
           "Older seed-system shape: multipart 'image' -> {result, confidence}",

@@ -5,9 +5,11 @@ reason) to every role below theirs, and something other than 401/403 to their ow
 route is covered by adding it to ROUTES.
 """
 
+import asyncio
 import re
 
 from service.auth.tokens import ROLES
+from service.keys import JOBS
 from service.routes import ROUTES
 
 IDS = [f"{r.method} {r.path}" for r in ROUTES]
@@ -97,3 +99,27 @@ async def test_openapi_lists_every_route_with_its_role(client):
         op = doc["paths"][r.path][r.method.lower()]
         assert op["x-required-role"] == r.role
         assert ("security" in op) == (r.role != "public")
+
+
+async def test_only_the_owner_cancels_a_job_moderators_may_follow_it(client, auth):
+    """A moderator's DELETE of another user's running job cancelled it (unaudited, its work
+    lost): moderators read every check, but only owners act on theirs."""
+    release = asyncio.Event()
+
+    async def work(progress):
+        await release.wait()
+        return {}
+
+    job = await client.app[JOBS].submit("alice", "video", "0" * 64, work)
+    url = f"/v1/jobs/{job['id']}"
+    try:
+        for who in (auth("mo", "moderator"), auth("root", "admin"), auth("bob")):
+            resp = await client.delete(url, headers=who)
+            assert resp.status == 404 and (await resp.json())["error"] == "not_found"
+        resp = await client.get(url, headers=auth("mo", "moderator"))
+        assert resp.status == 200 and (await resp.json())["job"]["status"] in ("queued", "running")
+        assert (await client.get(url, headers=auth("bob"))).status == 404
+        resp = await client.delete(url, headers=auth("alice"))
+        assert resp.status == 200 and (await resp.json())["job"]["status"] == "cancelled"
+    finally:
+        release.set()

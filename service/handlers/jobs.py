@@ -9,18 +9,20 @@ from service.errors import ApiError, not_found
 from service.keys import CHECKS, JOBS
 
 
-async def _own_job(request: web.Request) -> dict:
+async def _own_job(request: web.Request, *, moderators: bool) -> dict:
+    """The caller's job, or with ``moderators`` any job when the caller is one (moderators
+    read every check; only the owner cancels, as only the owner shares or reports a check)."""
     user = caller(request)
     job = await request.app[JOBS].get(request.match_info["job_id"])
     # Another user's job answers 404, as another user's check does.
-    if job is None or (job["user_id"] != user.id and not user.has("moderator")):
+    if job is None or (job["user_id"] != user.id and not (moderators and user.has("moderator"))):
         raise not_found("no such job")
     return job
 
 
 async def get_job(request: web.Request) -> web.Response:
     """``{"job": ...}``: status, progress; when done, the check itself."""
-    job = await _own_job(request)
+    job = await _own_job(request, moderators=True)
     job.pop("user_id", None)
     if job["status"] == "done" and job["check_id"]:
         check = await request.app[CHECKS].get(job["check_id"])
@@ -32,7 +34,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def cancel_job(request: web.Request) -> web.Response:
     """Cancel a queued or running job; 409 ``job_finished`` once it has ended."""
-    job = await _own_job(request)
+    job = await _own_job(request, moderators=False)
     cancelled = await request.app[JOBS].cancel(job["id"])
     job = await request.app[JOBS].get(job["id"])
     if not cancelled:
