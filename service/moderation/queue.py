@@ -25,6 +25,7 @@ DECISIONS = {"fake": ("confirmed_fake", "fake"), "real": ("real", "real"),
 SORTS = {"score": "f.score DESC, f.last_seen_at DESC", "recent": "f.last_seen_at DESC, f.id",
          "reports": "report_count DESC, f.last_seen_at DESC"}
 FLAGGING_VERDICTS = ("fake", "uncertain")
+MAX_VERSION = 2**31 - 1  # flags.version is an INTEGER column
 
 #: the item's own image and its variants
 _SHAS = "(SELECT f.sha256 UNION ALL SELECT v.sha256 FROM flag_variants v WHERE v.flag_id = f.id)"
@@ -281,10 +282,12 @@ async def decide(conn: Connection, flag_id: str, decision: str, note: str | None
     404 if there is no such item, 409 ``conflict`` if someone changed it since ``version``.
     """
     state, verdict = DECISIONS[decision]
+    # a version past the INTEGER column (32 bits on PostgreSQL) is no item's: stale, as on SQLite
     changed = await conn.execute(
         "UPDATE flags SET state = ?, override_verdict = ?, decided_by = ?, decided_role = ?,"
         " decided_at = ?, decision_note = ?, version = version + 1 WHERE id = ? AND version = ?",
-        (state, verdict, moderator.id, moderator.role, now(), note, flag_id, version))
+        (state, verdict, moderator.id, moderator.role, now(), note, flag_id, version)
+    ) if abs(version) <= MAX_VERSION else 0
     if changed == 0:
         row = await conn.fetchone(
             f"SELECT f.*, {_COUNTS} FROM flags f WHERE f.id = ?", (flag_id,))
