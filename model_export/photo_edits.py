@@ -23,6 +23,7 @@ from collections import defaultdict
 from multiprocessing import Pool
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from model_export import metrics
@@ -79,8 +80,6 @@ def _nearest(result: dict, point: np.ndarray, side: float) -> dict | None:
 
 def _work(job):
     path, data = job
-    import cv2  # after the service's modules, which set OpenCV's pixel limit
-
     cv2.setNumThreads(1)
     det = _detector()
     img = cv2.imread(str(data / path), cv2.IMREAD_COLOR)
