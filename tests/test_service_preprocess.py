@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 import time
 
 import cv2
@@ -199,3 +202,23 @@ def test_colourless_tells_black_and_white_pictures():
     spot = grey.copy()
     spot[100:160, 100:160] = (40, 60, 200)  # 3 % of the picture in red
     assert not pp.colourless(spot)
+
+
+def test_opencv_has_the_pixel_limit_whatever_imports_cv2_first():
+    """OpenCV reads its own decoders' pixel limit once, when cv2 is first imported: the service
+    package sets it before any of its modules (or model_export's) can import cv2. Run in a fresh
+    interpreter, where a module that imports cv2 before the preprocessing module comes first."""
+    code = (
+        "import {module}\n"
+        "import cv2, numpy as np\n"
+        "ok, buf = cv2.imencode('.png', np.zeros((6400, 6400), np.uint8))\n"  # 41 MP
+        "try:\n"
+        "    print('decoded' if cv2.imdecode(buf, 0) is not None else 'refused')\n"
+        "except cv2.error:\n"
+        "    print('refused')\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENCV_IO_MAX_IMAGE_PIXELS", "REALCHECK_MAX_IMAGE_PIXELS")}
+    for module in ("service.detection.faces", "service.pdq.hashing", "model_export.robust"):
+        out = subprocess.run([sys.executable, "-c", code.format(module=module)], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert out.stdout.strip() == "refused", (module, out.stdout, out.stderr[-500:])

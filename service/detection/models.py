@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.detection.cascade import Cascade
+from service.detection.faces import CARD_FILE as FACE_FINDER_CARD_FILE
 from service.detection.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ DESCRIPTIVE = frozenset({
     "train_command", "architecture", "params", "task", "provenance", "licence", "licence_notice",
     "share_of_val_gated", "row_cpu_ms", "candidates", "parity_max_abs_diff",
 })
-FACE_FINDER_CARD = "blazeface.card.json"
 
 
 class ModelsError(RuntimeError):
@@ -237,7 +237,7 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
     providers, kind = choose_providers(device)
     members = []
     digest = hashlib.sha256(_decisive_bytes(card))
-    finder_card = models_dir / FACE_FINDER_CARD
+    finder_card = models_dir / FACE_FINDER_CARD_FILE
     if finder_card.exists():
         fcard = json.loads(finder_card.read_text())
         digest.update(_decisive_bytes(fcard))

@@ -4,24 +4,20 @@ Every number that shapes a model's input (margin around a face, face size, crop 
 positions, normalisation) comes from the model card, so training and serving cannot drift apart.
 The card keys used here are documented in `CARD_KEYS`.
 
-Importing this module sets ``OPENCV_IO_MAX_IMAGE_PIXELS`` before OpenCV is imported, so that a
+The ``service`` package sets ``OPENCV_IO_MAX_IMAGE_PIXELS`` before OpenCV is imported, so that a
 decompression bomb cannot expand into gigabytes inside ``cv2.imdecode``; `decode_image` also
 reads the declared size from the file header and refuses oversize images before decoding.
 """
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 
-from service.settings import DEFAULT_MAX_IMAGE_PIXELS  # plain Python: no cv2 yet
+import cv2  # the service package set OpenCV's pixel limit before any import of it
+import numpy as np
 
-MAX_IMAGE_PIXELS = int(os.environ.get("REALCHECK_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
-
-import cv2  # noqa: E402  (must follow the environment variable above)
-import numpy as np  # noqa: E402
+from service import MAX_IMAGE_PIXELS
 
 CARD_KEYS = {
     "face_scale": "side of the aligned face square, in units of the face's size (see `face_frame`)",
@@ -162,7 +158,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     Raises `ImageError` with code ``not_an_image``, ``image_too_large`` or ``corrupt_image``.
     The size is read from the header first and checked against ``max_pixels``; an image whose
     header does not say its size is refused, as OpenCV's own limit cannot be relied on (it is
-    read once, when cv2 is first imported, which may be before this module set it).
+    read once, when cv2 is first imported: a process that imported cv2 before the ``service``
+    package has none).
     """
     if not data:
         raise ImageError("empty_image", "the image is empty")
