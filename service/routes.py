@@ -20,7 +20,7 @@ from service import __version__, api_schemas
 from service.auth.identity import require_role
 from service.errors import ApiError
 from service.handlers import account, admin, checks, faq, jobs, meta, moderation, pages, shares
-from service.handlers.common import BODY_LIMIT, SMALL_BODY, too_large
+from service.handlers.common import BODY_LIMIT, SMALL_BODY, refuse_nul_in_params, too_large
 from service.keys import SETTINGS
 
 
@@ -213,8 +213,9 @@ ROUTES += [
 
 
 def guarded(route: Route) -> Callable:
-    """The route's handler behind its role and body limit (in this order: a caller without the
-    role learns nothing about the body)."""
+    """The route's handler behind its role, its body limit and the check that no path or query
+    parameter holds a NUL character (400 ``bad_value``; in this order: a caller without the role
+    learns nothing about the body)."""
     handler = route.handler
 
     @functools.wraps(handler)
@@ -233,6 +234,7 @@ def guarded(route: Route) -> Callable:
                 raise ApiError(413, "video_too_large", f"the video is larger than {limit} bytes",
                                close=True)
             raise too_large(limit)
+        refuse_nul_in_params(request)
         return await handler(request)
 
     return run
@@ -244,7 +246,8 @@ def add_routes(app: web.Application, routes: list[Route] = ROUTES) -> None:
 
 
 _REASONS = {
-    400: "Bad input: the error code says which (bad_json, bad_query, bad_field, ...)",
+    400: "Bad input: the error code says which (bad_json, bad_query, bad_field, ...);"
+         " bad_value: text that holds a NUL character (anywhere: path, query, body)",
     401: "No token, or an invalid one (missing_token, token_expired, ...); wrong credentials",
     403: "The caller's role is too low (forbidden), or the account is disabled",
     404: "No such resource (or not yours)",
@@ -266,7 +269,7 @@ def _error_statuses(r: Route) -> list[int]:
     if r.request:
         codes |= {400, 408, 413, 415}
     if "{" in r.path:
-        codes.add(404)
+        codes |= {400, 404}  # 400: a path parameter with a NUL character
     if (r.method, r.path) in api_schemas.QUERY:
         codes.add(400)
     return sorted(codes)

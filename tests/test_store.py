@@ -4,12 +4,17 @@ placeholders, and input the database cannot hold answered as a 400."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+
+import aiohttp
+import yarl
 
 from service.settings import Settings
 from service.store import open_database
 from service.store.migrations import statements_for, target_version
 from service.store.postgres import numbered
+from tests.support.api import post_check
 
 
 def test_placeholders_are_numbered_outside_quotes():
@@ -96,15 +101,73 @@ async def test_an_older_sqlite_database_is_upgraded_in_place(tmp_path):
 async def test_values_the_database_cannot_hold_are_a_400(client, auth):
     body = {"question": "a question with a \x00 in it", "answer": "x"}
     resp = await client.post("/v1/admin/faq", json=body, headers=auth("root", "admin"))
-    if resp.status == 201:  # SQLite stores NUL characters; PostgreSQL text cannot
-        assert (await resp.json())["question"] == body["question"]
-        return
+    # SQLite stored NUL characters (201) where PostgreSQL text cannot (400): both refuse now
     assert resp.status == 400, await resp.text()
     assert (await resp.json())["error"] == "bad_value"
     # Nothing half-written: the transaction was rolled back, the audit trail has no entry.
     audit = await (await client.get("/v1/admin/audit", params={"action": "faq.create"},
                                     headers=auth("root", "admin"))).json()
     assert audit["items"] == []
+
+
+async def test_nul_in_any_text_is_a_400_on_both_backends(client, auth, noise_png):
+    """NUL in JSON text (however deep), form fields, CSV, query values and path parameters: one
+    400 ``bad_value`` on both backends (SQLite stored it or answered 200/404; PostgreSQL 400)."""
+    alice, admin, mod = auth("alice"), auth("root", "admin"), auth("mo", "moderator")
+    check = await post_check(client, alice, noise_png)
+    flag_id = (await (await client.post(f"/v1/checks/{check['id']}/report", json={},
+                                        headers=alice)).json())["flag_id"]
+    entry = await (await client.post("/v1/admin/faq", json={"question": "q", "answer": "a"},
+                                     headers=admin)).json()
+    nul = "a\x00b"
+    csv_body = f"pdq,verdict,note\n{'a' * 64},fake,{nul}\n"
+    form = aiohttp.FormData()
+    form.add_field("image", noise_png, filename="x.png", content_type="image/png")
+    form.add_field("page_url", "https://p.example/" + nul)
+    calls = [
+        ("POST", "/v1/admin/faq", admin, {"json": {"question": "q", "answer": nul}}),
+        ("PATCH", f"/v1/admin/faq/{entry['id']}", admin, {"json": {"question": nul}}),
+        ("POST", f"/v1/checks/{check['id']}/report", alice, {"json": {"note": nul}}),
+        ("POST", f"/v1/moderation/items/{flag_id}/decision", mod,
+         {"json": {"decision": "fake", "version": 1, "note": nul}}),
+        ("POST", "/v1/lookups", alice, {"json": {"sha256": [nul]}}),  # inside a list
+        ("POST", "/v1/admin/faq", admin, {"json": {"question": "q", "answer": "a", nul: 1}}),
+        ("POST", "/v1/admin/hashlist", admin, {"params": {"source": "t"}, "data": csv_body,
+                                               "headers": {"Content-Type": "text/csv"}}),
+        ("POST", "/v1/checks", alice, {"data": form}),
+        ("GET", "/v1/admin/users", admin, {"params": {"q": nul}}),
+        ("GET", "/v1/admin/audit", admin, {"params": {"actor": nul}}),
+        ("GET", "/v1/moderation/items", mod, {"params": {"state": "open", nul: "x"}}),
+        ("GET", "/v1/checks", alice, {"params": {"page_url": "https://p.example/" + nul}}),
+        ("GET", "/v1/checks/chk%00x", alice, {}),
+        ("GET", "/v1/moderation/items/flg%00x", mod, {}),
+        ("PATCH", "/v1/admin/users/u%00x", admin, {"json": {"disabled": True}}),
+        ("DELETE", "/v1/admin/faq/1%00", admin, {}),
+    ]
+    for method, path, headers, kw in calls:
+        headers = {**headers, **kw.pop("headers", {})}
+        resp = await client.request(method, yarl.URL(path, encoded=True), headers=headers, **kw)
+        assert resp.status == 400, (method, path, kw, await resp.text())
+        assert (await resp.json())["error"] == "bad_value", (method, path, kw)
+    # Nothing was written: the entry, the report and the item are as they were.
+    assert (await (await client.get("/v1/admin/faq", headers=admin)).json())["items"] == [entry]
+    item = await (await client.get(f"/v1/moderation/items/{flag_id}", headers=mod)).json()
+    assert item["state"] == "open"
+    assert "\x00" not in json.dumps(await (await client.get("/v1/admin/audit",
+                                                            headers=admin)).json())
+
+
+async def test_binary_uploads_with_nul_bytes_are_not_text(client, auth, noise_png):
+    """Only text is held to the NUL rule: image bytes (full of NUL bytes) are checked as usual."""
+    assert b"\x00" in noise_png
+    form = aiohttp.FormData()
+    form.add_field("image", noise_png, filename="x.png", content_type="image/png")
+    form.add_field("page_url", "https://p.example/a")
+    resp = await client.post("/v1/checks", data=form, headers=auth())
+    assert resp.status == 201, await resp.text()
+    resp = await client.post("/v1/checks", data=noise_png,
+                             headers={**auth(), "Content-Type": "image/png"})
+    assert resp.status == 201, await resp.text()
 
 
 async def test_numbers_past_a_column_are_refused_alike_on_both_backends(client, auth):

@@ -9,7 +9,7 @@ from aiohttp import web
 from service import accounts, audit
 from service.auth.identity import caller
 from service.errors import ApiError, bad_request
-from service.handlers.common import page_args, query_int, read_json
+from service.handlers.common import page_args, query_int, read_json, refuse_nul
 from service.keys import DB, MAIL
 from service.mail import outbox
 from service.moderation import hashlist
@@ -147,6 +147,7 @@ async def import_hash_list(request: web.Request) -> web.Response:
         text = (await request.read()).decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise bad_request("bad_csv", "the CSV must be UTF-8 text") from e
+    refuse_nul(text, "the CSV")
     entries = hashlist.parse_csv(text)
     db = request.app[DB]
     async with db.transaction() as tx:

@@ -23,6 +23,7 @@ from service.handlers.common import (
     query_int,
     rate_limit,
     read_json,
+    refuse_nul,
     too_large,
 )
 from service.keys import CHECKS, FETCH_HTTP, POOLS, SETTINGS, VIDEO
@@ -80,8 +81,10 @@ async def read_upload(request: web.Request) -> Upload:
             data, name = value, part.name
         elif part.name == "frame":
             frames.append(value)
-        elif part.name and len(value) <= MAX_TEXT_FIELD:
+        elif part.name and len(value) <= MAX_TEXT_FIELD:  # a text field (the files are bytes)
+            refuse_nul(part.name, "a form field's name")
             fields[part.name] = value.decode("utf-8", "replace")
+            refuse_nul(fields[part.name], f"the form field {part.name}")
     if frames and data is not None:
         raise bad_request("bad_multipart", "send either a file ('image' or 'video') or 'frame'"
                           " parts, not both")

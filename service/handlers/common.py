@@ -31,6 +31,45 @@ def _field(name: str, value):
     return value
 
 
+def refuse_nul(value: str, where: str) -> None:
+    """400 ``bad_value`` when ``value`` holds a NUL character: no text the service stores or
+    looks up may hold one (PostgreSQL text cannot; SQLite would store it), so it is refused
+    alike on both backends, where the request is read."""
+    if "\x00" in value:
+        raise _nul_error(where)
+
+
+def _nul_error(where: str) -> ApiError:
+    return bad_request("bad_value", f"{where} holds a NUL character (\\u0000), which no text"
+                                    " the service takes may hold")
+
+
+def refuse_nul_in_params(request: web.Request) -> None:
+    """NUL in a path parameter or a query parameter's name or value: 400 ``bad_value`` (the
+    route table's guard calls this before every handler)."""
+    for name, value in request.match_info.items():
+        refuse_nul(value, f"the path parameter {name}")
+    for name, value in request.query.items():
+        refuse_nul(name, "a query parameter's name")
+        refuse_nul(value, f"the query parameter {name}")
+
+
+def _holds_nul(value) -> bool:
+    """Whether any string in a parsed JSON value (keys included) holds a NUL character."""
+    stack = [value]
+    while stack:  # a loop, not recursion: the body may nest as deep as json.loads allows
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
 #: the body limit of routes that take small JSON bodies (``Route.max_body``)
 SMALL_BODY = 256 * 1024
 #: the body limit of the route being served (set by the route table's guard)
@@ -71,6 +110,9 @@ async def read_json(request: web.Request, fields: tuple[str, ...]) -> dict:
         raise bad_request("bad_json", f"the body is not valid JSON: {e}") from e
     if not isinstance(body, dict):
         raise bad_request("bad_json", "the body must be a JSON object")
+    for k, v in body.items():
+        if _holds_nul(k) or _holds_nul(v):
+            raise _nul_error("a key of the JSON body" if "\x00" in k else f"the JSON field {k}")
     return {k: _field(k, body[k]) for k in fields if k in body}
 
 

@@ -63,7 +63,10 @@ class SqliteDatabase:
     async def _statement(self, read, sql: str, params):
         """One statement, run, read and closed by aiosqlite's thread in a single hand-over (its
         ``execute`` + ``fetchone`` + cursor ``close`` are three, each a wake-up of both threads:
-        a check runs a few dozen statements)."""
+        a check runs a few dozen statements). Text with a NUL character is refused as
+        PostgreSQL refuses it (SQLite would store it): both backends answer the same."""
+        if any(isinstance(p, str) and "\x00" in p for p in params):
+            raise BadValue("text with a NUL character (\\u0000)")
         try:
             return await self.conn._execute(_run, self.conn._conn, read, sql, params)
         except OverflowError as e:
