@@ -12,6 +12,7 @@ from service.faq import MAX_POSITION
 from service.handlers.checks import MAX_TRACK
 from service.handlers.common import MAX_INT, WEB_URL_PATTERN
 from service.settings import Settings
+from service.text import VISIBLE_PATTERN
 from service.video.service import MAX_SEQUENCE_FPS, MIN_FPS
 
 NUMBER, INT, STR, BOOL = ({"type": "number"}, {"type": "integer"}, {"type": "string"},
@@ -41,8 +42,8 @@ WEB_URL = {"type": "string", "maxLength": 2048, "pattern": "^" + WEB_URL_PATTERN
 OPTIONAL_URL = {"anyOf": [WEB_URL, {"type": "string", "maxLength": 0}]}
 #: spaces around the address are dropped
 EMAIL = {"type": "string", "pattern": "^ *" + EMAIL_PATTERN + " *$"}
-#: text with at least one character that is not a space or a control character
-VISIBLE = "[^\\x00-\\x20\\x7f]"
+#: text with at least one character that is not a space, a control or a format character
+VISIBLE = VISIBLE_PATTERN
 SAFE_INT = {"type": "integer", "minimum": -MAX_INT, "maximum": MAX_INT}
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from service.errors import bad_request, not_found
 from service.store import Connection, now
+from service.text import has_visible
 
 MAX_QUESTION, MAX_ANSWER = 300, 10_000
 MAX_POSITION = 2**31 - 1  # an INTEGER column: 32 bits on PostgreSQL
@@ -17,17 +16,13 @@ def public(row) -> dict:
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
-#: at least one character that is not a space or a control character (as the OpenAPI says)
-VISIBLE = re.compile(r"[^\x00-\x20\x7f]")
-
-
 def validate(body: dict, partial: bool) -> dict:
     """The accepted fields of a create (all required but position/published) or update."""
     out = {}
     for name, limit in (("question", MAX_QUESTION), ("answer", MAX_ANSWER)):
         if name in body:
             value = body[name]
-            if not isinstance(value, str) or not VISIBLE.search(value) or len(value) > limit:
+            if not isinstance(value, str) or not has_visible(value) or len(value) > limit:
                 raise bad_request("bad_field", f"{name} must be non-empty text up to {limit} characters")
             out[name] = value.strip()
         elif not partial:

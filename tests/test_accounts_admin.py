@@ -152,6 +152,12 @@ async def test_faq_crud_and_the_public_help_page(client, auth):
         [made[1]["id"], made[2]["id"]]
     cases = [("post", "/v1/admin/faq", {"question": "Q"}, 400, "missing_field"),
              ("post", "/v1/admin/faq", {"question": " ", "answer": "A"}, 400, "bad_field"),
+             # invisible beyond ASCII: zero-width space, no-break space, BOM, word joiner
+             ("post", "/v1/admin/faq", {"question": "\u200b", "answer": "A"}, 400, "bad_field"),
+             ("post", "/v1/admin/faq", {"question": "Q", "answer": "\u00a0\ufeff\u2060\u3000"},
+              400, "bad_field"),
+             ("patch", f"/v1/admin/faq/{made[1]['id']}", {"question": "\u200b\u200d"}, 400,
+              "bad_field"),
              ("post", "/v1/admin/faq", {"question": "Q", "answer": "A", "position": "1"}, 400, "bad_field"),
              ("patch", f"/v1/admin/faq/{made[1]['id']}", {}, 400, "nothing_to_change"),
              ("patch", "/v1/admin/faq/999", {"answer": "x"}, 404, "not_found"),

@@ -93,6 +93,18 @@ async def test_a_report_flags_the_image_with_its_reporters_pages_and_history(cli
     assert resp.status == 400 and (await resp.json())["error"] == "bad_field"
 
 
+async def test_a_note_that_shows_nothing_is_no_note(client, auth, noise_png):
+    """A note of a zero-width space was kept as a note that shows nothing; it is none, as a note
+    of spaces is."""
+    alice, mod = auth("alice"), auth("mo", "moderator")
+    flag_id = (await report(client, alice, (await check(client, alice, noise_png))["id"],
+                            note="\u200b \u00a0"))["flag_id"]
+    assert [r["note"] for r in (await item(client, mod, flag_id))["reports"]] == [None]
+    resp = await decide(client, mod, flag_id, "real", 1, note="\ufeff\u200b")
+    assert resp.status == 200, await resp.text()
+    assert (await item(client, mod, flag_id))["decision"]["note"] is None
+
+
 async def test_list_filters_sorts_and_paginates(client, auth, faces):
     alice, mod = auth("alice"), auth("mo", "moderator")
     flag_ids = []

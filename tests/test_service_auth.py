@@ -112,6 +112,15 @@ async def test_required_claims(client, issuer):
         assert await status_of(client, token) == (401, "invalid_token"), missing
 
 
+async def test_a_sub_that_shows_nothing_is_refused(client, issuer):
+    """A sub of a zero-width space (or a no-break space, a BOM) is as blank as an empty one."""
+    for sub in ("\u200b", "\u00a0", "\ufeff\u2060", " "):
+        token = signed(issuer.private_key, issuer.kid, claims_for(issuer.issuer, sub=sub))
+        assert await status_of(client, token) == (401, "invalid_token"), ascii(sub)
+    token = signed(issuer.private_key, issuer.kid, claims_for(issuer.issuer, sub="\u00e9"))
+    assert await status_of(client, token) == (200, None)
+
+
 async def test_unknown_kid_and_forged_signature(client, issuer):
     stranger = claims_for(issuer.issuer)
     assert await status_of(client, signed(rsa_key("stranger"), "other-kid", stranger)) == (

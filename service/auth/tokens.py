@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from service.roles import ROLES
+from service.text import has_visible
 
 ALGORITHM = "RS256"
 
@@ -145,7 +146,7 @@ def check_claim_types(claims: dict) -> None:
     """Claims a signature does not vouch for the shape of: ``sub`` a non-empty string, the
     times numbers (RFC 7519 NumericDate, not strings), ``azp`` and ``iss`` strings."""
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB or sub != sub.strip():
+    if not isinstance(sub, str) or not has_visible(sub) or len(sub) > MAX_SUB or sub != sub.strip():
         raise TokenError("invalid_token", "the token's sub must be a non-empty string")
     for name in ("exp", "nbf", "iat"):
         if name in claims and not _is_number(claims[name]):

@@ -11,6 +11,7 @@ from service.handlers.common import heatmap_response, optional_url, page_args, r
 from service.keys import CHECKS, DB, MAIL, SETTINGS
 from service.mail import alerts
 from service.moderation import queue
+from service.text import visible_or_none
 
 MAX_NOTE = 2000
 
@@ -21,7 +22,7 @@ def _note(body: dict) -> str | None:
         return None
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         raise bad_request("bad_field", f"note must be text up to {MAX_NOTE} characters")
-    return note.strip() or None
+    return visible_or_none(note)
 
 
 async def report_check(request: web.Request) -> web.Response:

@@ -25,6 +25,7 @@ from service.pdq import descriptors
 from service.pdq.faces import decode_thumbnail, face_boxes
 from service.pdq.hashing import parse_hash
 from service.store import Connection, now
+from service.text import visible_or_none
 
 COLUMNS = ("pdq", "verdict", "note", "decided_at", "source", "windows", "faces")
 MAX_NOTE = 2000
@@ -116,7 +117,7 @@ def parse_csv(text: str) -> list[tuple]:
                 raise ApiError(413, "too_many_rows", f"at most {MAX_ROWS} rows per import")
             h = parse_hash(row.get("pdq") or "")
             verdict = (row.get("verdict") or "").strip().lower()
-            note = (row.get("note") or "").strip() or None
+            note = visible_or_none(row.get("note") or "")
             try:
                 decided = _parse_time(row.get("decided_at") or "")
             except ValueError:
