@@ -263,6 +263,35 @@ async def test_bad_lists_are_refused_whole_with_their_lines(client, auth):
     assert resp.status == 415
 
 
+async def test_a_hash_listed_with_both_verdicts_is_refused(client, auth):
+    """The same pdq listed fake and then real answered added 1, updated 1: the later row won
+    silently. Now the list is refused, the conflicting line named; a row repeated with the same
+    verdict is still taken."""
+    admin = {**auth("ad", "admin"), "Content-Type": "text/csv"}
+    a, b = "a" * 64, "b" * 64
+    body = ("pdq,verdict,note\n"
+            f"{a},fake,first\n"
+            f"{b},real,\n"
+            f"{a.upper()},real,second\n"  # the same hash, in capitals
+            f"{b},real,again\n")
+    resp = await client.post("/v1/admin/hashlist", params={"source": "t"}, data=body,
+                             headers=admin)
+    assert resp.status == 400, await resp.text()
+    err = await resp.json()
+    assert err["error"] == "bad_csv"
+    assert [(x["line"], x["code"]) for x in err["lines"]] == [(4, "conflicting_verdict")]
+    assert "line 2" in err["lines"][0]["error"]
+    exported = await (await client.get("/v1/admin/hashlist.csv", headers=admin)).text()
+    assert exported.strip() == "pdq,verdict,note,decided_at,source,windows,faces"  # nothing
+    same = "pdq,verdict\n" + f"{a},fake\n" * 2
+    resp = await client.post("/v1/admin/hashlist", params={"source": "t"}, data=same,
+                             headers=admin)
+    assert resp.status == 201, await resp.text()
+    rows = list(csv.DictReader(io.StringIO(
+        await (await client.get("/v1/admin/hashlist.csv", headers=admin)).text())))
+    assert [(r["pdq"], r["verdict"]) for r in rows] == [(a, "fake")]
+
+
 async def test_only_admins_touch_hash_lists(client, auth):
     for role in ("user", "moderator"):
         h = auth("x", role)

@@ -103,13 +103,16 @@ def _descriptor_columns(row: dict) -> tuple[str | None, str | None]:
 def parse_csv(text: str) -> list[tuple]:
     """(hash, verdict, note, decided_at, windows, faces) per row; 400 ``bad_csv`` listing the
     bad lines, each with a stable ``code`` (``bad_faces`` or ``bad_windows`` for a malformed
-    descriptor)."""
+    descriptor; ``conflicting_verdict`` for a hash listed again with the other verdict, which
+    the list does not settle: a row repeated with the same verdict is taken, the last one
+    winning)."""
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if "pdq" not in header or "verdict" not in header:
         raise ApiError(400, "bad_csv", "the first line must name the columns, with pdq and verdict")
     reader.fieldnames = header
     entries, errors = [], []
+    first_seen: dict[str, tuple[int, str]] = {}  # hash -> (its first line, its verdict)
     try:
         for row in reader:
             line = reader.line_num
@@ -139,6 +142,11 @@ def parse_csv(text: str) -> list[tuple]:
             elif note is not None and len(note) > MAX_NOTE:
                 errors.append({"line": line, "code": "long_note",
                                "error": f"note is longer than {MAX_NOTE}"})
+            elif first_seen.setdefault(h, (line, verdict))[1] != verdict:
+                first, earlier = first_seen[h]
+                errors.append({"line": line, "code": "conflicting_verdict",
+                               "error": f"this pdq is {verdict} here but {earlier} on line"
+                                        f" {first}"})
             else:
                 entries.append((h, verdict, note, decided, windows, faces))
     except csv.Error as e:
