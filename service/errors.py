@@ -9,7 +9,7 @@ from aiohttp import web
 
 from service.keys import SETTINGS
 from service.pools import PoolBusy
-from service.store import BadValue
+from service.store import BadValue, Duplicate
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ async def error_middleware(request: web.Request, handler):
         return await _send_and_close(request, e.response()) if e.close else e.response()
     except BadValue as e:  # input the database cannot hold (NUL in text, a number out of range)
         return ApiError(400, "bad_value", f"a value in the request cannot be stored: {e}").response()
+    except Duplicate as e:  # a unique key taken meanwhile, where no store module said what it means
+        log.warning("unique violation on %s %s answered 409: %s", request.method, request.path, e)
+        return ApiError(409, "conflict", "the request conflicts with a change made at the same"
+                                         " time (that entry exists now): try again").response()
     except PoolBusy as e:  # a flood is queued on that work: refuse more rather than wait
         return ApiError(503, "busy", f"the service is busy ({e.name}); try again shortly",
                         retry_after_s=1).response()

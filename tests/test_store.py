@@ -174,3 +174,20 @@ async def test_numbers_past_a_column_are_refused_alike_on_both_backends(client, 
     body = {"question": "q", "answer": "x", "position": 2 ** 40}  # fits SQLite, not INTEGER
     resp = await client.post("/v1/admin/faq", json=body, headers=auth("root", "admin"))
     assert resp.status == 400 and (await resp.json())["error"] == "bad_field"
+
+
+async def test_a_unique_key_taken_meanwhile_is_a_409_not_a_500(client, auth):
+    """Two imports of one hash list at once (PostgreSQL): each looked for the entries, found
+    none, and inserted them; the later insert broke the unique key (hash, source) and answered
+    500. A ``Duplicate`` no store module handles now answers 409 ``conflict`` at the edge.
+    SQLite runs the two imports one after the other: both succeed."""
+    admin = {**auth("ad", "admin"), "Content-Type": "text/csv"}
+    body = "pdq,verdict\n" + "".join(f"{i:064x},fake\n" for i in range(300))
+    resps = await asyncio.gather(*(
+        client.post("/v1/admin/hashlist", params={"source": "t"}, data=body, headers=admin)
+        for _ in range(4)))
+    answers = [(r.status, (await r.json()).get("error")) for r in resps]
+    assert all(a in ((201, None), (409, "conflict")) for a in answers), answers
+    assert (201, None) in answers, answers
+    exported = await (await client.get("/v1/admin/hashlist.csv", headers=admin)).text()
+    assert exported.count("\n") == 301  # the header and each entry once

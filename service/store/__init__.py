@@ -42,7 +42,8 @@ class BadValue(ValueError):
 class Duplicate(Exception):
     """A write broke a unique constraint: a row with that key exists (on PostgreSQL often one
     another transaction committed since this one looked). The transaction is to be rolled back;
-    the store module that wrote says what it means (e.g. 409 ``email_taken``)."""
+    the store module that wrote says what it means (e.g. 409 ``email_taken``); where none does,
+    the edge answers 409 ``conflict``, as it answers ``BadValue`` with 400."""
 
 
 def now() -> float:
