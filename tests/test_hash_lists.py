@@ -16,6 +16,7 @@ import pytest
 
 from service.app import create_app
 from service.auth.tokens import LocalIssuer
+from service.keys import DB
 from service.pdq.hashing import distance
 from service.settings import Settings
 from tests.support.api import post_check
@@ -321,3 +322,10 @@ async def test_dates_the_export_cannot_write_back_are_refused(client, auth):
     assert resp.status == 200, await resp.text()
     rows = list(csv.DictReader(io.StringIO(await resp.text())))
     assert [(r["pdq"], r["decided_at"]) for r in rows] == [("f" * 64, "9999-12-31T23:59:59+00:00")]
+    # such a date stored before it was refused: the export writes no date instead of failing
+    db = client.server.app[DB]
+    await db.execute("UPDATE hash_list SET decided_at = ?", (1e20,))
+    resp = await client.get("/v1/admin/hashlist.csv", headers=admin)
+    assert resp.status == 200, await resp.text()
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert [(r["pdq"], r["decided_at"]) for r in rows] == [("f" * 64, "")]

@@ -37,6 +37,15 @@ def _iso(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
+def _iso_or_blank(ts: float | None) -> str:
+    """`_iso` for the export: a stored moment it cannot write (imported before such dates were
+    refused) is written as no date, not a failed export."""
+    try:
+        return _iso(ts)
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
 def _parse_time(text: str) -> float | None:
     """Unix seconds or an ISO 8601 date; ValueError if it is neither, or not a moment the export
     can write back as a date (``inf``, ``nan``, ``1e20``, before year 1 or after 9999)."""
@@ -68,7 +77,7 @@ def _item_columns(row) -> tuple[str, str]:
 
 
 def _local_rows(rows) -> list[tuple]:
-    return [(r["pdq"], r["verdict"], r["note"] or "", _iso(r["decided_at"]), "local",
+    return [(r["pdq"], r["verdict"], r["note"] or "", _iso_or_blank(r["decided_at"]), "local",
              *_item_columns(r)) for r in rows]
 
 
@@ -86,7 +95,7 @@ async def export_csv(conn: Connection) -> str:
     writer.writerow(COLUMNS)
     writer.writerows(await asyncio.to_thread(_local_rows, rows))
     for r in listed:
-        writer.writerow((r["hash"], r["verdict"], r["note"] or "", _iso(r["decided_at"]),
+        writer.writerow((r["hash"], r["verdict"], r["note"] or "", _iso_or_blank(r["decided_at"]),
                          r["source"], r["windows"] or "", r["faces"] or ""))
     return out.getvalue()
 
