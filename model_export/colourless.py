@@ -9,6 +9,7 @@ of a real photo (training turns 10 % of the faces of both classes grey against i
 from __future__ import annotations
 
 import argparse
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,15 +19,20 @@ from model_export.data import DEFAULT_DATA, read_manifest
 from service.detection import preprocess
 
 
-def count(data: Path) -> dict[str, tuple[int, int]]:
-    """{source/label: (black-and-white pictures, pictures)} over every split."""
+def count(data: Path) -> tuple[dict[str, tuple[int, int]], float]:
+    """({source/label: (black-and-white pictures, pictures)} over every split, the check's mean
+    milliseconds per picture on one thread)."""
+    cv2.setNumThreads(1)
     bw, n = Counter(), Counter()
+    spent = 0.0
     for r in read_manifest(data):
         key = f"{r.source}/{'fake' if r.label else 'real'}"
         image = cv2.imread(str(data / r.path), cv2.IMREAD_COLOR)
         n[key] += 1
+        started = time.perf_counter()
         bw[key] += image is not None and preprocess.colourless(image)
-    return {k: (bw[k], n[k]) for k in sorted(n)}
+        spent += time.perf_counter() - started
+    return {k: (bw[k], n[k]) for k in sorted(n)}, 1000 * spent / max(1, sum(n.values()))
 
 
 def main(argv=None) -> None:
@@ -34,9 +40,11 @@ def main(argv=None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     a = ap.parse_args(argv)
+    counts, ms = count(a.data)
     print("| source / class | black and white | pictures |\n|---|---|---|")
-    for key, (bw, n) in count(a.data).items():
+    for key, (bw, n) in counts.items():
         print(f"| {key} | {bw} ({100 * bw / n:.1f} %) | {n} |")
+    print(f"(the check: {ms:.3f} ms per picture on average, one thread)")
 
 
 if __name__ == "__main__":
