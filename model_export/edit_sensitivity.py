@@ -21,18 +21,12 @@ import torch
 
 from model_export import common, metrics
 from model_export.data import Cache
+from model_export.evaluate import load_checkpoint
 from model_export.robust import photo_edit
 from model_export.train import predict_views
 from service.detection import preprocess
 
 COLOUR_EDITS = ["gray", "sepia", "saturate", "warm", "cool", "darken", "brighten", "contrast"]
-
-
-def load_run(name: str, run: Path) -> torch.nn.Module:
-    args = json.loads((run / "args.json").read_text()) if (run / "args.json").exists() else {}
-    model = common.build_named(name, width=args.get("width"))
-    model.load_state_dict(torch.load(run / "best.pt", weights_only=False)["model"])
-    return model.eval()
 
 
 def measure(runs: list[tuple[str, Path]], exclude: str | None, limit: int) -> dict:
@@ -46,7 +40,7 @@ def measure(runs: list[tuple[str, Path]], exclude: str | None, limit: int) -> di
     edited = {c: np.stack([photo_edit(f, c, 0) for f in faces]) for c in COLOUR_EDITS}
     out = {"faces": int(len(te)), "fakes": int(y.sum()), "excluded": exclude, "runs": {}}
     for name, run in runs:
-        model = load_run(name, run)
+        model = load_checkpoint(name, run)
         with torch.inference_mode():
             base = predict_views(model, faces, spec)
         p0 = preprocess.sigmoid(base)

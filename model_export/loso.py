@@ -59,9 +59,10 @@ def run_logits(cache: Cache, name: str, run: Path, held_out: str) -> dict[str, n
         return dict(np.load(path))  # no best.pt: a run scored where it trained (`gpu_batch`)
     torch.set_num_threads(1)
     spec = preprocess.InputSpec.from_card(common.SPEC)
+    from model_export.evaluate import load_checkpoint
+
     args = json.loads((run / "args.json").read_text()) if (run / "args.json").exists() else {}
-    model = common.build_named(name, width=args.get("width"))
-    model.load_state_dict(torch.load(best, weights_only=False)["model"])
+    model = load_checkpoint(name, run)
     serve = cache.serve
     if args.get("mask_mouth"):  # a run trained without the mouth is scored without it too
         from model_export.augment import mask_mouth
