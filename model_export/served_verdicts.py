@@ -7,10 +7,12 @@ threshold, band, too-small faces, the familiarity gate and the agreement rule), 
 Per source and label, the share of the images answered REAL, UNSURE, FAKE and "no face", and of
 the judged faces the share marked unfamiliar.
 
-Beside what the service answers, the same images under the familiarity gate as it was before
-2026-11-30 (it held back FAKE only: an unfamiliar face scored below the band was answered REAL),
-so the two can be compared on the same run (``before_gate_on_real``: each image summarized again
-from the same scores with the gate's ``holds`` narrowed to FAKE).
+Beside what the service answers, the same images without one of its rules, so the two can be
+compared on the same run (``before``: each image summarized again from the same scores):
+``--compare gate`` (the default until 2026-12-01): the familiarity gate as it was before
+2026-11-30, holding back FAKE only (an unfamiliar face scored below the band was answered REAL);
+``--compare edge``: no edge rule (a face running off the picture's edge is judged like any other,
+`model_export.edge`). The last column counts the faces the edge rule leaves unjudged.
 """
 
 from __future__ import annotations
@@ -34,10 +36,17 @@ from service.settings import Settings
 VERDICTS = ("real", "uncertain", "fake", "no_face")
 
 
-def answers(det: Detector, prep, scored) -> tuple[dict, dict]:
-    """(the image's result as served; the same had the gate held back FAKE only), from one
-    scoring: `Detector.summarize` twice, the second time with the gate's ``holds`` narrowed."""
+def answers(det: Detector, prep, scored, compare: str = "gate") -> tuple[dict, dict]:
+    """(the image's result as served; the same without the rule ``compare`` names: the gate's
+    ``holds`` narrowed to FAKE, or no edge rule), from one scoring: `Detector.summarize` twice."""
     served = det.summarize(prep, *scored)[0]
+    if compare == "edge":
+        card = det.ensemble.card
+        det.ensemble.card = {k: v for k, v in card.items() if k != "edge"}
+        try:
+            return served, det.summarize(prep, *scored)[0]
+        finally:
+            det.ensemble.card = card
     gate = det.ensemble.gate
     if gate is None or gate.holds == ("fake",):
         return served, served
@@ -53,13 +62,14 @@ def shares(counts: Counter) -> dict:
     return {v: round(counts[v] / n, 4) for v in VERDICTS} | {"images": n}
 
 
-def measure(data: Path, split: str) -> dict:
+def measure(data: Path, split: str, compare: str = "gate") -> dict:
     s = Settings()
     ens = load_ensemble(s.models_dir, s.device, s.inference_threads)
     det = Detector(ens, max_batch=1, max_wait_ms=0.0, max_image_pixels=s.max_image_pixels,
                    prepare_workers=1)
     served, before = defaultdict(Counter), defaultdict(Counter)
     unfamiliar = defaultdict(lambda: [0, 0])
+    cut_off = defaultdict(lambda: [0, 0])
     started = time.time()
     try:
         for r in (r for r in read_manifest(data) if r.split == split):
@@ -67,11 +77,13 @@ def measure(data: Path, split: str) -> dict:
             prep = prepare((data / r.path).read_bytes(), det.spec, s.max_image_pixels,
                            det.finder)
             scored = det.score_many([prep])[0] if prep.face_found else (None, None, None)
-            result, fake_only = answers(det, prep, scored)
+            result, without = answers(det, prep, scored, compare)
             served[key][result["verdict"]] += 1
-            before[key][fake_only["verdict"]] += 1
+            before[key][without["verdict"]] += 1
             for f in result["faces"]:
-                if not f["too_small"]:
+                cut_off[key][0] += bool(f.get("cut_off"))
+                cut_off[key][1] += 1
+                if not (f["too_small"] or f.get("cut_off")):
                     unfamiliar[key][0] += bool(f.get("unfamiliar"))
                     unfamiliar[key][1] += 1
     finally:
@@ -80,30 +92,34 @@ def measure(data: Path, split: str) -> dict:
     rows = {}
     for key in sorted(served):
         u, n = unfamiliar[key]
+        c, m = cut_off[key]
         rows[key] = {"served": shares(served[key]),
-                     "before_gate_on_real": shares(before[key]),
-                     "judged_faces_unfamiliar": round(u / n, 4) if n else None}
+                     "before": shares(before[key]),
+                     "judged_faces_unfamiliar": round(u / n, 4) if n else None,
+                     "faces_cut_off": round(c / m, 4) if m else None}
     totals = {}
     for label in ("real", "fake"):
-        for name, table in (("served", served), ("before_gate_on_real", before)):
+        for name, table in (("served", served), ("before", before)):
             c = sum((table[k] for k in table if k.endswith("/" + label)), Counter())
             totals.setdefault(label, {})[name] = shares(c)
-    return {"split": split, "models_version": ens.version, "per_source": rows, "all": totals,
+    return {"split": split, "compare": compare, "models_version": ens.version,
+            "per_source": rows, "all": totals,
             "seconds": round(time.time() - started, 1), "machine": platform.platform()}
 
 
 def table(out: dict) -> str:
-    lines = ["| source | images | REAL | UNSURE | FAKE | no face | judged faces unfamiliar |",
-             "|---|---|---|---|---|---|---|"]
-    rows = {**out["per_source"], **{f"all {k}s": {**v, "judged_faces_unfamiliar": None}
-                                     for k, v in out["all"].items()}}
+    lines = ["| source | images | REAL | UNSURE | FAKE | no face | judged faces unfamiliar | "
+             "faces cut off |", "|---|---|---|---|---|---|---|---|"]
+    none = {"judged_faces_unfamiliar": None, "faces_cut_off": None}
+    rows = {**out["per_source"], **{f"all {k}s": {**v, **none} for k, v in out["all"].items()}}
     for key, row in rows.items():
-        a, b = row["before_gate_on_real"], row["served"]
+        a, b = row.get("before", row.get("before_gate_on_real")), row["served"]
         cells = [f"{100 * a[v]:.1f} → {100 * b[v]:.1f} %" if a[v] != b[v] else f"{100 * b[v]:.1f} %"
                  for v in VERDICTS]
-        u = row["judged_faces_unfamiliar"]
+        u, c = row["judged_faces_unfamiliar"], row.get("faces_cut_off")
         lines.append(f"| {key} | {b['images']} | " + " | ".join(cells)
-                     + f" | {'–' if u is None else f'{100 * u:.1f} %'} |")
+                     + f" | {'–' if u is None else f'{100 * u:.1f} %'}"
+                     + f" | {'–' if c is None else f'{100 * c:.1f} %'} |")
     return "\n".join(lines)
 
 
@@ -112,13 +128,16 @@ def main(argv=None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--split", default="test", choices=("train", "val", "test"))
+    ap.add_argument("--compare", default="gate", choices=("gate", "edge"),
+                    help="the rule left out of the 'before' figures")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
-    out = measure(a.data, a.split)
+    out = measure(a.data, a.split, a.compare)
     if a.json:
         a.json.write_text(json.dumps(metrics.rounded(out, 4), indent=1))
     print(table(out))
-    print(f"({out['seconds']} s; cells: the gate on FAKE only → on every verdict, as served)")
+    before = {"gate": "the gate on FAKE only", "edge": "no edge rule"}[out.get("compare", "gate")]
+    print(f"({out['seconds']} s; cells: {before} → as served)")
 
 
 if __name__ == "__main__":

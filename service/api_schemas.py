@@ -63,6 +63,9 @@ SCHEMAS: dict[str, dict] = {
                 # each detector's P(fake) for the face; null: that detector did not run on it
                 models={"type": "object", "additionalProperties": null(NUMBER)},
                 too_small=BOOL, views=INT,
+                # the face's aligned square runs off the picture's edge by more than the
+                # ensemble's edge.max_outside: not judged (UNSURE)
+                cut_off=BOOL,
                 # the familiarity gate: unlike the faces the detectors learned from (never
                 # FAKE); null: not measured
                 unfamiliar=null(BOOL),
@@ -183,7 +186,8 @@ SCHEMAS["Job"] = obj(
 SCHEMAS["JobAnswer"] = obj(("job",), job=ref("Job"))
 SCHEMAS["TimelinePoint"] = obj(("t", "frame_index", "score", "box"), t=NUMBER,
                                frame_index=INT, score=null(NUMBER),
-                               box={"type": "array", "items": INT}, too_small=BOOL)
+                               box={"type": "array", "items": INT}, too_small=BOOL,
+                               cut_off=BOOL)
 SCHEMAS["Track"] = obj(
     ("id", "verdict", "score", "start_s", "end_s", "frames_seen", "too_short", "decisive",
      "timeline"),

@@ -190,6 +190,8 @@ def test_settings_queue_and_thresholds_modules(ext):
                                   faces: [{unfamiliar: false}]}, t),
             unfamiliarLow: badgeState({score: 0.1, verdict: 'uncertain', decisive_face: 0,
                                        faces: [{unfamiliar: true}]}, t),
+            unjudged: [{too_small: true}, {cut_off: true}].flatMap((f) => [0.9, 0.1].map(
+                (score) => badgeState({score, verdict: 'uncertain', decisive_face: 0, faces: [f]}, t))),
         };
     }""")
     assert result["ok"]["serviceUrl"] == "http://localhost:8080"
@@ -205,6 +207,8 @@ def test_settings_queue_and_thresholds_modules(ext):
     assert (result["unfamiliar"], result["familiar"]) == ("uncertain", "fake"), \
         "the user's thresholds never call a face the familiarity gate holds back FAKE"
     assert result["unfamiliarLow"] == "uncertain", "nor REAL"
+    assert result["unjudged"] == ["uncertain"] * 4, \
+        "a face the service did not judge (too small, cut off by the edge) is not judged by thresholds"
 
 
 def test_nothing_is_sent_while_scanning_is_off_and_the_menu_checks_one_image(ext):

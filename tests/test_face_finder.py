@@ -216,6 +216,32 @@ def test_a_portrait_is_not_searched_for_smaller_faces_but_a_scene_is(finder):
     assert max(found[0].box[2:]) >= share * 900
 
 
+def test_an_unsure_box_around_a_group_is_no_portrait(finder):
+    """Group photos from outside the data (`model_export.outside_photos`: insightface's t1.jpg,
+    six people at a table; face-api's sample4.jpg, four friends). At the short-range model's
+    coarse scale the first pass puts one large, unsure box around several people; taken for a
+    portrait, it kept the finder from looking for the faces (one face found in each). Only a box
+    the first pass is sure of makes a portrait, and a box around a more confident face is not a
+    face."""
+    from model_export import outside_photos
+
+    photos = {name: data for _, name, data in outside_photos.photos()}
+    sure = CARD["detection"]["confirm_below_score"]
+    for name, people in (("t1.jpg", 6), ("sample4.jpg", 4)):
+        image = pp.decode_image(photos[name])
+        h, w = image.shape[:2]
+        view = pp.shrink_fast(image, max(m.size for m in finder.models.values()))
+        first = finder._nms(*finder._run("short", view, margin=finder.short_margin,
+                                         shrunk=view.shape[1] / w))
+        big = [s for s, b, _ in first
+               if max(b[2] - b[0], b[3] - b[1]) >= finder.back_skip_share * max(h, w)]
+        assert big and max(big) < sure, (name, big)  # the case in point
+        found = finder.find(image)
+        assert people - 1 <= len(found) <= people, (name, [f.box for f in found])
+        sides = [max(f.box[2:]) for f in found]
+        assert max(sides) < 2 * min(sides), f"{name}: a box around several faces: {sides}"
+
+
 def test_short_range_margin_is_the_same_as_padding_the_image(finder):
     """The short-range pass letterboxes with a margin instead of padding the full-size image:
     the boxes and keypoints are those of the padded image's pass, in the image's pixels."""

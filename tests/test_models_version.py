@@ -51,6 +51,7 @@ def test_measured_figures_leave_the_version_alone(models):
 
     edit(models / "ensemble.json", refigure)
     edit(models / "ensemble.json", lambda c: c["gate"]["metrics"].clear())
+    edit(models / "ensemble.json", lambda c: c["edge"]["metrics"].clear())
     edit(models / "mobilenet.card.json", refigure)
     edit(models / "mobilenet.card.json", lambda c: c["training_history"].clear())
     edit(models / "blazeface.card.json", lambda c: c["metrics"].clear())
@@ -62,6 +63,7 @@ def test_measured_figures_leave_the_version_alone(models):
     ("ensemble.json", lambda c: c["uncertain_band"].__setitem__(0, c["uncertain_band"][0] - 0.01)),
     ("ensemble.json", lambda c: c["gate"].update(limit=c["gate"]["limit"] * 1.1)),
     ("ensemble.json", lambda c: c["cascade"].update(margin_logit=c["cascade"]["margin_logit"] + 0.1)),
+    ("ensemble.json", lambda c: c["edge"].update(max_outside=c["edge"]["max_outside"] + 0.05)),
     ("resnet.card.json", lambda c: c["crops"].__setitem__(0, [0.45, 0.5])),
     ("vgg16.card.json", lambda c: c.update(min_face=c["min_face"] + 1)),
     ("blazeface.card.json", lambda c: c["detection"].update(nms_iou=0.4)),

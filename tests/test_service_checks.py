@@ -116,6 +116,9 @@ def assert_verdict_consistent(obj: dict) -> None:
     if obj.get("too_small"):
         assert obj["verdict"] == "uncertain" and "too small" in obj["note"]
         return
+    if obj.get("cut_off"):
+        assert obj["verdict"] == "uncertain" and "edge" in obj["note"]
+        return
     assert 0.0 <= p <= 1.0
     assert obj["label"] == ("FAKE" if p >= THRESHOLD else "REAL")
     expected = "uncertain" if BAND[0] <= p < BAND[1] else obj["label"].lower()
@@ -180,7 +183,7 @@ async def test_answer_carries_every_field(client, auth, face_bytes):
     x0, y0, x1, y1 = face["region"]
     assert (x0, y0) == tuple(np.clip(np.floor(quad.min(0)), 0, 300).astype(int))
     assert x0 < x1 <= 300 and y0 < y1 <= 300
-    assert face["too_small"] is False
+    assert face["too_small"] is False and face["cut_off"] is False
     assert set(face["models"]) == set(MEMBERS)
     assert_verdict_consistent(face)
 
@@ -277,6 +280,38 @@ async def test_a_face_too_small_to_judge_is_uncertain(client, auth):
     assert face["too_small"] is True and face["verdict"] == "uncertain"
     assert "too small" in face["note"]
     assert body["verdict"] == "uncertain" and body["note"] == "every face is too small to judge"
+
+
+async def test_a_face_running_off_the_pictures_edge_is_not_judged(client, auth):
+    """Cropped through the face, a picture's face is judged while at most the card's
+    ``edge.max_outside`` of its aligned square lies outside the picture, and answered UNSURE
+    (``cut_off``, with a note) beyond: the part outside is the edge repeated."""
+    from service.detection.detector import CUT_OFF_NOTE
+    from service.detection.models import load_ensemble
+    from service.detection.preprocess import outside_share
+
+    limit = load_ensemble(REPO_ROOT / "models", "cpu", 1).max_outside
+    assert limit is not None and 0.0 < limit < 0.5, "the shipped ensemble has an edge rule"
+    img = cv2.copyMakeBorder(face_image(2), 60, 60, 60, 60, cv2.BORDER_REFLECT)
+    body = await check_ok(await post_image(client, auth(), encode(img, ".png"), "image/png"))
+    face = body["faces"][0]
+    assert face["cut_off"] is False and outside_share(np.array(face["quad"]), *img.shape[1::-1]) == 0
+    seen = set()
+    for share in (0.05, 0.45):
+        x0, x1 = min(x for x, _ in face["quad"]), max(x for x, _ in face["quad"])
+        cut = np.ascontiguousarray(img[:, int(x0 + share * (x1 - x0)):])
+        got = await check_ok(await post_image(client, auth(), encode(cut, ".png"), "image/png"))
+        assert len(got["faces"]) == 1, f"the cut face is still found ({share})"
+        f = got["faces"][0]
+        outside = outside_share(np.array(f["quad"]), cut.shape[1], cut.shape[0])
+        assert f["cut_off"] is (outside > limit), (share, outside, f)
+        seen.add(f["cut_off"])
+        if f["cut_off"]:
+            assert f["verdict"] == "uncertain" and f["note"] == CUT_OFF_NOTE
+            assert got["verdict"] == "uncertain" and "edge" in got["note"]
+        else:
+            assert f.get("note") != CUT_OFF_NOTE
+    assert seen == {False, True}, "a light cut is judged and a heavy one is not"
 
 
 async def test_second_upload_is_answered_from_the_store(client, auth, face_bytes):

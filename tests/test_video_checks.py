@@ -49,6 +49,10 @@ def clip(name: str, kind: str = "mp4") -> bytes:
     if name == "one-fake-grey":
         return encode([Appearance(faces("fake")[0], 0.0, 2.0, (60, 40), (200, 90))], kind=kind,
                       seconds=2.0, grey=True)
+    if name == "off-edge":  # a real face gliding to the frame's left edge, then 43 % past it
+        face = faces("real")[0]
+        return encode([Appearance(face, 0.0, 2.0, (170, 90), (-60, 90)),
+                       Appearance(face, 2.0, 3.0, (-60, 90), (-60, 90))], kind=kind, seconds=3.0)
     if name == "empty":
         return encode([], kind=kind, seconds=1.5)
     seconds = {"long": 3.0, "short": 2.5}[name]
@@ -89,7 +93,7 @@ async def run_to_end(client, headers, resp) -> dict:
 
 
 def expected_track(timeline: list[dict], threshold: float, band, min_frames: int = 3) -> dict:
-    judged = [p["score"] for p in timeline if not p["too_small"]]
+    judged = [p["score"] for p in timeline if not (p["too_small"] or p["cut_off"])]
     return combine.combine_track(judged, threshold=threshold, band=tuple(band), trim=0.1,
                                  min_frames=min_frames, max_disagreement=0.34)
 
@@ -251,6 +255,22 @@ async def test_a_black_and_white_video_carries_a_warning(client, auth):
     assert grey["check"]["face_found"] and colour["check"]["face_found"]
     assert "black-and-white picture" in grey["check"]["warning"]
     assert "black-and-white" not in (colour["check"].get("warning") or "")
+
+
+async def test_frames_where_the_face_runs_off_the_edge_are_not_judged(client, auth):
+    """A face gliding off the frame: the frames where too much of its aligned square lies
+    outside the picture (the ensemble's edge rule) are on the track's timeline, marked
+    ``cut_off``, and left out of its verdict, as a still image's face would be."""
+    user = auth("alice")
+    job = await run_to_end(client, user, await start(client, user, clip("off-edge")))
+    (track,) = job["check"]["video"]["tracks"]
+    marks = [p["cut_off"] for p in track["timeline"]]
+    assert True in marks and False in marks, track["timeline"]
+    assert marks.index(True) > marks.index(False), "cut off once it reaches the edge"
+    assert track["frames_judged"] == marks.count(False)
+    threshold, band = await thresholds(client)
+    rule = expected_track(track["timeline"], threshold, band)
+    assert (track["score"], track["verdict"]) == (rule["score"], rule["verdict"])
 
 
 def png(image: np.ndarray) -> bytes:

@@ -134,8 +134,9 @@
       h("span", {class: `pill small ${f.verdict}`}, R.LABEL[f.verdict] || f.verdict),
       ` Face ${i + 1}: P(fake) ${R.fixed(f.score)}`,
       f.too_small ? h("span", {class: "muted"}, " · too small to judge well") : null,
+      f.cut_off ? h("span", {class: "muted"}, " · runs off the picture's edge: not judged") : null,
       f.unfamiliar ? h("span", {class: "muted"}, " · unfamiliar to the detectors") : null,
-      f.confirmed === false && f.note && !f.too_small && !f.unfamiliar ? h("span", {class: "muted"}, " · not confirmed by the detector that holds best on unseen photos") : null,
+      f.confirmed === false && f.note && !f.too_small && !f.cut_off && !f.unfamiliar ? h("span", {class: "muted"}, " · not confirmed by the detector that holds best on unseen photos") : null,
       i === c.decisive_face && faces.length > 1 ? h("span", {class: "muted"}, " · sets the verdict") : null)));
   }
 

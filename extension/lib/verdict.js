@@ -2,7 +2,8 @@
 // A moderator's decision and "no face found" are never re-judged by thresholds, and a face the
 // service marks unfamiliar (unlike the faces its detectors learned from) is never called fake
 // or real, and one marked unconfirmed (the detector that holds best on unseen photos does not
-// find it fake) is never called fake.
+// find it fake) is never called fake. A face the service did not judge (too small, or running
+// off the picture's edge) is never called anything by thresholds either.
 
 export const STATES = ["real", "fake", "uncertain", "no_face"];
 
@@ -12,7 +13,7 @@ export function badgeState(check, settings) {
     return check.verdict;
   }
   const face = check.faces?.[check.decisive_face];
-  if (face?.unfamiliar === true) return "uncertain";
+  if (face?.unfamiliar === true || face?.too_small === true || face?.cut_off === true) return "uncertain";
   if (check.score >= settings.fakeAt) return face?.confirmed === false ? "uncertain" : "fake";
   if (check.score < settings.realAt) return "real";
   return "uncertain";

@@ -7,6 +7,9 @@ whose first score is near a verdict boundary (`cascade`). An image with several 
 as its most fake face. An image where no face is found is not judged (``verdict: "no_face"``),
 and a face whose aligned square is smaller than the card's ``min_face`` pixels is shown but not
 judged (``too_small``, verdict ``uncertain``): the detectors were not trained to read such faces.
+Nor is a face whose aligned square runs off the picture by more than the ensemble card's
+``edge.max_outside`` (``cut_off``): the part outside is filled by repeating the picture's edge,
+and beyond that share the scores drift with the cut (`model_export.edge`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ UNCONFIRMED_NOTE = ("the detector that holds best on unseen photos does not find
 COLOURLESS_NOTE = ("a black-and-white picture: every black-and-white picture the detectors "
                    "learned from was a real photo, and they catch far fewer fakes without colour, "
                    "so a REAL or UNSURE here says even less than usual")
+CUT_OFF_NOTE = ("the face runs off the picture's edge: too much of what the detectors read is "
+                "missing to judge it")
 HELD_BACK = (UNFAMILIAR_NOTE, UNCONFIRMED_NOTE)  # verdicts answered UNSURE, and why
 #: how a verdict ranks when an image's decisive face (or a video's track) is chosen, then by score
 SEVERITY = {"fake": 2, "uncertain": 1, "real": 0}
@@ -50,6 +55,12 @@ class Prepared:
     x: np.ndarray  # (faces * views, 3, S, S); empty when no face was found
     thumbnail: bytes
     colourless: bool = False  # black and white (`preprocess.colourless`)
+    outside: list[float] | None = None  # each aligned square's share outside the picture
+
+    def cut_off(self, i: int, max_outside: float | None) -> bool:
+        """Does face ``i``'s aligned square run off the picture by more than ``max_outside``?"""
+        return (max_outside is not None and self.outside is not None
+                and self.outside[i] > max_outside)
 
     @property
     def face_found(self) -> bool:
@@ -82,7 +93,7 @@ def prepare_image(image: np.ndarray, spec: pp.InputSpec, finder: FaceFinder) -> 
     """`prepare` of an image already decoded (BGR): a video's frames take this path."""
     h, w = image.shape[:2]
     found = finder.find(image)
-    boxes, regions, quads, small, views = [], [], [], [], []
+    boxes, regions, quads, small, outside, views = [], [], [], [], [], []
     for face in found:
         aligned, frame = pp.align_face(image, face.keypoints, spec)
         quad = pp.frame_quad(frame, spec.face_size)
@@ -92,11 +103,12 @@ def prepare_image(image: np.ndarray, spec: pp.InputSpec, finder: FaceFinder) -> 
         regions.append((int(x0), int(y0), int(round(x1)), int(round(y1))))
         quads.append([[round(float(a), 1), round(float(b), 1)] for a, b in quad])
         small.append(pp.frame_side(frame, spec.face_size) < spec.min_face)
+        outside.append(pp.outside_share(quad, w, h))
         views.append(pp.face_views(aligned, spec))
     s = spec.input_size
     x = pp.to_input(np.concatenate(views), spec) if views else np.zeros((0, 3, s, s), np.float32)
     return Prepared(w, h, boxes, regions, quads, small, x, make_thumbnail(image),
-                    colourless=bool(found) and pp.colourless(image))
+                    colourless=bool(found) and pp.colourless(image), outside=outside)
 
 
 def verdict_for(p: float | None, threshold: float, band: tuple[float, float]) -> dict:
@@ -330,7 +342,9 @@ class Detector:
             face = {
                 "box": list(box), "region": list(region), "quad": prep.quads[i],
                 "score": round(p, 4), **verdict_for(p, ens.threshold, ens.band),
-                "too_small": prep.too_small[i], "models": per_model, "views": len(views),
+                "too_small": prep.too_small[i],
+                "cut_off": prep.cut_off(i, ens.max_outside),
+                "models": per_model, "views": len(views),
             }
             if ens.gate is not None:
                 dist = np.nan if gate is None else float(gate[i * k + ens.gate.view])
@@ -342,6 +356,9 @@ class Detector:
             if prep.too_small[i]:
                 face["verdict"] = "uncertain"
                 face["note"] = (f"face smaller than {self.spec.min_face} px: too small to judge")
+            elif face["cut_off"]:
+                face["verdict"] = "uncertain"
+                face["note"] = CUT_OFF_NOTE
             elif face.get("unfamiliar") and face["verdict"] in ens.gate.holds:
                 face["verdict"] = "uncertain"
                 face["note"] = UNFAMILIAR_NOTE
@@ -349,7 +366,7 @@ class Detector:
                 face["verdict"] = "uncertain"
                 face["note"] = UNCONFIRMED_NOTE
             faces.append(face)
-        judged = [i for i, f in enumerate(faces) if not f["too_small"]]
+        judged = [i for i, f in enumerate(faces) if not (f["too_small"] or f["cut_off"])]
         pool = judged or list(range(len(faces)))
         # as fake as its most fake face: a face called FAKE outranks a higher score held back
         # (by the familiarity gate or the agreement rule), and a face held back (UNSURE)
@@ -387,7 +404,9 @@ class Detector:
         if not prep.face_found:
             result["note"] = "no face found: not judged"
         elif not judged:
-            result["note"] = "every face is too small to judge"
+            result["note"] = ("every face is too small to judge" if all(prep.too_small) else
+                              "no face can be judged: each is too small or runs off the "
+                              "picture's edge")
         elif faces[decisive].get("note") in HELD_BACK:
             result["note"] = faces[decisive]["note"]
         warnings = []

@@ -203,11 +203,15 @@ class FaceFinder:
         short = self._nms(*self._run("short", view, margin=self.short_margin, shrunk=f))
         # The back model adds the faces too small for the short one; where both found a face,
         # the short model's box and keypoints are kept (the back model's keypoints drift on
-        # large faces). A portrait (a face of `back_skip_share` of the longer side or more) is
-        # not searched for further, smaller faces: that halves the finder's time on most photos.
+        # large faces). A portrait (a face the first pass is sure of, `confirm_below_score`, of
+        # `back_skip_share` of the longer side or more) is not searched for further, smaller
+        # faces: that halves the finder's time on most photos. In a group photo the short model
+        # at its coarse scale may put one unsure box around several people: that is no portrait,
+        # and the faces inside it are still sought.
         small = []
-        portrait = any(max(b[2] - b[0], b[3] - b[1]) >= self.back_skip_share * max(h, w)
-                       for _, b, _ in short)
+        sure = self.confirm_below if self.confirm is not None else 0.0
+        portrait = any(s >= sure and max(b[2] - b[0], b[3] - b[1]) >= self.back_skip_share * max(h, w)
+                       for s, b, _ in short)
         if max(h, w) >= self.back_min_side and not portrait:
             parts = [self._run("back", view, shrunk=f)]
             if max(h, w) >= self.tile_min_side and min(h, w) >= MIN_TILED_SIDE:
@@ -215,13 +219,16 @@ class FaceFinder:
                           for x, y, t in tiles(w, h, self.tile_side)]
             back = self._nms(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
             small = [d for d in back if not any(
-                _iou(d[1], np.asarray([o[1]]))[0] > self.iou or _contained(d[1], o[1]) > 0.5
+                _iou(d[1], np.asarray([o[1]]))[0] > self.iou
+                or (_contained(d[1], o[1]) > 0.5 and o[0] >= sure)
                 or _contained(o[1], d[1]) > 0.5 for o in short)]
         found = sorted(short + small, key=lambda d: -d[0])
         faces, kept = [], []
         for score, box, kp in found:
             if any(_contained(box, other) > self.max_containment for other in kept):
                 continue  # a face inside a more confident face is a part of it (an eye, a cheek)
+            if any(_contained(other, box) > self.max_containment for other in kept):
+                continue  # a box around a more confident face is not a face: a group's outline
             kept.append(box)
             x0, y0 = max(0.0, box[0]), max(0.0, box[1])
             x1, y1 = min(float(w), box[2]), min(float(h), box[3])

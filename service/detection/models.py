@@ -143,6 +143,13 @@ class Ensemble:
         return float(self.card["threshold"])
 
     @property
+    def max_outside(self) -> float | None:
+        """The largest share of a face's aligned square that may lie outside the picture for
+        the face to be judged (``edge`` in the card, `model_export.edge`); None: no limit."""
+        edge = self.card.get("edge")
+        return None if not edge else float(edge["max_outside"])
+
+    @property
     def band(self) -> tuple[float, float]:
         lo, hi = self.card["uncertain_band"]
         return float(lo), float(hi)
@@ -165,6 +172,8 @@ class Ensemble:
                      if self.gate else None),
             "agreement": ({k: v for k, v in self.card["agreement"].items() if k != "metrics"}
                           if self.agreement else None),
+            "edge": ({k: v for k, v in self.card["edge"].items() if k != "metrics"}
+                     if self.card.get("edge") else None),
             "members": [
                 {
                     "name": m.name,
@@ -280,6 +289,8 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
                                     ens.threshold, ens.band)
     ens.gate = Gate.from_card(card.get("gate"), members, ens.cascade)
     ens.agreement = Agreement.from_card(card.get("agreement"), members)
+    if ens.max_outside is not None and not 0.0 <= ens.max_outside < 1.0:
+        raise ModelsError(f"edge: max_outside {ens.max_outside} is not a share below 1")
     if ens.agreement and ens.cascade and not ens.cascade.first_mask[ens.agreement.member]:
         raise ModelsError("agreement: its member must be in the cascade's first stage")
     return ens

@@ -276,6 +276,18 @@ def frame_quad(frame: np.ndarray, face_size: int) -> np.ndarray:
     return corners @ frame.T
 
 
+def outside_share(quad: np.ndarray, width: int, height: int) -> float:
+    """The share of an aligned square (its corners in image pixels) that lies outside the
+    picture: the part `align_face` fills by repeating the picture's edge."""
+    quad = np.asarray(quad, np.float32).reshape(-1, 2)
+    area = abs(float(cv2.contourArea(quad)))
+    if area <= 0.0:
+        return 0.0
+    rect = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    inside, _ = cv2.intersectConvexConvex(quad, rect)
+    return float(min(1.0, max(0.0, 1.0 - inside / area)))
+
+
 def frame_side(frame: np.ndarray, face_size: int) -> float:
     """Side of the face square in image pixels."""
     return float(np.hypot(frame[0, 0], frame[1, 0]) * face_size)

@@ -96,6 +96,7 @@ def _faces_rows(check: dict) -> str:
     for i, f in enumerate(faces):
         verdict = f["verdict"]
         note = (" (too small to judge well)" if f.get("too_small") else
+                " (runs off the picture's edge: not judged)" if f.get("cut_off") else
                 " (unlike the faces the detectors learned from: not called fake or real)"
                 if f.get("unfamiliar") else
                 " (the detector that holds best on unseen photos does not confirm it: not called"

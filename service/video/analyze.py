@@ -117,7 +117,7 @@ async def score_frames(frames: Iterator, detector: Detector, executor: Executor,
 
 def _public_entry(e: dict) -> dict:
     return {"t": e["t"], "frame_index": e["frame_index"], "score": e["score"],
-            "box": e["box"], "too_small": e["too_small"]}
+            "box": e["box"], "too_small": e["too_small"], "cut_off": bool(e.get("cut_off"))}
 
 
 def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) -> Analysis:
@@ -128,7 +128,7 @@ def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) 
     by_index = {f.index: f for f in frames}
     track_out, faces, decisive_frames, decisive_grids = [], [], [], []
     for tr in linked:
-        judged = [e for e in tr.entries if not e["too_small"]]
+        judged = [e for e in tr.entries if not (e["too_small"] or e.get("cut_off"))]
         verdict = combine.combine_track(
             [e["score"] for e in judged], threshold=ens.threshold, band=ens.band,
             trim=rules.trim, min_frames=rules.min_frames, max_disagreement=rules.max_disagreement,
@@ -149,7 +149,7 @@ def assemble(frames: list[Frame], detector: Detector, rules: Rules, meta: dict) 
             "timeline": [_public_entry(e) for e in tr.entries],
         })
         face = {k: pick[k] for k in ("box", "region", "quad", "models", "too_small")}
-        for key in ("unfamiliar", "confirmed"):
+        for key in ("cut_off", "unfamiliar", "confirmed"):
             if key in pick:
                 face[key] = pick[key]
         face.update(score=verdict["score"], verdict=verdict["verdict"], label=verdict["label"],

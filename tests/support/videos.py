@@ -48,7 +48,10 @@ def frame_at(t: float, faces: list[Appearance], size=(480, 320)) -> np.ndarray:
         if a.start <= t < a.end:
             x, y = a.corner(t)
             face = cv2.resize(a.face, (a.side, a.side), interpolation=cv2.INTER_AREA)
-            canvas[y:y + a.side, x:x + a.side] = face
+            # the part on screen (a face may glide off the frame's edge)
+            x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + a.side, w), min(y + a.side, h)
+            if x0 < x1 and y0 < y1:
+                canvas[y0:y1, x0:x1] = face[y0 - y:y1 - y, x0 - x:x1 - x]
     return canvas
 
 
