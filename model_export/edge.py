@@ -87,9 +87,9 @@ def cut(image: np.ndarray, quad: np.ndarray, share: float, side: str
         ) -> tuple[np.ndarray, np.ndarray]:
     """The picture cropped so that ``share`` of the square's extent lies past its ``side``
     edge; and the crop's offset (x, y) in the original picture."""
-    x0, y0 = quad.min(0)
-    x1, y1 = quad.max(0)
     h, w = image.shape[:2]
+    x0, y0 = np.clip(quad.min(0), 0, [w, h])  # a square already past an edge is cut from there
+    x1, y1 = np.clip(quad.max(0), 0, [w, h])
     if side == "left":
         a = int(round(x0 + share * (x1 - x0)))
         return image[:, a:], np.array([a, 0])
