@@ -28,7 +28,6 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -36,9 +35,10 @@ import cv2
 import numpy as np
 
 from model_export import common, metrics
-from model_export.data import DEFAULT_DATA, read_manifest
+from model_export.data import DEFAULT_DATA
+from model_export.photo_edits import centre, nearest, sample, served
 from service.detection import preprocess as pp
-from service.detection.detector import Detector, prepare_image
+from service.detection.detector import Detector
 from service.detection.models import load_ensemble
 from service.settings import Settings
 
@@ -53,19 +53,6 @@ RULE = ("a face whose aligned square lies more than max_outside outside the pict
 _det: Detector | None = None
 
 
-def sample(data: Path, per_group: int, split: str = "val") -> list[tuple[str, str, int]]:
-    """(path, source, label) of up to ``per_group`` images of ``split`` per source and label."""
-    groups = defaultdict(list)
-    for r in read_manifest(data):
-        if r.split == split:
-            groups[(r.source, r.label)].append(r.path)
-    out = []
-    for (source, label), paths in sorted(groups.items()):
-        pick = np.linspace(0, len(paths) - 1, min(per_group, len(paths))).astype(int)
-        out += [(paths[i], source, label) for i in pick]
-    return out
-
-
 def _detector(models: Path) -> Detector:
     """The shipped ensemble as the service runs it, without the edge rule being measured."""
     global _det
@@ -75,12 +62,6 @@ def _detector(models: Path) -> Detector:
         _det = Detector(ens, max_batch=1, max_wait_ms=0.0,
                         max_image_pixels=Settings().max_image_pixels, prepare_workers=1)
     return _det
-
-
-def served(det: Detector, image: np.ndarray) -> dict:
-    prep = prepare_image(image, det.spec, det.finder)
-    scored = det.score_many([prep])[0] if prep.face_found else (None, None, None)
-    return det.summarize(prep, *scored)[0]
 
 
 def cut(image: np.ndarray, quad: np.ndarray, share: float, side: str
@@ -103,11 +84,6 @@ def cut(image: np.ndarray, quad: np.ndarray, share: float, side: str
     raise ValueError(side)
 
 
-def _centre(face: dict) -> np.ndarray:
-    x, y, w, h = face["box"]
-    return np.array([x + w / 2, y + h / 2])
-
-
 def _work(job):
     path, data, models = job
     cv2.setNumThreads(1)
@@ -128,12 +104,10 @@ def _work(job):
         for side in SIDES:
             copy, off = cut(img, quad, f, side)
             copy = np.ascontiguousarray(copy)
-            faces = [x for x in served(det, copy)["faces"]
-                     if np.hypot(*(_centre(x) + off - _centre(main))) <= max(main["box"][2:]) / 2]
-            if not faces:
+            face = nearest(served(det, copy), centre(main) - off, max(main["box"][2:]))
+            if face is None:
                 rows.append(None)
                 continue
-            face = min(faces, key=lambda x: np.hypot(*(_centre(x) + off - _centre(main))))
             outside = pp.outside_share(np.asarray(face["quad"]), copy.shape[1], copy.shape[0])
             rows.append((face["verdict"], face["score"], outside))
     return main["verdict"], main["score"], rows

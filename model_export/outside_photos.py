@@ -37,8 +37,9 @@ import numpy as np
 
 from model_export import common, metrics
 from model_export.edge import SIDES, cut
+from model_export.photo_edits import centre, nearest, served
 from service.detection import preprocess as pp
-from service.detection.detector import Detector, prepare_image
+from service.detection.detector import Detector
 from service.detection.models import load_ensemble
 from service.settings import Settings
 
@@ -114,17 +115,6 @@ def photos(cache: Path = CACHE) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def _served(det: Detector, image: np.ndarray) -> dict:
-    prep = prepare_image(image, det.spec, det.finder)
-    scored = det.score_many([prep])[0] if prep.face_found else (None, None, None)
-    return det.summarize(prep, *scored)[0]
-
-
-def _centre(face: dict) -> np.ndarray:
-    x, y, w, h = face["box"]
-    return np.array([x + w / 2, y + h / 2])
-
-
 def reframed(det: Detector, image: np.ndarray, face: dict) -> list[float] | None:
     """The face's P(fake) with the picture cropped at each edge of its aligned square (nothing
     of the square cut); None when more than 2 % of the square lies outside the picture."""
@@ -134,11 +124,10 @@ def reframed(det: Detector, image: np.ndarray, face: dict) -> list[float] | None
     out = []
     for side in SIDES:
         copy, off = cut(image, quad, 0.0, side)
-        found = _served(det, np.ascontiguousarray(copy))["faces"]
-        near = [f for f in found
-                if np.hypot(*(_centre(f) + off - _centre(face))) <= max(face["box"][2:]) / 2]
-        if near:
-            out.append(near[0]["score"])
+        near = nearest(served(det, np.ascontiguousarray(copy)), centre(face) - off,
+                       max(face["box"][2:]))
+        if near is not None:
+            out.append(near["score"])
     return out
 
 
@@ -149,7 +138,7 @@ def measure(models: Path) -> dict:
     rows, faces = [], Counter()
     for package, name, data in photos():
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        result = _served(det, image)
+        result = served(det, image)
         for f in result["faces"]:
             faces[f["verdict"]] += 1
             faces["cut_off"] += bool(f.get("cut_off"))

@@ -37,11 +37,12 @@ ALL = CONDITIONS + EDITS
 _det: Detector | None = None
 
 
-def sample(data: Path, per_group: int) -> list[tuple[str, str, int]]:
-    """(path, source, label) of up to ``per_group`` test images per source and label."""
+def sample(data: Path, per_group: int, split: str = "test") -> list[tuple[str, str, int]]:
+    """(path, source, label) of up to ``per_group`` images of ``split`` per source and label,
+    evenly spread over the manifest's order."""
     groups = defaultdict(list)
     for r in read_manifest(data):
-        if r.split == "test":
+        if r.split == split:
             groups[(r.source, r.label)].append(r.path)
     out = []
     for (source, label), paths in sorted(groups.items()):
@@ -67,15 +68,15 @@ def served(det: Detector, image: np.ndarray) -> dict:
     return det.summarize(prep, *scored)[0]
 
 
-def _centre(face: dict) -> np.ndarray:
+def centre(face: dict) -> np.ndarray:
     x, y, w, h = face["box"]
     return np.array([x + w / 2, y + h / 2])
 
 
-def _nearest(result: dict, point: np.ndarray, side: float) -> dict | None:
+def nearest(result: dict, point: np.ndarray, side: float) -> dict | None:
     """The face whose centre is nearest ``point``, if within half the original face's side."""
-    faces = [f for f in result["faces"] if np.hypot(*(_centre(f) - point)) <= side / 2]
-    return min(faces, key=lambda f: np.hypot(*(_centre(f) - point))) if faces else None
+    faces = [f for f in result["faces"] if np.hypot(*(centre(f) - point)) <= side / 2]
+    return min(faces, key=lambda f: np.hypot(*(centre(f) - point))) if faces else None
 
 
 def _work(job):
@@ -90,7 +91,7 @@ def _work(job):
     rows = []
     for j, c in enumerate(ALL):
         changed, m = change_image(img, c, seed=j)
-        face = _nearest(served(det, changed), m[:, :2] @ _centre(main) + m[:, 2],
+        face = nearest(served(det, changed), m[:, :2] @ centre(main) + m[:, 2],
                         max(main["box"][2:]) * np.sqrt(abs(np.linalg.det(m[:, :2]))))
         rows.append(None if face is None else (face["verdict"], face["score"]))
     return main["verdict"], main["score"], rows
