@@ -232,6 +232,19 @@ def render(models: Path = common.MODELS_DIR) -> str:
                        f"{cc['called_fake_without_rule']} → {cc['called_fake_with_rule']} of "
                        f"{cc['real_copies']}.\n")
 
+    edge = ens.get("edge")
+    if edge:
+        from model_export.edge import table as edge_table
+
+        m = edge["metrics"]
+        out.append("\n### Edge rule (what the service does)\n")
+        out.append(f"max_outside {edge['max_outside']}: {edge['rule']}. Command: "
+                   f"`{edge['command'].strip()}` ({m['measured']} of {m['images']} {m['split']} "
+                   "images measured; \"median\": the share of the found face's square actually "
+                   "outside):\n")
+        out.append(edge_table(m))
+        out.append("")
+
     out.append("\n### Verdicts per source and class (ensemble, test)\n")
     out.append("| source / class | faces | REAL | UNSURE | FAKE |")
     out.append("|---|---|---|---|---|")
