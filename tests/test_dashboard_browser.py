@@ -111,6 +111,34 @@ async def test_a_moderator_signs_in_sees_the_item_and_decides_with_a_key(browser
     assert errors == []
 
 
+async def test_a_face_running_off_the_pictures_edge_is_marked_cut_off(browser, server, auth, issuer):
+    """A picture cropped through the face: the service does not judge that face (UNSURE, so the
+    picture is in the queue), and the detail pane says why."""
+    import cv2
+
+    from tests.support.cut import cut_through_face
+    from tests.support.paths import require_shared_data, sample_images
+
+    require_shared_data()
+    image = cut_through_face(cv2.imread(str(sample_images(1, source="tpdne-unsplash",
+                                                          label="real")[0])), 0.45)
+    base = str(server.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession(base) as http:
+        form = aiohttp.FormData()
+        form.add_field("image", cv2.imencode(".png", image)[1].tobytes(), filename="cut.png",
+                       content_type="image/png")
+        check = await (await http.post("/v1/checks", data=form, headers=auth("alice"))).json()
+    assert check["verdict"] == "uncertain" and check["faces"][0]["cut_off"] is True, check
+    page, errors = await new_page(browser)
+    await page.goto(base + "/dashboard")
+    await page.fill("#token-input", issuer.issue("mo", "moderator"))
+    await page.click("#token-submit")
+    await page.wait_for_selector("#faces")
+    await wait_until(page, "document.querySelector('#faces').textContent.includes('cut off')")
+    assert "unconfirmed" not in await page.text_content("#faces")
+    assert errors == []
+
+
 async def test_a_stale_item_is_reloaded_instead_of_overwritten(browser, server, auth, issuer, face_bytes):
     base = str(server.make_url("")).rstrip("/")
     flag_id = await flag(base, auth("alice"), face_bytes, "wrong")

@@ -644,21 +644,12 @@ def test_the_panel_says_when_a_face_runs_off_the_pictures_edge(ext):
     """A picture cropped through the face (45 % of its aligned square cut away): the service
     does not judge the face, and the panel says why."""
     import cv2
-    import numpy as np
 
-    from service.detection import preprocess as pp
-    from service.detection.faces import FaceFinder
+    from tests.support.cut import cut_through_face
 
     (name,) = ext["images"].take(1)
-    img = cv2.copyMakeBorder(cv2.imread(str(ext["tmp"] / "images" / name)), 60, 60, 60, 60,
-                             cv2.BORDER_REFLECT)
-    card = json.loads((Path(__file__).resolve().parents[1] / "models" / "resnet.card.json")
-                      .read_text())
-    face = max(FaceFinder().find(img), key=lambda f: f.box[2])
-    quad = pp.frame_quad(pp.face_frame(face.keypoints, pp.InputSpec.from_card(card)),
-                         card["face_size"])
-    x0, x1 = quad[:, 0].min(), quad[:, 0].max()
-    cut = write_image(ext, "cut.png", np.ascontiguousarray(img[:, int(x0 + 0.45 * (x1 - x0)):]))
+    cut = write_image(ext, "cut.png", cut_through_face(
+        cv2.imread(str(ext["tmp"] / "images" / name)), 0.45))
     page = open_page(ext, "cut", page_html("Cut", [cut]))
     answer = menu_click(ext, page, page.evaluate("document.images[0].src"))
     assert answer["ok"] and answer["state"] == "uncertain", answer
