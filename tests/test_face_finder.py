@@ -225,7 +225,7 @@ def test_an_unsure_box_around_a_group_is_no_portrait(finder):
     face."""
     from model_export import outside_photos
 
-    photos = {name: data for _, name, data in outside_photos.photos()}
+    photos = {name: data for _, name, _, data in outside_photos.photos()}
     sure = CARD["detection"]["confirm_below_score"]
     for name, people in (("t1.jpg", 6), ("sample4.jpg", 4)):
         image = pp.decode_image(photos[name])
