@@ -227,8 +227,9 @@ class FaceFinder:
         for score, box, kp in found:
             if any(_contained(box, other) > self.max_containment for other in kept):
                 continue  # a face inside a more confident face is a part of it (an eye, a cheek)
-            if any(_contained(other, box) > self.max_containment for other in kept):
-                continue  # a box around a more confident face is not a face: a group's outline
+            if any(_contained(np.asarray(f.box[:2] + (f.box[0] + f.box[2], f.box[1] + f.box[3])),
+                              box) > self.max_containment for f in faces):
+                continue  # a box around a more confident, confirmed face: a group's outline
             kept.append(box)
             x0, y0 = max(0.0, box[0]), max(0.0, box[1])
             x1, y1 = min(float(w), box[2]), min(float(h), box[3])
