@@ -314,6 +314,18 @@ async def test_a_face_running_off_the_pictures_edge_is_not_judged(client, auth):
     assert seen == {False, True}, "a light cut is judged and a heavy one is not"
 
 
+def test_the_share_page_says_a_face_runs_off_the_edge():
+    from service.detection.detector import CUT_OFF_NOTE
+    from service.handlers.shares import _faces_rows
+
+    rows = _faces_rows({"decisive_face": 0, "faces": [
+        {"verdict": "uncertain", "cut_off": True, "confirmed": False, "note": CUT_OFF_NOTE,
+         "score": 0.93, "models": {}},
+        {"verdict": "real", "cut_off": False, "score": 0.1, "models": {}}]})
+    assert rows.count("runs off the picture's edge: not judged") == 1
+    assert "does not confirm it" not in rows
+
+
 async def test_second_upload_is_answered_from_the_store(client, auth, face_bytes):
     first = await check_ok(await post_image(client, auth("alice"), face_bytes))
     counters = await batching(client)
