@@ -13,7 +13,9 @@ always started with ``--resume``):
 3. leave-one-source-out short runs (`model_export.loso`), for the resnet (standing in for the two
    from-scratch detectors) and for the mobilenet;
 4. export + INT8 + cards + plots for each member, then the ensemble (`model_export.evaluate`),
-   the familiarity gate (`model_export.gate`) and the ensemble's leave-one-source-out figures
+   the familiarity gate (`model_export.gate`), the agreement rule (`model_export.agree`), the
+   edge rule (`model_export.edge`: `evaluate --ensemble` writes ``ensemble.json`` afresh, so every
+   rule after it is chosen again) and the ensemble's leave-one-source-out figures
    (`model_export.loso_ensemble`);
 5. the face finder's figures (`model_export.facefinder_eval`) and the tables in ``docs/models.md``
    (`model_export.report`).
@@ -130,6 +132,7 @@ def main(argv=None):
     subprocess.run(py + ["model_export.evaluate", "--ensemble", "--members", *ENSEMBLE], check=True)
     subprocess.run(py + ["model_export.gate"], check=True)
     subprocess.run(py + ["model_export.agree"], check=True)
+    subprocess.run(py + ["model_export.edge", "--per-group", "80"], check=True)
     if not a.skip_loso:  # the ensemble's leave-one-source-out figures, the gate's among them,
         # and over every seed and resnet length trained (the GPU runs: `gpu_batch`, when lent)
         subprocess.run(py + ["model_export.loso_ensemble"], check=True)
