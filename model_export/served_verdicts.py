@@ -41,10 +41,12 @@ VERDICTS = ("real", "uncertain", "fake", "no_face")
 
 def strict_fake(result: dict, det: Detector) -> dict:
     """``result`` with a FAKE face kept FAKE only when every detector of the cascade's first
-    stage (the ones run on every face) scores it at or above its own card's threshold; else
-    UNSURE, and the image's verdict follows its faces. A measure, not what the service does."""
+    stage (the ones run on every face; every member without a cascade) scores it at or above its
+    own card's threshold; else UNSURE, and the image's verdict follows its faces. A measure, not
+    what the service does."""
     ens = det.ensemble
-    first = [m for m, on in zip(ens.members, ens.cascade.first_mask) if on]
+    first = (ens.members if ens.cascade is None else
+             [m for m, on in zip(ens.members, ens.cascade.first_mask) if on])
     faces = []
     for f in result["faces"]:
         if f["verdict"] == "fake" and any(

@@ -287,10 +287,9 @@ async def test_a_face_running_off_the_pictures_edge_is_not_judged(client, auth):
     ``edge.max_outside`` of its aligned square lies outside the picture, and answered UNSURE
     (``cut_off``, with a note) beyond: the part outside is the edge repeated."""
     from service.detection.detector import CUT_OFF_NOTE
-    from service.detection.models import load_ensemble
     from service.detection.preprocess import outside_share
 
-    limit = load_ensemble(REPO_ROOT / "models", "cpu", 1).max_outside
+    limit = ENSEMBLE.get("edge", {}).get("max_outside")
     assert limit is not None and 0.0 < limit < 0.5, "the shipped ensemble has an edge rule"
     img = cv2.copyMakeBorder(face_image(2), 60, 60, 60, 60, cv2.BORDER_REFLECT)
     body = await check_ok(await post_image(client, auth(), encode(img, ".png"), "image/png"))
