@@ -17,8 +17,10 @@ Beside the combination, the same faces under ``members_agree``: FAKE
 only where the combined score reaches the threshold *and* every member's own score reaches that
 member's threshold (chosen by the same rule on the same val faces); otherwise UNSURE. It asks
 whether disagreement between members marks the faces the ensemble cannot judge. Under
-``agreement``, the shipped rule (`model_export.agree`): FAKE only where the mobilenet run also
-reaches its own threshold (chosen by the rule on the same val faces). And under the
+``agreement``, the shipped rule (`model_export.agree`): FAKE only where each run of the members
+the rule asks (the shipped cascade's first stage) also reaches its own threshold (chosen by the
+rule on the same val faces; the same as ``members_agree`` when those are the runs combined; until
+2026-12-01 the mobilenet run alone). And under the
 familiarity gate (`model_export.gate`), fitted on the mobilenet run without the source as the
 shipped gate is fitted on the shipped member: FAKE only for faces within the limit, at each share
 of val faces in ``GATE_SHARES`` (the shipped share is one of them); ``served``: the gate at its
@@ -193,10 +195,13 @@ def source_figures(cache: Cache, names: list[str], held_out: str, runs: Runs) ->
     out["members_agree"] = held_out_figures(
         y_own, c["own"], c["test_reals"], fake & agree, unsure | (fake & ~agree))
     out["members"] = members
-    if agree_mod.MEMBER in names:  # the agreement rule (`agree`): its member confirms FAKE
-        j = names.index(agree_mod.MEMBER)
-        tm, _ = choose_threshold(y_val, preprocess.sigmoid(z["val"][:, j]), s_val)
-        confirmed = preprocess.sigmoid(z["own"][:, j]) >= tm
+    asked = agree_mod.rule_members(json.loads((common.MODELS_DIR / "ensemble.json").read_text()))
+    if set(asked) <= set(names):  # the agreement rule (`agree`): each member it asks confirms
+        confirmed = np.ones_like(fake)
+        for n in asked:
+            j = names.index(n)
+            tm, _ = choose_threshold(y_val, preprocess.sigmoid(z["val"][:, j]), s_val)
+            confirmed &= preprocess.sigmoid(z["own"][:, j]) >= tm
         out["agreement"] = held_out_figures(y_own, c["own"], c["test_reals"], fake & confirmed,
                                             unsure | (fake & ~confirmed))
     if gate.MEMBER in names:

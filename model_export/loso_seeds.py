@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_export import common, gate, metrics
+from model_export import agree, common, gate, metrics
 from model_export.data import SOURCES, Cache
 
 OUT = common.RUNS_DIR / "loso_seeds"
@@ -98,6 +98,8 @@ def main(argv=None):
     cache = Cache(common.SPEC)
     summary = {"method": "python -m model_export.loso_seeds: " + __doc__.split("\n\n")[2]
                .replace("\n", " "), "gate_share": gate.GATED_SHARE,
+               "agreement_members": agree.rule_members(
+                   json.loads((common.MODELS_DIR / "ensemble.json").read_text())),
                "sources": {s: source_rows(cache, s) for s in a.sources}}
     OUT.mkdir(parents=True, exist_ok=True)
     common.write_json(OUT / "summary.json", metrics.rounded(summary, 4))

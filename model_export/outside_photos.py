@@ -21,8 +21,8 @@ Each goes through the service's whole path (`prepare`, the view cascade, `Detect
 with every rule the shipped ``ensemble.json`` holds). ``reframed``: for each face whose aligned
 square lies inside its picture (at most 2 % outside), its P(fake) on four re-framings that cut
 none of it (the picture cropped at the square's left, right, top and bottom edge in turn,
-`edge.cut` at 0). ``strict_face_verdicts``: the same faces under a stricter FAKE that the service
-does not apply (`served_verdicts.strict_fake`).
+`edge.cut` at 0). ``unruled_face_verdicts``: the same faces without the agreement rule
+(`model_export.agree`): a face it held back would have been FAKE.
 """
 
 from __future__ import annotations
@@ -43,9 +43,8 @@ import numpy as np
 from model_export import common, metrics
 from model_export.edge import SIDES, cut
 from model_export.photo_edits import centre, nearest, served
-from model_export.served_verdicts import strict_fake
 from service.detection import preprocess as pp
-from service.detection.detector import Detector
+from service.detection.detector import UNCONFIRMED_NOTE, Detector
 from service.detection.models import load_ensemble
 from service.settings import Settings
 
@@ -189,11 +188,11 @@ def measure(models: Path) -> dict:
     for package, name, kind, data in photos():
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         result = served(det, image)
-        strict = strict_fake(result, det)
         rows.append({"package": package, "file": name, "kind": kind,
                      "verdict": result["verdict"], "score": result["score"],
-                     "strict_verdict": strict["verdict"],
-                     "strict_face_verdicts": [f["verdict"] for f in strict["faces"]],
+                     "unruled_face_verdicts": [
+                         "fake" if f.get("note") == UNCONFIRMED_NOTE else f["verdict"]
+                         for f in result["faces"]],
                      "faces": [{**{k: f.get(k) for k in ("verdict", "score", "cut_off",
                                                           "unfamiliar", "confirmed", "models")},
                                 "reframed": reframed(det, image, f)}
@@ -207,7 +206,8 @@ def measure(models: Path) -> dict:
         summary[kind] = {
             "pictures": len(of), "verdicts": dict(Counter(r["verdict"] for r in of)),
             "faces": len(faces), "face_verdicts": dict(Counter(f["verdict"] for f in faces)),
-            "strict_face_verdicts": dict(Counter(v for r in of for v in r["strict_face_verdicts"])),
+            "unruled_face_verdicts": dict(Counter(v for r in of
+                                                  for v in r["unruled_face_verdicts"])),
             "faces_cut_off": sum(bool(f["cut_off"]) for f in faces),
             "faces_unfamiliar": sum(bool(f["unfamiliar"]) for f in faces),
             "reframed_crossing_threshold": sum(

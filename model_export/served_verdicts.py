@@ -12,10 +12,8 @@ compared on the same run (``before``: each image summarized again from the same 
 ``--compare gate`` (the default until 2026-12-01): the familiarity gate as it was before
 2026-11-30, holding back FAKE only (an unfamiliar face scored below the band was answered REAL);
 ``--compare edge``: no edge rule (a face running off the picture's edge is judged like any other,
-`model_export.edge`). ``--compare strict`` turns it round: the left of each cell is as served,
-the right a stricter FAKE that is not shipped (`strict_fake`: every detector of the cascade's
-first stage must reach its own threshold, not the mobilenet alone). The last column counts the
-faces the edge rule leaves unjudged.
+`model_export.edge`); ``--compare agreement``: no agreement rule (FAKE on the ensemble's score
+alone, `model_export.agree`). The last column counts the faces the edge rule leaves unjudged.
 """
 
 from __future__ import annotations
@@ -33,40 +31,23 @@ import numpy as np
 from model_export import metrics
 from model_export.data import DEFAULT_DATA, read_manifest
 from service.detection.detector import Detector, prepare
-from service.detection.models import load_ensemble
+from service.detection.models import Agreement, load_ensemble
 from service.settings import Settings
 
 VERDICTS = ("real", "uncertain", "fake", "no_face")
 
 
-def strict_fake(result: dict, det: Detector) -> dict:
-    """``result`` with a FAKE face kept FAKE only when every detector of the cascade's first
-    stage (the ones run on every face; every member without a cascade) scores it at or above its
-    own card's threshold; else UNSURE, and the image's verdict follows its faces. A measure, not
-    what the service does."""
-    ens = det.ensemble
-    first = (ens.members if ens.cascade is None else
-             [m for m, on in zip(ens.members, ens.cascade.first_mask) if on])
-    faces = []
-    for f in result["faces"]:
-        if f["verdict"] == "fake" and any(
-                f["models"][m.name] is None or f["models"][m.name] < m.card["threshold"]
-                for m in first):
-            f = {**f, "verdict": "uncertain"}
-        faces.append(f)
-    out = {**result, "faces": faces}
-    if result["verdict"] == "fake" and not any(f["verdict"] == "fake" for f in faces):
-        out["verdict"] = "uncertain"
-    return out
-
-
 def answers(det: Detector, prep, scored, compare: str = "gate") -> tuple[dict, dict]:
     """(the right of each cell, the left), from one scoring: as served and the same without the
-    rule ``compare`` names (the gate's ``holds`` narrowed to FAKE, or no edge rule), or, for
-    ``strict``, `strict_fake` and as served."""
+    rule ``compare`` names (the gate's ``holds`` narrowed to FAKE, no edge rule, or no agreement
+    rule)."""
     served = det.summarize(prep, *scored)[0]
-    if compare == "strict":
-        return strict_fake(served, det), served
+    if compare == "agreement":
+        rule, det.ensemble.agreement = det.ensemble.agreement, None
+        try:
+            return served, det.summarize(prep, *scored)[0]
+        finally:
+            det.ensemble.agreement = rule
     if compare == "edge":
         card = det.ensemble.card
         det.ensemble.card = {k: v for k, v in card.items() if k != "edge"}
@@ -89,9 +70,14 @@ def shares(counts: Counter) -> dict:
     return {v: round(counts[v] / n, 4) for v in VERDICTS} | {"images": n}
 
 
-def measure(data: Path, split: str, compare: str = "gate") -> dict:
+def measure(data: Path, split: str, compare: str = "gate", models: Path | None = None,
+            agreement: dict | None = None) -> dict:
+    """Every image of ``split`` as served by the files in ``models`` (the settings' by default),
+    with ``agreement`` in place of the card's agreement rule if given."""
     s = Settings()
-    ens = load_ensemble(s.models_dir, s.device, s.inference_threads)
+    ens = load_ensemble(models or s.models_dir, s.device, s.inference_threads)
+    if agreement is not None:
+        ens.agreement = Agreement.from_card(agreement, ens.members)
     det = Detector(ens, max_batch=1, max_wait_ms=0.0, max_image_pixels=s.max_image_pixels,
                    prepare_workers=1)
     served, before = defaultdict(Counter), defaultdict(Counter)
@@ -155,7 +141,7 @@ def main(argv=None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--split", default="test", choices=("train", "val", "test"))
-    ap.add_argument("--compare", default="gate", choices=("gate", "edge", "strict"),
+    ap.add_argument("--compare", default="gate", choices=("gate", "edge", "agreement"),
                     help="the rule left out of the 'before' figures")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
@@ -164,8 +150,7 @@ def main(argv=None) -> None:
         a.json.write_text(json.dumps(metrics.rounded(out, 4), indent=1))
     print(table(out))
     cells = {"gate": "the gate on FAKE only → as served", "edge": "no edge rule → as served",
-             "strict": "as served → FAKE needing every first-stage detector's own threshold "
-                       "(not shipped)"}[out.get("compare", "gate")]
+             "agreement": "no agreement rule → as served"}[out.get("compare", "gate")]
     print(f"({out['seconds']} s; cells: {cells})")
 
 

@@ -69,8 +69,8 @@ SCHEMAS: dict[str, dict] = {
                 # the familiarity gate: unlike the faces the detectors learned from (never
                 # FAKE); null: not measured
                 unfamiliar=null(BOOL),
-                # the agreement rule: whether the detector that holds best on unseen photos
-                # finds the face fake on its own (FAKE needs it); null: not measured
+                # the agreement rule: whether every detector run on every face finds it fake
+                # on its own at its own threshold (FAKE needs it); null: not measured
                 confirmed=null(BOOL), note=null(STR)),
     "Check": obj(("id", "sha256", "verdict", "cached", "created_at", "heatmap_url"),
                  id=STR, sha256=STR, verdict=VERDICT, score=null(NUMBER), label=null(STR),

@@ -110,6 +110,7 @@ async def test_an_unfamiliar_face_is_never_called_fake_or_real(tmp_path, photos)
     2026-11-30, and any card without ``holds``) leaves REAL alone."""
     def limit(value, holds=None):
         def change(card):
+            card.pop("agreement", None)  # the gate alone: the rule would hold back most FAKEs
             card["gate"].update(limit=value)
             if holds is None:
                 card["gate"].pop("holds", None)
@@ -122,7 +123,8 @@ async def test_an_unfamiliar_face_is_never_called_fake_or_real(tmp_path, photos)
     held = await _answers(_models_with(tmp_path / "a", limit(-1.0, list(gate.HOLDS))), photos)
     fake_only = await _answers(_models_with(tmp_path / "d", limit(-1.0)), photos)
     open_ = await _answers(_models_with(tmp_path / "b", limit(1e12, list(gate.HOLDS))), photos)
-    bare = await _answers(_models_with(tmp_path / "c", lambda card: card.pop("gate")), photos)
+    bare = await _answers(_models_with(tmp_path / "c", lambda card: [
+        card.pop("gate"), card.pop("agreement", None)]), photos)
     fakes = reals = 0
     for h, f1, o, b in zip(held, fake_only, open_, bare):
         assert [f["score"] for f in h["faces"]] == [f["score"] for f in b["faces"]]

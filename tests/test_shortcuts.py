@@ -196,11 +196,16 @@ async def test_real_faces_tiled_into_a_group_photo_stay_real(detector):
 
 
 async def test_fake_faces_stay_fake_when_framed_or_bordered(detector):
-    caught, shifts, stayed = 0, [], []
+    """A fake face the ensemble scores at or above its threshold keeps that score within
+    ``MAX_SHIFT`` and mostly above the threshold when framed or bordered, and is never called
+    REAL. Whether it is answered FAKE also needs each first-stage detector at its own threshold
+    (the agreement rule): the copies of the faces answered FAKE say how often that holds."""
+    threshold = detector.ensemble.threshold
+    caught, shifts, above, fake_copies = 0, [], [], []
     for name, img in images(FAKE_SOURCES, "fake", 6):
         base = await analyze(detector, img)
         main = max(base["faces"], key=lambda f: f["box"][2] * f["box"][3])
-        if main["verdict"] != "fake":
+        if main["score"] < threshold or main.get("unfamiliar") or main["cut_off"]:
             continue  # the detectors miss this fake already; framing cannot be judged on it
         caught += 1
         for change in ("border_white", "border_black", "border_mirror", "border_noise",
@@ -208,13 +213,18 @@ async def test_fake_faces_stay_fake_when_framed_or_bordered(detector):
             out, m = change_image(img, change)
             face = face_at(await analyze(detector, out), m[:, :2] @ box_center(main) + m[:, 2])
             shifts.append((abs(face["score"] - main["score"]), name, change))
-            stayed.append(face["verdict"] == "fake")
+            above.append(face["score"] >= threshold)
+            assert face["verdict"] != "real", (name, change, face["score"])
+            if main["verdict"] == "fake":
+                fake_copies.append(face["verdict"] == "fake")
             # a fake's score does not drop because of the frame (the first detectors' shortcut
             # pushed framed faces towards fake; the reverse shortcut would pull them down)
             assert face["score"] >= main["score"] - MAX_SHIFT, (name, change, main["score"],
                                                                face["score"])
     assert caught >= 3, "too few of the sample's fakes are caught to test framing on"
     assert max(shifts)[0] <= MAX_SHIFT, max(shifts)
-    # most stay FAKE; the others were within the tolerance of the threshold and became UNSURE
-    print(f"{sum(stayed)} of {len(stayed)} framed copies of caught fakes stayed FAKE")
-    assert sum(stayed) >= 0.7 * len(stayed)
+    # most stay above the threshold; the others were within the tolerance of it
+    print(f"{sum(above)} of {len(above)} framed copies of caught fakes stayed above the "
+          f"threshold; {sum(fake_copies)} of {len(fake_copies)} copies of faces answered FAKE "
+          "stayed FAKE")
+    assert sum(above) >= 0.7 * len(above)

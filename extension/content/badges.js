@@ -50,7 +50,7 @@
     if (c.moderation) why = "decided by a moderator";
     else if (rec.state === "no_face") why = "the detectors judge faces only";
     else if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.unfamiliar) why = `P(fake) ${R.fixed(c.score)}: a face unlike those the detectors learned from: not judged`;
-    else if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.confirmed === false && c.faces[c.decisive_face].note) why = `P(fake) ${R.fixed(c.score)}: not confirmed by the detector that holds best on unseen photos`;
+    else if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.confirmed === false && c.faces[c.decisive_face].note) why = `P(fake) ${R.fixed(c.score)}: not every detector finds it fake on its own`;
     else if (rec.state === "uncertain") why = `P(fake) ${R.fixed(c.score)}: the detectors cannot tell`;
     else if (rec.state === "real" && c.label === "REAL") why = `P(fake) ${R.fixed(c.score)}: no sign of the fakes the detectors know, which is no proof`;
     else if (rec.state === c.label?.toLowerCase()) why = `P(fake) ${R.fixed(c.score)}, ${Math.round(c.confidence)}% sure`;

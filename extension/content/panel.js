@@ -119,7 +119,7 @@
     if (rec.state === "no_face") return "The detectors judge faces only and found none in this image, so it has no verdict.";
     const band = t ? ` (REAL below ${R.fixed(t.real_below)}, FAKE from ${R.fixed(t.fake_from)})` : "";
     if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.unfamiliar) return `P(fake) = ${R.fixed(c.score)}, but this face is unlike the faces the detectors learned from, so they cannot judge it: neither a fake nor a real score is trusted here. Treat it with care.`;
-    if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.confirmed === false && c.faces[c.decisive_face].note) return `P(fake) = ${R.fixed(c.score)}, but the detector that holds best on photos it never saw does not find this face fake on its own, so a fake score is not trusted here. Treat it with care.`;
+    if (rec.state === "uncertain" && c.faces?.[c.decisive_face]?.confirmed === false && c.faces[c.decisive_face].note) return `P(fake) = ${R.fixed(c.score)}, but not every detector finds this face fake on its own, so a fake score is not trusted here. Treat it with care.`;
     if (rec.state === "uncertain") return `P(fake) = ${R.fixed(c.score)}: between the detectors' thresholds${band}, so they cannot tell. Treat it with care.`;
     // REAL carries no "% sure": the detectors pass many fakes of generators they never saw as real.
     if (rec.state === "real" && c.label === "REAL") return `P(fake) = ${R.fixed(c.score)}: the detectors saw no sign of the fakes they know${band}. That is not proof the face is genuine: fakes from generators they never saw often score as real.`;
@@ -136,7 +136,7 @@
       f.too_small ? h("span", {class: "muted"}, " · too small to judge well") : null,
       f.cut_off ? h("span", {class: "muted"}, " · runs off the picture's edge: not judged") : null,
       f.unfamiliar ? h("span", {class: "muted"}, " · unfamiliar to the detectors") : null,
-      f.confirmed === false && f.note && !f.too_small && !f.cut_off && !f.unfamiliar ? h("span", {class: "muted"}, " · not confirmed by the detector that holds best on unseen photos") : null,
+      f.confirmed === false && f.note && !f.too_small && !f.cut_off && !f.unfamiliar ? h("span", {class: "muted"}, " · not every detector finds it fake on its own") : null,
       i === c.decisive_face && faces.length > 1 ? h("span", {class: "muted"}, " · sets the verdict") : null)));
   }
 

@@ -1,8 +1,8 @@
 // Which badge a check gets: the service's verdict, or the user's own thresholds on P(fake).
 // A moderator's decision and "no face found" are never re-judged by thresholds, and a face the
 // service marks unfamiliar (unlike the faces its detectors learned from) is never called fake
-// or real, and one marked unconfirmed (the detector that holds best on unseen photos does not
-// find it fake) is never called fake. A face the service did not judge (too small, or running
+// or real, and one marked unconfirmed (not every detector finds it fake on its own) is never
+// called fake. A face the service did not judge (too small, or running
 // off the picture's edge) is never called anything by thresholds either.
 
 export const STATES = ["real", "fake", "uncertain", "no_face"];

@@ -31,8 +31,8 @@ from service.threads import named_pool
 CAM_GRID = 32  # side of the stored activation-map grid per face
 UNFAMILIAR_NOTE = ("unlike the faces the detectors learned from: their score is not trusted "
                    "here (UNSURE)")
-UNCONFIRMED_NOTE = ("the detector that holds best on unseen photos does not find it fake on its "
-                    "own: a fake score here is not trusted (UNSURE, not FAKE)")
+UNCONFIRMED_NOTE = ("not every detector finds it fake on its own: a fake score here is not "
+                    "trusted (UNSURE, not FAKE)")
 COLOURLESS_NOTE = ("a black-and-white picture: every black-and-white picture the detectors "
                    "learned from was a real photo, and they catch far fewer fakes without colour, "
                    "so a REAL or UNSURE here says even less than usual")
@@ -350,9 +350,7 @@ class Detector:
                 dist = np.nan if gate is None else float(gate[i * k + ens.gate.view])
                 face["unfamiliar"] = None if np.isnan(dist) else dist > ens.gate.limit
             if ens.agreement is not None:
-                own = member_logit[ens.agreement.member]
-                face["confirmed"] = (None if np.isnan(own) else
-                                     bool(pp.sigmoid(own) >= ens.agreement.threshold))
+                face["confirmed"] = ens.agreement.confirmed(member_logit)
             if prep.too_small[i]:
                 face["verdict"] = "uncertain"
                 face["note"] = (f"face smaller than {self.spec.min_face} px: too small to judge")

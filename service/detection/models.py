@@ -25,7 +25,7 @@ import onnxruntime as ort
 
 from service.detection.cascade import Cascade
 from service.detection.faces import CARD_FILE as FACE_FINDER_CARD_FILE
-from service.detection.preprocess import InputSpec
+from service.detection.preprocess import InputSpec, sigmoid
 
 log = logging.getLogger(__name__)
 
@@ -100,26 +100,37 @@ class Gate:
 
 @dataclass(frozen=True)
 class Agreement:
-    """The agreement rule (`model_export.agree`): a face is called FAKE only when member
-    ``member`` on its own also scores it at or above ``threshold`` (its own card's threshold);
-    otherwise a FAKE score is answered UNSURE. The member is the one whose figures hold best on
-    sources it never saw."""
+    """The agreement rule (`model_export.agree`): a face is called FAKE only when each of the
+    named members on its own also scores it at or above its own card's threshold; otherwise a
+    FAKE score is answered UNSURE. The members are the view cascade's first stage, the ones run
+    on every face."""
 
-    member: int  # index into the ensemble's members
-    name: str
-    threshold: float  # P(fake)
+    members: tuple[int, ...]  # indices into the ensemble's members
+    names: tuple[str, ...]
+    thresholds: tuple[float, ...]  # P(fake), one per member
 
     @classmethod
     def from_card(cls, card: dict | None, members: list[Member]) -> Agreement | None:
         if not card:
             return None
         names = [m.name for m in members]
-        if card["member"] not in names:
-            raise ModelsError(f"agreement: {card['member']!r} is not a member of the ensemble")
-        t = float(card["threshold"])
-        if not 0.0 < t < 1.0:
-            raise ModelsError(f"agreement: threshold {t} is not a probability")
-        return cls(names.index(card["member"]), card["member"], t)
+        own = card.get("members")
+        if not isinstance(own, dict) or not own:
+            raise ModelsError("agreement: members must map member names to thresholds")
+        for name, t in own.items():
+            if name not in names:
+                raise ModelsError(f"agreement: {name!r} is not a member of the ensemble")
+            if not isinstance(t, (int, float)) or not 0.0 < float(t) < 1.0:
+                raise ModelsError(f"agreement: {name}'s threshold {t!r} is not a probability")
+        return cls(tuple(names.index(n) for n in own), tuple(own),
+                   tuple(float(t) for t in own.values()))
+
+    def confirmed(self, member_logit: np.ndarray) -> bool | None:
+        """Whether every member finds the face fake on its own (None: one of them did not run)."""
+        own = member_logit[list(self.members)]
+        if np.isnan(own).any():
+            return None
+        return bool((sigmoid(own) >= np.asarray(self.thresholds)).all())
 
 
 @dataclass
@@ -291,6 +302,7 @@ def load_ensemble(models_dir: Path, device: str = "auto", threads: int = 0) -> E
     ens.agreement = Agreement.from_card(card.get("agreement"), members)
     if ens.max_outside is not None and not 0.0 <= ens.max_outside < 1.0:
         raise ModelsError(f"edge: max_outside {ens.max_outside} is not a share below 1")
-    if ens.agreement and ens.cascade and not ens.cascade.first_mask[ens.agreement.member]:
-        raise ModelsError("agreement: its member must be in the cascade's first stage")
+    if ens.agreement and ens.cascade and not all(ens.cascade.first_mask[j]
+                                                 for j in ens.agreement.members):
+        raise ModelsError("agreement: its members must be in the cascade's first stage")
     return ens

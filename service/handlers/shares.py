@@ -99,7 +99,7 @@ def _faces_rows(check: dict) -> str:
                 " (runs off the picture's edge: not judged)" if f.get("cut_off") else
                 " (unlike the faces the detectors learned from: not called fake or real)"
                 if f.get("unfamiliar") else
-                " (the detector that holds best on unseen photos does not confirm it: not called"
+                " (not every detector finds it fake on its own: not called"
                 " fake)" if f.get("confirmed") is False and f.get("note") else "")  # held back by it
         decisive = " · decided the verdict" if i == check.get("decisive_face") else ""
         models = ", ".join(f"{html.escape(k)} {_pct(v)}" for k, v in (f.get("models") or {}).items())

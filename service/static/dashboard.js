@@ -421,7 +421,7 @@ function facesSection(item) {
     h("td", {}, h("span", { class: "badge " + f.verdict }, verdictWord(f.verdict)), f.too_small ? h("span", { class: "muted" }, " too small") : null,
       f.cut_off ? h("span", { class: "muted", title: "the face runs off the picture's edge: not judged" }, " cut off") : null,
       f.unfamiliar ? h("span", { class: "muted", title: "unlike the faces the detectors learned from: not called fake or real" }, " unfamiliar") : null,
-      f.confirmed === false && f.note && !f.too_small && !f.cut_off && !f.unfamiliar ? h("span", { class: "muted", title: "the detector that holds best on unseen photos does not find it fake on its own: not called fake" }, " unconfirmed") : null),
+      f.confirmed === false && f.note && !f.too_small && !f.cut_off && !f.unfamiliar ? h("span", { class: "muted", title: "not every detector finds it fake on its own: not called fake" }, " unconfirmed") : null),
     models.map((m) => h("td", { class: "num" }, pct(f.models[m])))));
   if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: String(4 + models.length), class: "muted" }, "No face found: not judged.")));
   const whole = h("tr", {}, h("td", {}, h("b", {}, "Image")), h("td", {}), h("td", { class: "num" }, h("b", {}, pct(item.detectors.score))),

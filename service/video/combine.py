@@ -52,7 +52,7 @@ def combine_track(scores: list[float], *, threshold: float, band: tuple[float, f
     """The track's score and verdict from its judged frames' scores (P(fake) each) and, with
     the familiarity gate, whether each of those frames' face is unfamiliar (``gate_holds``: the
     verdicts the gate holds back, `models.Gate.holds`); with the agreement rule, whether its
-    member confirmed each frame's face as fake."""
+    members confirmed each frame's face as fake."""
     if not scores:
         return {"score": None, "verdict": "uncertain", "label": None, "confidence": None,
                 "too_short": True, "consistent": None, "disagreement": None,
@@ -78,8 +78,8 @@ def combine_track(scores: list[float], *, threshold: float, band: tuple[float, f
                        " its score is not trusted here")
     elif out["verdict"] == "fake" and sum(c is False for c in confirmed) * 2 > len(scores):
         out["verdict"] = "uncertain"
-        out["note"] = ("in most of its frames the detector that holds best on unseen photos does"
-                       " not find the face fake on its own: a fake score here is not trusted")
+        out["note"] = ("in most of its frames not every detector finds the face fake on its"
+                       " own: a fake score here is not trusted")
     return out
 
 
