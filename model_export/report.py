@@ -122,6 +122,14 @@ def targets(ens: dict, cards: dict, finder: dict | None) -> str:
             rows.append((f"leave-one-real-source-out ({runs}), with the familiarity gate as "
                          "shipped: at most 5 % of its faces called fake",
                          f"worst {w} {_pc(gated[w])}", all(v <= 0.05 for v in gated.values())))
+        both = {s: v["members_agree"]["reals_called_fake"] for s, v in src.items()
+                if "reals_called_fake" in v.get("members_agree", {})}
+        if both:  # what the agreement rule asks since 2026-12-01 (no gate)
+            w = max(both, key=both.get)
+            rows.append((f"leave-one-real-source-out ({runs}), FAKE needing every member at its "
+                         "own threshold (the agreement rule as shipped, without the gate): at "
+                         "most 5 % of its faces called fake",
+                         f"worst {w} {_pc(both[w])}", all(v <= 0.05 for v in both.values())))
     rows += seed_rows(ens["metrics"].get("leave_one_source_out_seeds"))
     inv = t.get("invariance")
     if inv:
